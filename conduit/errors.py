@@ -1,0 +1,379 @@
+"""Conduit's exceptions, and the one pure function from an HTTP error to the right one.
+
+Every error carries ``.data``: a ``pmap`` of what is known about it (provider, status, body,
+request id, retry-after, ...), so handlers and logs read facts, not message strings.
+"""
+
+from __future__ import annotations
+
+import builtins
+import email.utils
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pyrsistent import PMap, pmap
+
+from conduit._data import freeze
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequestError",
+    "BudgetExceededError",
+    "ConduitError",
+    "ConnectionError",
+    "ContextLengthError",
+    "MaxIterationsError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ProviderError",
+    "RateLimitError",
+    "ServerError",
+    "TimeoutError",
+    "ToolError",
+    "ValidationError",
+    "error_from_response",
+    "is_retryable",
+    "retry_after",
+]
+
+
+class ConduitError(Exception):
+    """Base of every Conduit error; ``.data`` is a ``pmap`` of the facts behind it.
+
+    >>> err = ConduitError("it broke", data={"step": "parse"})
+    >>> str(err), err.data["step"]
+    ('it broke', 'parse')
+    """
+
+    def __init__(self, message: str, *, data: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data: PMap[str, Any] = freeze(data or {})
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.message, dict(self.__dict__)))
+
+
+def _rebuild(cls: type[ConduitError], message: str, state: dict[str, Any]) -> ConduitError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    return err
+
+
+class ValidationError(ConduitError, ValueError):
+    """Input (a request, a message, a model's structured output) is not of the expected shape."""
+
+
+class ProviderError(ConduitError):
+    """A provider answered with an error (HTTP status, or an error event inside a stream).
+
+    >>> err = ProviderError("nope", provider="openai", status_code=418, body={"error": "tea"})
+    >>> err.provider, err.status_code, err.data["status_code"]
+    ('openai', 418, 418)
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        status_code: int | None = None,
+        body: Any = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        should_retry: bool | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        facts = {
+            "provider": provider,
+            "status_code": status_code,
+            "body": body,
+            "request_id": request_id,
+            "retry_after": retry_after,
+            "should_retry": should_retry,
+        }
+        super().__init__(message, data={**facts, **(data or {})})
+        self.provider = provider
+        self.status_code = status_code
+        self.body = body
+        self.request_id = request_id
+        self.retry_after = retry_after
+        self.should_retry = should_retry
+
+
+class BadRequestError(ProviderError):
+    """HTTP 400/413/422: the request is malformed for this provider; fix it, do not retry."""
+
+
+class ContextLengthError(BadRequestError):
+    """The prompt does not fit the model's context window: shorten it (see ``with_window``)."""
+
+
+class AuthenticationError(ProviderError):
+    """HTTP 401: the API key is missing, wrong or revoked."""
+
+
+class PermissionDeniedError(ProviderError):
+    """HTTP 403: the key is valid but may not use this model or resource."""
+
+
+class NotFoundError(ProviderError):
+    """HTTP 404: unknown model or endpoint (check the model name and ``base_url``)."""
+
+
+class RateLimitError(ProviderError):
+    """HTTP 429: slow down; ``retry_after`` holds the provider's advice in seconds, if any."""
+
+
+class ServerError(ProviderError):
+    """HTTP 5xx (Anthropic's 529 "overloaded" included): the provider failed; retry later."""
+
+
+class TimeoutError(ConduitError, builtins.TimeoutError):  # noqa: A001
+    """The call did not finish before its deadline (``with_timeout`` or the HTTP timeout)."""
+
+
+class ConnectionError(ConduitError, builtins.ConnectionError):  # noqa: A001
+    """The provider could not be reached, or the connection broke mid-response."""
+
+
+class ToolError(ConduitError):
+    """A tool failed; ``tool_name`` says which."""
+
+    def __init__(
+        self, message: str, *, tool_name: str = "", data: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, data={"tool_name": tool_name, **(data or {})})
+        self.tool_name = tool_name
+
+
+class MaxIterationsError(ConduitError):
+    """An agent reached ``max_iterations``; ``ctx`` holds the conversation so far."""
+
+    def __init__(
+        self, message: str, *, ctx: Any = None, data: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, data=data)
+        self.ctx = ctx
+
+
+class BudgetExceededError(ConduitError):
+    """A ``with_budget`` limit was reached; ``.data`` holds what was spent and the limits."""
+
+
+_RETRYABLE_STATUS = frozenset({408, 409, 429})
+
+
+def is_retryable(err: BaseException) -> bool:
+    """Return True when *err* is worth retrying: 408/409/429/5xx, timeouts, broken connections.
+
+    An explicit ``x-should-retry`` header from the provider wins, as in the official SDKs.
+
+    >>> is_retryable(RateLimitError("slow down", status_code=429))
+    True
+    >>> is_retryable(BadRequestError("bad", status_code=400))
+    False
+    >>> is_retryable(ServerError("overloaded", status_code=529))
+    True
+    """
+    if isinstance(err, TimeoutError | ConnectionError):
+        return True
+    if not isinstance(err, ProviderError):
+        return False
+    if err.should_retry is not None:
+        return err.should_retry
+    status = err.status_code
+    if status is None:
+        return isinstance(err, RateLimitError | ServerError)
+    return status in _RETRYABLE_STATUS or status >= 500
+
+
+def _lower(headers: Mapping[str, str] | None) -> dict[str, str]:
+    return {k.lower(): v for k, v in (headers or {}).items()}
+
+
+def retry_after(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
+    """Return the seconds a provider asked us to wait, from its response headers, or None.
+
+    Reads ``retry-after-ms``, then ``retry-after`` as seconds or as an HTTP date. A date is
+    measured against the response's own ``Date`` header (the server's clock), else *now*.
+
+    >>> retry_after({"Retry-After": "2"})
+    2.0
+    >>> retry_after({"retry-after-ms": "1500", "retry-after": "9"})
+    1.5
+    >>> retry_after({"retry-after": "Wed, 21 Oct 2026 07:28:05 GMT",
+    ...              "date": "Wed, 21 Oct 2026 07:28:00 GMT"})
+    5.0
+    >>> retry_after({"retry-after": "soon"}) is None
+    True
+    """
+    h = _lower(headers)
+    if "retry-after-ms" in h:
+        seconds = _number(h["retry-after-ms"])
+        if seconds is not None:
+            return max(seconds / 1000.0, 0.0)
+    value = h.get("retry-after")
+    if value is None:
+        return None
+    seconds = _number(value)
+    if seconds is not None:
+        return max(seconds, 0.0)
+    when = _http_date(value)
+    base = _http_date(h["date"]) if "date" in h else now
+    if when is None or base is None:
+        return None
+    return max(when - base, 0.0)
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _http_date(text: str) -> float | None:
+    try:
+        return email.utils.parsedate_to_datetime(text).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+_CONTEXT_PATTERNS = re.compile(
+    r"context[_ ]length|context window|maximum context|prompt is too long|too many tokens"
+    r"|reduce the length of the messages",
+    re.IGNORECASE,
+)
+
+_BY_STATUS: dict[int, type[ProviderError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    413: BadRequestError,
+    422: BadRequestError,
+    429: RateLimitError,
+}
+
+# Error types named inside bodies (Anthropic and OpenAI), for errors that arrive mid-stream.
+_BY_TYPE: dict[str, tuple[type[ProviderError], int | None]] = {
+    "invalid_request_error": (BadRequestError, 400),
+    "authentication_error": (AuthenticationError, 401),
+    "permission_error": (PermissionDeniedError, 403),
+    "not_found_error": (NotFoundError, 404),
+    "request_too_large": (BadRequestError, 413),
+    "rate_limit_error": (RateLimitError, 429),
+    "api_error": (ServerError, 500),
+    "server_error": (ServerError, 500),
+    "overloaded_error": (ServerError, 529),
+}
+
+
+def _parse_body(body: Any) -> Any:
+    if isinstance(body, bytes | bytearray):
+        body = body.decode("utf-8", "replace")
+    if isinstance(body, str):
+        try:
+            return json.loads(body)
+        except ValueError:
+            return body
+    return body
+
+
+def _error_fields(body: Any) -> tuple[str, str | None, str | None]:
+    """Return (message, type, code) from any provider's error body."""
+    err = body.get("error", body) if isinstance(body, Mapping) else body
+    if isinstance(err, Mapping):
+        message = err.get("message") or json.dumps(_plain(err))[:500]
+        return str(message), _opt_str(err.get("type")), _opt_str(err.get("code"))
+    if isinstance(err, str) and err:
+        return err[:500], None, None
+    return "", None, None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple) or type(value).__name__ == "PVector":
+        return [_plain(v) for v in value]
+    return value
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _should_retry(headers: dict[str, str]) -> bool | None:
+    flag = headers.get("x-should-retry")
+    return None if flag is None else flag.strip().lower() == "true"
+
+
+def error_from_response(
+    provider: str,
+    status: int | None,
+    headers: Mapping[str, str] | None,
+    body: Any,
+    *,
+    now: float | None = None,
+) -> ProviderError:
+    """Return the right :class:`ProviderError` subclass for a provider's error answer.
+
+    *status* is None for an error event inside a stream; then the body's error type decides.
+
+    >>> err = error_from_response("anthropic", 429, {"retry-after": "3"},
+    ...     b'{"type":"error","error":{"type":"rate_limit_error","message":"slow"}}')
+    >>> type(err).__name__, err.retry_after, err.status_code
+    ('RateLimitError', 3.0, 429)
+    >>> type(error_from_response("openai", 400, {}, {"error": {"message": "x",
+    ...     "code": "context_length_exceeded"}})).__name__
+    'ContextLengthError'
+    """
+    parsed = _parse_body(body)
+    h = _lower(headers)
+    message, err_type, code = _error_fields(parsed)
+    cls: type[ProviderError]
+    if status is None and err_type in _BY_TYPE:
+        cls, status = _BY_TYPE[err_type]
+    elif status is None:
+        cls = ServerError
+    elif status in _BY_STATUS:
+        cls = _BY_STATUS[status]
+    else:
+        cls = ServerError if status >= 500 else ProviderError
+    if issubclass(cls, BadRequestError) and (
+        code == "context_length_exceeded" or _CONTEXT_PATTERNS.search(message)
+    ):
+        cls = ContextLengthError
+    request_id = h.get("x-request-id") or h.get("request-id")
+    if request_id is None and isinstance(parsed, Mapping):
+        request_id = _opt_str(parsed.get("request_id"))
+    where = f"HTTP {status}" if status is not None else "stream error"
+    text = f"{provider} {where}: {message or 'no error message in the response body'}"
+    hint = _HINTS.get(cls)
+    return cls(
+        f"{text} ({hint})" if hint else text,
+        provider=provider,
+        status_code=status,
+        body=freeze(parsed),
+        request_id=request_id,
+        retry_after=retry_after(h, now),
+        should_retry=_should_retry(h),
+        data={"error_type": err_type, "error_code": code},
+    )
+
+
+_HINTS: dict[type[ProviderError], str] = {
+    AuthenticationError: "check the API key in the request or the provider's environment variable",
+    PermissionDeniedError: "this key may not use that model or resource",
+    NotFoundError: "check the model name and base_url",
+    ContextLengthError: "shorten the conversation, e.g. with c.with_window or c.with_token_limit",
+    RateLimitError: "slow down or add c.with_retry / c.with_rate_limit",
+    ServerError: "the provider failed; c.with_retry retries this",
+}

@@ -1,0 +1,234 @@
+"""Middleware as data: a flow recorded on the request, stacked around the call by handlers.
+
+A *flow* is a generator function ``flow(req, **options)``: code before ``yield`` is the enter
+stage, code after it the leave stage, ``try``/``except`` around it the error stage, ``return``
+before yielding terminates, and yielding again re-enters (retries) the inner handler.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import Any
+
+import attrs
+from pyrsistent import PMap, PVector, pmap, pvector
+
+from conduit._data import freeze
+from conduit._drive import (
+    AsyncStreamFn,
+    Done,
+    StreamFn,
+    adrive,
+    adrive_stream,
+    drive,
+    drive_stream,
+)
+from conduit._types import AsyncHandler, Flow, Handler, Request, Transform
+from conduit.errors import ValidationError
+from conduit.request import as_request
+
+__all__ = [
+    "Middleware",
+    "acall_with",
+    "add_middleware",
+    "astream_with",
+    "call_with",
+    "configurable",
+    "middleware",
+    "middlewares",
+    "on_request",
+    "on_response",
+    "stream_with",
+    "with_middleware",
+]
+
+
+@attrs.frozen
+class Middleware:
+    """A flow and its options, as recorded on a request (pickles when its flow does).
+
+    >>> def shout(req):
+    ...     ctx = yield req
+    ...     return ctx
+    >>> middleware(shout).name
+    'shout'
+    """
+
+    flow: Callable[..., Flow]
+    name: str
+    options: PMap[str, Any] = pmap()
+
+    def start(self, req: Request) -> Flow:
+        """Return a fresh flow generator for *req*."""
+        return self.flow(req, **self.options)
+
+    def wrap(self, handler: Handler) -> Handler:
+        """Return *handler* wrapped in this middleware (sync)."""
+        return functools.partial(_call, self, handler)
+
+    def awrap(self, handler: AsyncHandler) -> AsyncHandler:
+        """Return *handler* wrapped in this middleware (async)."""
+        return functools.partial(_acall, self, handler)
+
+
+def _call(mw: Middleware, handler: Handler, req: Request) -> Request:
+    return drive(mw.name, mw.start(req), handler)
+
+
+async def _acall(mw: Middleware, handler: AsyncHandler, req: Request) -> Request:
+    return await adrive(mw.name, mw.start(req), handler)
+
+
+def middleware(flow: Callable[..., Flow], *, name: str | None = None, **options: Any) -> Middleware:
+    """Return a :class:`Middleware` running *flow*, called as ``flow(req, **options)``.
+
+    >>> from toolz import pipe
+    >>> import conduit as c
+    >>> def tag(req, label):
+    ...     ctx = yield req
+    ...     return ctx.set("label", label)
+    >>> ctx = pipe(c.request("m", "hi"), c.with_middleware(middleware(tag, label="x")), c.mock_call)
+    >>> ctx["label"], c.content(ctx)
+    ('x', 'hi')
+    """
+    if not callable(flow):
+        raise ValidationError(f"middleware needs a generator function, got {flow!r:.60}")
+    return Middleware(flow=flow, name=name or getattr(flow, "__name__", "middleware"),
+                      options=freeze(options))
+
+
+def middlewares(req: Mapping[str, Any]) -> PVector[Middleware]:
+    """Return the middleware recorded on *req*, outermost first.
+
+    >>> len(middlewares(as_request({"model": "m"})))
+    0
+    """
+    return req.get("middleware") or pvector()  # type: ignore[no-any-return]
+
+
+def add_middleware(req: Any, mw: Middleware) -> Request:
+    """Return *req* with *mw* recorded innermost of its middleware."""
+    req = as_request(req)
+    return req.set("middleware", middlewares(req).append(mw))
+
+
+def with_middleware(*flows: Middleware | Callable[..., Flow]) -> Transform:
+    """Return a transform recording *flows* (middleware or bare flow functions), in order.
+
+    >>> from toolz import pipe
+    >>> import conduit as c
+    >>> def noop(req):
+    ...     return (yield req)
+    >>> [m.name for m in middlewares(pipe(c.request("m"), with_middleware(noop)))]
+    ['noop']
+    """
+    mws = tuple(f if isinstance(f, Middleware) else middleware(f) for f in flows)
+
+    def with_middleware(req: Any) -> Request:
+        req = as_request(req)
+        return req.set("middleware", middlewares(req).extend(mws))
+
+    return with_middleware
+
+
+def configurable(make: Callable[..., Middleware], name: str) -> Callable[..., Any]:
+    """Return a ``with_*`` transform usable bare (``with_x(req)``) or configured (``with_x(k=v)``).
+
+    *make* builds the :class:`Middleware` from the keyword options.
+    """
+
+    def with_(req: Any = None, /, **options: Any) -> Any:
+        if req is None:
+            configured = functools.partial(with_, **options) if options else with_
+            return _named(configured, name)
+        return add_middleware(req, make(**options))
+
+    return _named(with_, name)
+
+
+def _named(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
+    if isinstance(fn, functools.partial):
+        fn = functools.update_wrapper(fn, fn.func)  # gives the partial a __name__
+    fn.__name__ = fn.__qualname__ = name
+    return fn
+
+
+def _transform_flow(req: Request, transform: Transform) -> Flow:
+    return (yield transform(req))
+
+
+def _response_flow(req: Request, transform: Transform) -> Flow:
+    return transform((yield req))
+
+
+def on_request(transform: Transform, *, name: str | None = None) -> Middleware:
+    """Return middleware applying *transform* to the request on the way in (Ring's ``*-request``).
+
+    >>> from toolz import pipe
+    >>> import conduit as c
+    >>> up = on_request(lambda r: r.set("model", "big"), name="up")
+    >>> pipe(c.request("small", "hi"), c.with_middleware(up), c.mock_call)["response"]["model"]
+    'big'
+    """
+    return middleware(_transform_flow, name=name or _name(transform), transform=transform)
+
+
+def on_response(transform: Transform, *, name: str | None = None) -> Middleware:
+    """Return middleware applying *transform* to the context on the way out (``*-response``)."""
+    return middleware(_response_flow, name=name or _name(transform), transform=transform)
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__name__", type(fn).__name__)
+
+
+def call_with(base: Handler, req: Any) -> Request:
+    """Call *base* with *req*, inside the middleware recorded on *req* (outermost first)."""
+    req = as_request(req)
+    handler = base
+    for mw in reversed(middlewares(req)):
+        handler = mw.wrap(handler)
+    return handler(req)
+
+
+async def acall_with(base: AsyncHandler, req: Any) -> Request:
+    """The async twin of :func:`call_with`."""
+    req = as_request(req)
+    handler = base
+    for mw in reversed(middlewares(req)):
+        handler = mw.awrap(handler)
+    return await handler(req)
+
+
+def stream_with(base: StreamFn, req: Any) -> Iterator[Any]:
+    """Iterate the events of *base* for *req*, inside the middleware recorded on *req*.
+
+    *base* yields events and ends with a :class:`Done`; middleware sees the collected context.
+    """
+    req = as_request(req)
+    layer = base
+    for mw in reversed(middlewares(req)):
+        layer = functools.partial(_stream_layer, mw, layer)
+    for item in layer(req):
+        if not isinstance(item, Done):
+            yield item
+
+
+def _stream_layer(mw: Middleware, inner: StreamFn, req: Request) -> Iterator[Any]:
+    return drive_stream(mw.name, mw.start(req), inner)
+
+
+def _astream_layer(mw: Middleware, inner: AsyncStreamFn, req: Request) -> AsyncIterator[Any]:
+    return adrive_stream(mw.name, mw.start(req), inner)
+
+
+async def astream_with(base: AsyncStreamFn, req: Any) -> AsyncIterator[Any]:
+    """The async twin of :func:`stream_with`."""
+    req = as_request(req)
+    layer = base
+    for mw in reversed(middlewares(req)):
+        layer = functools.partial(_astream_layer, mw, layer)
+    async for item in layer(req):
+        if not isinstance(item, Done):
+            yield item

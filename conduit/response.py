@@ -1,0 +1,88 @@
+"""The response map (DESIGN §2) and its usage record: builders that fill the defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pyrsistent import PMap, pmap, pvector
+
+from conduit._data import freeze
+from conduit.errors import ValidationError
+
+__all__ = ["STOP_REASONS", "make_response", "make_tool_call", "make_usage"]
+
+STOP_REASONS = ("end_turn", "tool_use", "max_tokens", "stop_sequence", "content_filter")
+
+
+def make_usage(
+    input_tokens: int = 0,
+    output_tokens: int = 0,
+    *,
+    cache_read_tokens: int | None = None,
+    cache_creation_tokens: int | None = None,
+) -> PMap[str, Any]:
+    """Return a usage map; ``total_tokens`` is derived and cache counts appear only when known.
+
+    >>> make_usage(10, 5)["total_tokens"]
+    15
+    >>> "cache_read_tokens" in make_usage(1, 1)
+    False
+    """
+    fields: dict[str, Any] = {
+        "input_tokens": int(input_tokens),
+        "output_tokens": int(output_tokens),
+        "total_tokens": int(input_tokens) + int(output_tokens),
+    }
+    if cache_read_tokens is not None:
+        fields["cache_read_tokens"] = int(cache_read_tokens)
+    if cache_creation_tokens is not None:
+        fields["cache_creation_tokens"] = int(cache_creation_tokens)
+    return pmap(fields)
+
+
+def make_tool_call(id: str, name: str, arguments: Mapping[str, Any] | None = None,
+                   **extra: Any) -> PMap[str, Any]:
+    """Return a tool call map (arguments already parsed).
+
+    >>> make_tool_call("c1", "add", {"a": 1})["arguments"]["a"]
+    1
+    """
+    if not name:
+        raise ValidationError(f"tool call {id!r} has no tool name")
+    return freeze({"id": id, "name": name, "arguments": dict(arguments or {}), **extra})
+
+
+def make_response(
+    content: Any = "",
+    *,
+    model: str = "",
+    id: str | None = None,
+    stop_reason: str | None = None,
+    usage: Mapping[str, Any] | None = None,
+    tool_calls: Iterable[Any] = (),
+    **extra: Any,
+) -> PMap[str, Any]:
+    """Return a response map with every DESIGN §2 key; the stop reason follows the tool calls.
+
+    >>> r = make_response("Hi", model="m")
+    >>> r["stop_reason"], r["usage"]["total_tokens"], len(r["tool_calls"])
+    ('end_turn', 0, 0)
+    >>> make_response(tool_calls=[make_tool_call("c", "f")])["stop_reason"]
+    'tool_use'
+    """
+    calls = pvector(freeze(list(tool_calls)))
+    reason = stop_reason or ("tool_use" if calls else "end_turn")
+    if reason not in STOP_REASONS:
+        raise ValidationError(f"stop_reason {reason!r} is not one of {', '.join(STOP_REASONS)}")
+    fields = {
+        "role": "assistant",
+        "content": freeze(content),
+        "model": model,
+        "id": id,
+        "stop_reason": reason,
+        "usage": freeze(usage) if usage is not None else make_usage(),
+        "tool_calls": calls,
+        **{k: freeze(v) for k, v in extra.items()},
+    }
+    return pmap(fields)

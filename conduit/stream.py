@@ -1,0 +1,130 @@
+"""Stream events (DESIGN §2): folding them into a response, and a response back into events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from pyrsistent import PMap, pmap
+from toolz import reduce
+
+from conduit._data import freeze, thaw
+from conduit.request import text
+from conduit.response import make_response, make_tool_call, make_usage
+
+__all__ = ["collect", "collect_step", "parse_arguments", "response_events"]
+
+_START: PMap[str, Any] = pmap(
+    {"model": "", "id": None, "text": (), "calls": pmap(), "stop_reason": None, "usage": None}
+)
+
+
+def collect_step(state: PMap[str, Any], event: Mapping[str, Any]) -> PMap[str, Any]:
+    """Return the fold *state* after one *event* (the reducer behind :func:`collect`)."""
+    kind = event.get("type")
+    if kind == "message_start":
+        return state.update({k: event[k] for k in ("model", "id") if event.get(k) is not None})
+    if kind == "content_delta":
+        return state.set("text", (*state["text"], event.get("text") or ""))
+    if kind == "tool_call_start":
+        call = pmap({"id": event.get("id") or "", "name": event.get("name") or "", "args": ()})
+        return state.set("calls", state["calls"].set(event["index"], call))
+    if kind == "tool_call_delta":
+        index = event["index"]
+        call = state["calls"].get(index) or pmap({"id": "", "name": "", "args": ()})
+        delta = event.get("arguments_delta") or ""
+        return state.set("calls", state["calls"].set(index, call.set("args", (*call["args"], delta))))
+    if kind == "message_end":
+        return state.update({"stop_reason": event.get("stop_reason"), "usage": event.get("usage")})
+    return state
+
+
+def parse_arguments(raw: str) -> tuple[PMap[str, Any], str | None]:
+    """Return (parsed arguments, error) for a tool call's JSON arguments text.
+
+    >>> parse_arguments('{"a": 1}')[0]["a"]
+    1
+    >>> parse_arguments('{"a": ')[1]
+    'invalid JSON in tool arguments: Expecting value at char 6'
+    >>> parse_arguments("")[0] == {}
+    True
+    """
+    if not raw.strip():
+        return pmap(), None
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return pmap(), f"invalid JSON in tool arguments: {exc.msg} at char {exc.pos}"
+    if not isinstance(value, dict):
+        return pmap(), f"tool arguments must be a JSON object, got {type(value).__name__}"
+    return freeze(value), None
+
+
+def _tool_call(call: Mapping[str, Any]) -> PMap[str, Any]:
+    raw = "".join(call["args"])
+    args, error = parse_arguments(raw)
+    extra = {"raw_arguments": raw, "arguments_error": error} if error else {}
+    return make_tool_call(call["id"], call["name"] or "unknown", args, **extra)
+
+
+def collect(events: Iterable[Mapping[str, Any]]) -> PMap[str, Any]:
+    """Return the response that a sequence of stream events describes.
+
+    >>> events = [{"type": "message_start", "model": "m", "id": "r1"},
+    ...           {"type": "content_delta", "text": "Hel"}, {"type": "content_delta", "text": "lo"},
+    ...           {"type": "message_end", "stop_reason": "end_turn",
+    ...            "usage": {"input_tokens": 3, "output_tokens": 2, "total_tokens": 5}}]
+    >>> r = collect(events)
+    >>> r["content"], r["model"], r["usage"]["total_tokens"]
+    ('Hello', 'm', 5)
+    """
+    state = reduce(collect_step, events, _START)
+    calls = [_tool_call(state["calls"][i]) for i in sorted(state["calls"])]
+    return make_response(
+        "".join(state["text"]),
+        model=state["model"],
+        id=state["id"],
+        stop_reason=state["stop_reason"],
+        usage=state["usage"] if state["usage"] is not None else make_usage(),
+        tool_calls=calls,
+    )
+
+
+def _chunks(s: str) -> Iterator[str]:
+    """Split text into word-sized pieces, whitespace kept with the word before it."""
+    start = 0
+    for i in range(1, len(s)):
+        if s[i - 1].isspace() and not s[i].isspace():
+            yield s[start:i]
+            start = i
+    if start < len(s):
+        yield s[start:]
+
+
+def response_events(response: Mapping[str, Any]) -> Iterator[PMap[str, Any]]:
+    """Yield stream events that :func:`collect` folds back into *response* (replays, mocks).
+
+    >>> r = make_response("Hi there", model="m", id="x")
+    >>> [e["type"] for e in response_events(r)]
+    ['message_start', 'content_delta', 'content_delta', 'message_end']
+    >>> collect(response_events(r)) == r
+    True
+    """
+    yield pmap({"type": "message_start", "model": response.get("model", ""),
+                "id": response.get("id")})
+    for piece in _chunks(text(response.get("content", ""))):
+        yield pmap({"type": "content_delta", "text": piece})
+    for i, call in enumerate(response.get("tool_calls") or ()):
+        yield pmap({"type": "tool_call_start", "index": i, "id": call["id"], "name": call["name"]})
+        raw = call.get("raw_arguments")
+        if raw is None:
+            raw = json.dumps(thaw(call.get("arguments") or {}))
+        half = len(raw) // 2
+        for piece in (raw[:half], raw[half:]):
+            if piece:
+                yield pmap({"type": "tool_call_delta", "index": i, "arguments_delta": piece})
+        yield pmap({"type": "tool_call_end", "index": i})
+    yield pmap({"type": "message_end", "stop_reason": response.get("stop_reason") or "end_turn",
+                "usage": freeze(response.get("usage") or make_usage())})
+
