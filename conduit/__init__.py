@@ -12,10 +12,8 @@ functions over it::
 Modules that pull in heavy dependencies (httpx, numpy) load on first use of one of their names.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
+import importlib as _importlib
+import typing as _typing
 
 from conduit._data import Secret, freeze, thaw
 from conduit.errors import (
@@ -81,11 +79,11 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {}
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'conduit' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(_importlib.import_module(module), name)
     globals()[name] = value
     return value
 

@@ -127,7 +127,7 @@ def drive_stream(name: str, flow: Flow, inner: StreamFn) -> Iterator[Any]:
             pause, req = effects(req)
             if pause > 0:
                 time.sleep(pause)
-            out: Request | None = None
+            out: Request = req
             try:
                 for item in inner(req):
                     if isinstance(item, Done):
@@ -159,7 +159,7 @@ async def adrive_stream(name: str, flow: Flow, inner: AsyncStreamFn) -> AsyncIte
             pause, req = effects(req)
             if pause > 0:
                 await asyncio.sleep(pause)
-            out: Request | None = None
+            out: Request = req
             try:
                 async for item in inner(req):
                     if isinstance(item, Done):

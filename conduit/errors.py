@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pyrsistent import PMap, pmap
+from pyrsistent import PMap
 
 from conduit._data import freeze
 
@@ -135,11 +135,11 @@ class ServerError(ProviderError):
     """HTTP 5xx (Anthropic's 529 "overloaded" included): the provider failed; retry later."""
 
 
-class TimeoutError(ConduitError, builtins.TimeoutError):  # noqa: A001
+class TimeoutError(ConduitError, builtins.TimeoutError):
     """The call did not finish before its deadline (``with_timeout`` or the HTTP timeout)."""
 
 
-class ConnectionError(ConduitError, builtins.ConnectionError):  # noqa: A001
+class ConnectionError(ConduitError, builtins.ConnectionError):
     """The provider could not be reached, or the connection broke mid-response."""
 
 
@@ -291,11 +291,16 @@ def _error_fields(body: Any) -> tuple[str, str | None, str | None]:
     """Return (message, type, code) from any provider's error body."""
     err = body.get("error", body) if isinstance(body, Mapping) else body
     if isinstance(err, Mapping):
-        message = err.get("message") or json.dumps(_plain(err))[:500]
-        return str(message), _opt_str(err.get("type")), _opt_str(err.get("code"))
+        message = err.get("message") or json.dumps(_plain(err))
+        return _clip(str(message)), _opt_str(err.get("type")), _opt_str(err.get("code"))
     if isinstance(err, str) and err:
-        return err[:500], None, None
+        return _clip(err), None, None
     return "", None, None
+
+
+def _clip(message: str, limit: int = 500) -> str:
+    """Keep error messages readable; the whole body stays on ``err.body``."""
+    return message if len(message) <= limit else message[:limit] + "... (truncated; see err.body)"
 
 
 def _plain(value: Any) -> Any:

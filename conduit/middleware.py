@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 from pyrsistent import PMap, PVector, pmap, pvector
 
-from conduit._data import freeze
+from conduit._data import freeze_map
 from conduit._drive import (
     AsyncStreamFn,
     Done,
@@ -57,7 +57,7 @@ class Middleware:
 
     flow: Callable[..., Flow]
     name: str
-    options: PMap[str, Any] = pmap()
+    options: PMap[str, Any] = attrs.field(factory=pmap)
 
     def start(self, req: Request) -> Flow:
         """Return a fresh flow generator for *req*."""
@@ -94,8 +94,8 @@ def middleware(flow: Callable[..., Flow], *, name: str | None = None, **options:
     """
     if not callable(flow):
         raise ValidationError(f"middleware needs a generator function, got {flow!r:.60}")
-    return Middleware(flow=flow, name=name or getattr(flow, "__name__", "middleware"),
-                      options=freeze(options))
+    label = name or str(getattr(flow, "__name__", "middleware"))
+    return Middleware(flow=flow, name=label, options=freeze_map(options))
 
 
 def middlewares(req: Mapping[str, Any]) -> PVector[Middleware]:
@@ -104,13 +104,14 @@ def middlewares(req: Mapping[str, Any]) -> PVector[Middleware]:
     >>> len(middlewares(as_request({"model": "m"})))
     0
     """
-    return req.get("middleware") or pvector()  # type: ignore[no-any-return]
+    found: PVector[Middleware] = req.get("middleware") or pvector()
+    return found
 
 
 def add_middleware(req: Any, mw: Middleware) -> Request:
     """Return *req* with *mw* recorded innermost of its middleware."""
-    req = as_request(req)
-    return req.set("middleware", middlewares(req).append(mw))
+    frozen = as_request(req)
+    return frozen.set("middleware", middlewares(frozen).append(mw))
 
 
 def with_middleware(*flows: Middleware | Callable[..., Flow]) -> Transform:
@@ -126,8 +127,8 @@ def with_middleware(*flows: Middleware | Callable[..., Flow]) -> Transform:
     mws = tuple(f if isinstance(f, Middleware) else middleware(f) for f in flows)
 
     def with_middleware(req: Any) -> Request:
-        req = as_request(req)
-        return req.set("middleware", middlewares(req).extend(mws))
+        frozen = as_request(req)
+        return frozen.set("middleware", middlewares(frozen).extend(mws))
 
     return with_middleware
 

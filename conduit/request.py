@@ -7,10 +7,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pyrsistent import PMap, PVector, pmap, pvector
-from toolz import curry
 
-from conduit._data import Secret, freeze
-from conduit._types import Request
+from conduit._data import Secret, freeze, freeze_map
+from conduit._types import Request, Transform
 from conduit.errors import ValidationError
 
 __all__ = [
@@ -60,7 +59,7 @@ def image_url(url: str) -> PMap[str, Any]:
     >>> image_url("https://example.com/cat.png")["source"]["url"]
     'https://example.com/cat.png'
     """
-    return freeze({"type": "image", "source": {"type": "url", "url": url}})
+    return freeze_map({"type": "image", "source": {"type": "url", "url": url}})
 
 
 def image_base64(data: str, media_type: str = "image/png") -> PMap[str, Any]:
@@ -69,7 +68,8 @@ def image_base64(data: str, media_type: str = "image/png") -> PMap[str, Any]:
     >>> image_base64("iVBORw0KGgo=", "image/png")["source"]["media_type"]
     'image/png'
     """
-    return freeze({"type": "image", "source": {"type": "base64", "data": data, "media_type": media_type}})
+    source = {"type": "base64", "data": data, "media_type": media_type}
+    return freeze_map({"type": "image", "source": source})
 
 
 def _blocks(parts: Iterable[Any]) -> PVector[Any]:
@@ -147,13 +147,13 @@ def _as_message(m: Any, i: int) -> PMap[str, Any]:
     if role not in ROLES:
         raise ValidationError(f"message {i} has role {role!r}; expected one of {', '.join(ROLES)}")
     body = m.get("content")
-    if not isinstance(body, str) and not isinstance(body, list | tuple | PVector):
-        if not (body is None and role == "assistant"):
-            raise ValidationError(
-                f"message {i} ({role}) has content of type {type(body).__name__}; "
-                "expected a string or a list of blocks"
-            )
-    frozen: PMap[str, Any] = freeze(m)
+    valid = isinstance(body, str | list | tuple | PVector) or (body is None and role == "assistant")
+    if not valid:
+        raise ValidationError(
+            f"message {i} ({role}) has content of type {type(body).__name__}; "
+            "expected a string or a list of blocks"
+        )
+    frozen = freeze_map(m)
     return frozen if body is not None else frozen.set("content", "")
 
 
@@ -216,38 +216,48 @@ def as_request(req: Any) -> Request:
     return built.update(freeze(extra)) if extra else built
 
 
-@curry
-def set_model(model: str, req: Request) -> Request:
-    """Return *req* with ``"model"`` set to *model* (the same object if it already is).
+def set_model(model: str) -> Transform:
+    """Return a transform setting ``"model"`` to *model* (the same object if it already is).
 
     >>> from toolz import pipe
     >>> pipe(request("small"), set_model("large"))["model"]
     'large'
     """
-    return req if req.get("model") == model else req.set("model", model)
+
+    def set_model(req: Request) -> Request:
+        return req if req.get("model") == model else req.set("model", model)
+
+    return set_model
 
 
-@curry
-def set_options(options: Mapping[str, Any], req: Request) -> Request:
-    """Return *req* with sampling *options* merged into ``"options"``.
+def set_options(options: Mapping[str, Any]) -> Transform:
+    """Return a transform merging sampling *options* into ``"options"``.
 
     >>> from toolz import pipe
     >>> pipe(request("m"), set_options({"temperature": 0}))["options"]["temperature"]
     0
     """
-    merged = req["options"].update(freeze(dict(options)))
-    return req if merged == req["options"] else req.set("options", merged)
+    frozen = freeze(dict(options))
+
+    def set_options(req: Request) -> Request:
+        merged = req["options"].update(frozen)
+        return req if merged == req["options"] else req.set("options", merged)
+
+    return set_options
 
 
-@curry
-def add_message(msg: Any, req: Request) -> Request:
-    """Return *req* with *msg* appended to its messages.
+def add_message(msg: Any) -> Transform:
+    """Return a transform appending *msg* to the messages.
 
     >>> from toolz import pipe
     >>> len(pipe(request("m", [user("a")]), add_message(assistant("b")))["messages"])
     2
     """
-    return req.set("messages", req["messages"].append(_as_message(msg, len(req["messages"]))))
+
+    def add_message(req: Request) -> Request:
+        return req.set("messages", req["messages"].append(_as_message(msg, len(req["messages"]))))
+
+    return add_message
 
 
 def last_message(req: Request) -> PMap[str, Any] | None:
@@ -311,7 +321,7 @@ def usage(x: Mapping[str, Any]) -> PMap[str, Any]:
     """
     found = _response_or_message(x).get("usage")
     empty = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
-    return freeze(found if found is not None else empty)  # type: ignore[no-any-return]
+    return freeze_map(found if found is not None else empty)
 
 
 def response_message(response: Mapping[str, Any]) -> PMap[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from pyrsistent import PMap, pmap, pvector
 
-from conduit._data import freeze
+from conduit._data import freeze, freeze_map
 from conduit.errors import ValidationError
 
 __all__ = ["STOP_REASONS", "make_response", "make_tool_call", "make_usage"]
@@ -41,8 +41,9 @@ def make_usage(
     return pmap(fields)
 
 
-def make_tool_call(id: str, name: str, arguments: Mapping[str, Any] | None = None,
-                   **extra: Any) -> PMap[str, Any]:
+def make_tool_call(
+    id: str, name: str, arguments: Mapping[str, Any] | None = None, **extra: Any
+) -> PMap[str, Any]:
     """Return a tool call map (arguments already parsed).
 
     >>> make_tool_call("c1", "add", {"a": 1})["arguments"]["a"]
@@ -50,7 +51,7 @@ def make_tool_call(id: str, name: str, arguments: Mapping[str, Any] | None = Non
     """
     if not name:
         raise ValidationError(f"tool call {id!r} has no tool name")
-    return freeze({"id": id, "name": name, "arguments": dict(arguments or {}), **extra})
+    return freeze_map({"id": id, "name": name, "arguments": dict(arguments or {}), **extra})
 
 
 def make_response(

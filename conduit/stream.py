@@ -22,9 +22,11 @@ _START: PMap[str, Any] = pmap(
 
 def collect_step(state: PMap[str, Any], event: Mapping[str, Any]) -> PMap[str, Any]:
     """Return the fold *state* after one *event* (the reducer behind :func:`collect`)."""
+    new: PMap[str, Any]
     kind = event.get("type")
     if kind == "message_start":
-        return state.update({k: event[k] for k in ("model", "id") if event.get(k) is not None})
+        new = state.update({k: event[k] for k in ("model", "id") if event.get(k) is not None})
+        return new
     if kind == "content_delta":
         return state.set("text", (*state["text"], event.get("text") or ""))
     if kind == "tool_call_start":
@@ -34,9 +36,12 @@ def collect_step(state: PMap[str, Any], event: Mapping[str, Any]) -> PMap[str, A
         index = event["index"]
         call = state["calls"].get(index) or pmap({"id": "", "name": "", "args": ()})
         delta = event.get("arguments_delta") or ""
-        return state.set("calls", state["calls"].set(index, call.set("args", (*call["args"], delta))))
+        return state.set(
+            "calls", state["calls"].set(index, call.set("args", (*call["args"], delta)))
+        )
     if kind == "message_end":
-        return state.update({"stop_reason": event.get("stop_reason"), "usage": event.get("usage")})
+        new = state.update({"stop_reason": event.get("stop_reason"), "usage": event.get("usage")})
+        return new
     return state
 
 
@@ -111,8 +116,9 @@ def response_events(response: Mapping[str, Any]) -> Iterator[PMap[str, Any]]:
     >>> collect(response_events(r)) == r
     True
     """
-    yield pmap({"type": "message_start", "model": response.get("model", ""),
-                "id": response.get("id")})
+    yield pmap(
+        {"type": "message_start", "model": response.get("model", ""), "id": response.get("id")}
+    )
     for piece in _chunks(text(response.get("content", ""))):
         yield pmap({"type": "content_delta", "text": piece})
     for i, call in enumerate(response.get("tool_calls") or ()):
@@ -125,6 +131,10 @@ def response_events(response: Mapping[str, Any]) -> Iterator[PMap[str, Any]]:
             if piece:
                 yield pmap({"type": "tool_call_delta", "index": i, "arguments_delta": piece})
         yield pmap({"type": "tool_call_end", "index": i})
-    yield pmap({"type": "message_end", "stop_reason": response.get("stop_reason") or "end_turn",
-                "usage": freeze(response.get("usage") or make_usage())})
-
+    yield pmap(
+        {
+            "type": "message_end",
+            "stop_reason": response.get("stop_reason") or "end_turn",
+            "usage": freeze(response.get("usage") or make_usage()),
+        }
+    )

@@ -22,7 +22,7 @@ from conduit._drive import Done
 from conduit._types import Request
 from conduit.errors import ConduitError, ServerError, ValidationError
 from conduit.middleware import acall_with, astream_with, call_with, stream_with
-from conduit.request import last_message, text
+from conduit.request import text
 from conduit.response import make_response, make_tool_call, make_usage
 from conduit.stream import collect, response_events
 from conduit.tokens import estimate_message_tokens, estimate_tokens
@@ -120,21 +120,20 @@ def mock_script(
             f"a mock reply is text, a response map, an exception or a function; got "
             f"{type(replies).__name__}"
         )
-    return MockScript(replies=seq, fn=fn, repeat=repeat, fail_first=fail_first, error=error,
-                      delay=delay, chunk_delay=chunk_delay)
+    return MockScript(
+        replies=seq,
+        fn=fn,
+        repeat=repeat,
+        fail_first=fail_first,
+        error=error,
+        delay=delay,
+        chunk_delay=chunk_delay,
+    )
 
 
 def as_script(value: Any) -> MockScript:
     """Return *value* as a :class:`MockScript` (what ``request(..., mock=value)`` stores)."""
     return value if isinstance(value, MockScript) else mock_script(value)
-
-
-def _script(req: Request) -> MockScript:
-    found = req.get("mock")
-    return found if found is not None else _ECHO
-
-
-_ECHO = MockScript()
 
 
 def _echo(req: Request) -> str:
@@ -148,7 +147,8 @@ def _choose(script: MockScript, req: Request, n: int) -> Any:
     if n < script.fail_first:
         return script.error or ServerError(
             f"mock: simulated failure {n + 1} of {script.fail_first}",
-            provider="mock", status_code=503,
+            provider="mock",
+            status_code=503,
         )
     n -= script.fail_first
     if script.fn is not None:
@@ -177,7 +177,8 @@ def mock_reply(req: Request, reply: Any, n: int = 0) -> PMap[str, Any] | BaseExc
     """Return the response map for one scripted *reply* to *req* (or the exception to raise).
 
     >>> import conduit as c
-    >>> r = mock_reply(c.request("m", "hi"), {"tool_calls": [{"name": "add", "arguments": {"a": 1}}]})
+    >>> calls = [{"name": "add", "arguments": {"a": 1}}]
+    >>> r = mock_reply(c.request("m", "hi"), {"tool_calls": calls})
     >>> r["stop_reason"], r["tool_calls"][0]["id"]
     ('tool_use', 'call_0_0')
     """
@@ -203,9 +204,14 @@ def mock_reply(req: Request, reply: Any, n: int = 0) -> PMap[str, Any] | BaseExc
 
 
 def _answer(req: Request) -> tuple[MockScript, PMap[str, Any] | BaseException]:
-    script = _script(req)
+    script = req.get("mock")
+    if script is None:  # no script: echo, and keep no record (nothing to read it from)
+        return _ECHO, mock_reply(req, _echo(req))
     n = script._state.record(req)
     return script, mock_reply(req, _choose(script, req, n), n)
+
+
+_ECHO = MockScript()
 
 
 def _send(req: Request) -> Request:
@@ -232,7 +238,7 @@ def _events(req: Request) -> Iterator[Any]:
         time.sleep(script.delay)
     if isinstance(resp, BaseException):
         raise resp
-    seen = []
+    seen: list[PMap[str, Any]] = []
     for event in response_events(resp):
         if script.chunk_delay and seen:
             time.sleep(script.chunk_delay)
@@ -247,7 +253,7 @@ async def _aevents(req: Request) -> AsyncIterator[Any]:
         await asyncio.sleep(script.delay)
     if isinstance(resp, BaseException):
         raise resp
-    seen = []
+    seen: list[PMap[str, Any]] = []
     for event in response_events(resp):
         if script.chunk_delay and seen:
             await asyncio.sleep(script.chunk_delay)
