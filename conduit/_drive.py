@@ -8,7 +8,6 @@ of events that ends with a :class:`Done` carrying the final context.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any
@@ -51,6 +50,12 @@ def effects(req: Request) -> tuple[float, Request]:
     return float(req["conduit/sleep"]), req.remove("conduit/sleep")
 
 
+async def _asleep(seconds: float) -> None:
+    import asyncio  # deferred: most programs never sleep in a flow, and asyncio is slow to import
+
+    await asyncio.sleep(seconds)
+
+
 def finish(name: str, value: Any) -> Request:
     """Return what a flow returned, or raise a clear error if it is not a context."""
     if not isinstance(value, Mapping):
@@ -87,7 +92,7 @@ async def adrive(name: str, flow: Flow, handler: AsyncHandler) -> Request:
         while True:
             pause, req = effects(req)
             if pause > 0:
-                await asyncio.sleep(pause)
+                await _asleep(pause)
             try:
                 out = await handler(req)
             except Exception as exc:
@@ -158,7 +163,7 @@ async def adrive_stream(name: str, flow: Flow, inner: AsyncStreamFn) -> AsyncIte
                 raise _no_restart(name, flow, None)
             pause, req = effects(req)
             if pause > 0:
-                await asyncio.sleep(pause)
+                await _asleep(pause)
             out: Request = req
             try:
                 async for item in inner(req):

@@ -7,7 +7,6 @@ request id, retry-after, ...), so handlers and logs read facts, not message stri
 from __future__ import annotations
 
 import builtins
-import email.utils
 import json
 import re
 from collections.abc import Mapping
@@ -240,6 +239,8 @@ def _number(text: str) -> float | None:
 
 
 def _http_date(text: str) -> float | None:
+    import email.utils  # deferred: only HTTP-date Retry-After headers need it
+
     try:
         return email.utils.parsedate_to_datetime(text).timestamp()
     except (TypeError, ValueError, IndexError):

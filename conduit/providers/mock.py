@@ -8,7 +8,6 @@ the last user message. The script records every request it receives (``script.ca
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import threading
 import time
@@ -18,7 +17,7 @@ from typing import Any
 import attrs
 from pyrsistent import PMap
 
-from conduit._drive import Done
+from conduit._drive import Done, _asleep
 from conduit._types import Request
 from conduit.errors import ConduitError, ServerError, ValidationError
 from conduit.middleware import acall_with, astream_with, call_with, stream_with
@@ -226,7 +225,7 @@ def _send(req: Request) -> Request:
 async def _asend(req: Request) -> Request:
     script, resp = _answer(req)
     if script.delay:
-        await asyncio.sleep(script.delay)
+        await _asleep(script.delay)
     if isinstance(resp, BaseException):
         raise resp
     return req.set("response", resp)
@@ -250,13 +249,13 @@ def _events(req: Request) -> Iterator[Any]:
 async def _aevents(req: Request) -> AsyncIterator[Any]:
     script, resp = _answer(req)
     if script.delay:
-        await asyncio.sleep(script.delay)
+        await _asleep(script.delay)
     if isinstance(resp, BaseException):
         raise resp
     seen: list[PMap[str, Any]] = []
     for event in response_events(resp):
         if script.chunk_delay and seen:
-            await asyncio.sleep(script.chunk_delay)
+            await _asleep(script.chunk_delay)
         seen.append(event)
         yield event
     yield Done(req.set("response", collect(seen)))
