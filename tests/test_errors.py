@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 import conduit as c
 from conduit.errors import error_from_response, retry_after
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "providers"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "providers"
 
 
 def fixture(name: str) -> bytes:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import conduit
 
-FIXED_NAMES = Path(__file__).resolve().parents[2] / "shared" / "contract-names.txt"
+FIXED_NAMES = Path(__file__).resolve().parent / "fixtures" / "contract-names.txt"
 
 
 def test_all_is_sorted_and_unique():
