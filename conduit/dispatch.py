@@ -1,0 +1,105 @@
+"""Calling any provider by name (``"anthropic:claude-sonnet-4-5"``); bare names go to OpenAI."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any
+
+from pyrsistent import PMap
+
+from conduit._types import Request
+from conduit.errors import ValidationError
+from conduit.request import as_request
+
+__all__ = ["PROVIDERS", "acall", "astream", "call", "embed", "resolve", "split_model"]
+
+#: provider name -> module holding its ``<name>_call`` ... handlers.
+PROVIDERS = {
+    "openai": "conduit.providers.openai",
+    "anthropic": "conduit.providers.anthropic",
+    "groq": "conduit.providers.groq",
+    "grok": "conduit.providers.grok",
+    "xai": "conduit.providers.grok",
+    "ollama": "conduit.providers.ollama",
+    "mock": "conduit.providers.mock",
+}
+_PREFIX = {"xai": "grok"}
+
+
+def split_model(model: str) -> tuple[str, str]:
+    """Return (provider, model) for ``"provider:model"``; other names are OpenAI's.
+
+    >>> split_model("anthropic:claude-sonnet-4-5")
+    ('anthropic', 'claude-sonnet-4-5')
+    >>> split_model("gpt-4o-mini")
+    ('openai', 'gpt-4o-mini')
+    >>> split_model("ollama:llama3.2:3b")
+    ('ollama', 'llama3.2:3b')
+    """
+    prefix, sep, rest = model.partition(":")
+    if sep and prefix in PROVIDERS:
+        return prefix, rest
+    return "openai", model
+
+
+def resolve(req: Any, kind: str) -> tuple[Callable[..., Any], Request]:
+    """Return (the provider's *kind* handler, the request with the bare model name)."""
+    frozen = as_request(req)
+    provider, model = split_model(frozen["model"])
+    if frozen.get("provider"):
+        provider = frozen["provider"]
+    if provider not in PROVIDERS:
+        raise ValidationError(
+            f"unknown provider {provider!r}: use one of {', '.join(sorted(PROVIDERS))}, or "
+            "openai with base_url for any OpenAI-compatible server"
+        )
+    name = _PREFIX.get(provider, provider)
+    module = importlib.import_module(PROVIDERS[provider])
+    handler = getattr(module, f"{name}_{kind}", None)
+    if handler is None:
+        raise ValidationError(f"provider {provider!r} has no {kind} function")
+    return handler, frozen.set("model", model) if model != frozen["model"] else frozen
+
+
+def call(req: Any) -> Request:
+    """Call the provider named by the request's model (``"provider:model"``) for *req*.
+
+    >>> import conduit as c
+    >>> c.content(c.call(c.request("mock:any", "hi", mock="routed")))
+    'routed'
+    """
+    handler, frozen = resolve(req, "call")
+    out: Request = handler(frozen)
+    return out
+
+
+async def acall(req: Any) -> Request:
+    """The async twin of :func:`call`."""
+    handler, frozen = resolve(req, "acall")
+    out: Request = await handler(frozen)
+    return out
+
+
+def stream(req: Any) -> Iterator[PMap[str, Any]]:
+    """Stream the answer of the provider named by the request's model."""
+    handler, frozen = resolve(req, "stream")
+    events: Iterator[PMap[str, Any]] = handler(frozen)
+    return events
+
+
+def astream(req: Any) -> AsyncIterator[PMap[str, Any]]:
+    """The async twin of :func:`stream`."""
+    handler, frozen = resolve(req, "astream")
+    events: AsyncIterator[PMap[str, Any]] = handler(frozen)
+    return events
+
+
+def embed(model: str, texts: Sequence[str], **settings: Any) -> Any:
+    """Embed *texts* with ``"provider:model"`` (OpenAI or Ollama); returns ``Embeddings``."""
+    provider, bare = split_model(model)
+    module = importlib.import_module(PROVIDERS[provider])
+    fn = getattr(module, f"{provider}_embed", None)
+    if fn is None:
+        raise ValidationError(f"provider {provider!r} has no embeddings: use openai or ollama")
+    return fn(texts, model=bare, **settings)

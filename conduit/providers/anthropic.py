@@ -1,0 +1,402 @@
+"""Anthropic Messages API: pure codecs for requests, responses and streams."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any, NamedTuple
+
+from pyrsistent import PMap, pmap
+
+from conduit._data import thaw
+from conduit._types import Request
+from conduit.errors import ValidationError, error_from_response
+from conduit.response import make_response, make_tool_call, make_usage
+from conduit.sse import SSE
+
+__all__ = [
+    "ANTHROPIC",
+    "anthropic_acall",
+    "anthropic_astream",
+    "anthropic_call",
+    "anthropic_stream",
+    "DEFAULT_MAX_TOKENS",
+    "StreamState",
+    "decode_chat",
+    "decode_usage",
+    "encode_chat",
+    "encode_messages",
+    "encode_tool_choice",
+    "encode_tools",
+    "stream_end",
+    "stream_start",
+    "stream_step",
+]
+
+log = logging.getLogger("conduit")
+
+#: ``max_tokens`` is required by Anthropic; this fits every current model's output limit.
+DEFAULT_MAX_TOKENS = 4096
+
+STOP_REASONS = {
+    "end_turn": "end_turn",
+    "max_tokens": "max_tokens",
+    "stop_sequence": "stop_sequence",
+    "tool_use": "tool_use",
+    "pause_turn": "end_turn",
+    "refusal": "content_filter",
+    "model_context_window_exceeded": "max_tokens",
+}
+
+# Sampling options Anthropic has no equivalent for; dropped with a warning, never silently.
+UNSUPPORTED = ("seed", "frequency_penalty", "presence_penalty", "logprobs", "n")
+RENAMED = {"stop": "stop_sequences"}
+
+
+def _block(block: Mapping[str, Any]) -> dict[str, Any] | None:
+    kind = block["type"]
+    if kind == "text":
+        if not block["text"]:
+            return None  # Anthropic rejects empty text blocks
+        out: dict[str, Any] = {"type": "text", "text": block["text"]}
+    elif kind == "image":
+        out = {"type": "image", "source": thaw(block["source"])}
+    else:
+        out = thaw(block)
+    if block.get("cache_control"):
+        out["cache_control"] = thaw(block["cache_control"])
+    return out
+
+
+def _blocks(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    return [b for b in map(_block, content) if b is not None]
+
+
+def _turn(msg: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    role = msg["role"]
+    if role == "tool":
+        result: dict[str, Any] = {"type": "tool_result", "tool_use_id": msg["tool_call_id"]}
+        content = msg["content"]
+        result["content"] = content if isinstance(content, str) else _blocks(content)
+        if msg.get("is_error"):
+            result["is_error"] = True
+        return "user", [result]
+    blocks = _blocks(msg["content"])
+    for call in msg.get("tool_calls") or ():
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": call["id"],
+                "name": call["name"],
+                "input": thaw(call.get("arguments") or {}),
+            }
+        )
+    return role, blocks
+
+
+def _simple(blocks: list[dict[str, Any]]) -> Any:
+    """A lone plain text block is sent as a string, as the official SDK's users write it."""
+    if len(blocks) == 1 and blocks[0]["type"] == "text" and set(blocks[0]) == {"type", "text"}:
+        return blocks[0]["text"]
+    return blocks
+
+
+def encode_messages(messages: Any) -> tuple[Any, list[dict[str, Any]]]:
+    """Return (``system``, ``messages``) for Anthropic: system text moves to the top level,
+    tool results become user turns, and consecutive turns of one role merge.
+
+    >>> import conduit as c
+    >>> system, msgs = encode_messages([c.system("Be brief."), c.user("Hi"),
+    ...     c.assistant("", [{"id": "t1", "name": "f", "arguments": {"x": 1}}]),
+    ...     c.tool_result("t1", "42"), c.tool_result("t2", "43")])
+    >>> system, [m["role"] for m in msgs], msgs[1]["content"][0]["type"]
+    ('Be brief.', ['user', 'assistant', 'user'], 'tool_use')
+    >>> [b["tool_use_id"] for b in msgs[2]["content"]]
+    ['t1', 't2']
+    """
+    system_blocks: list[dict[str, Any]] = []
+    turns: list[tuple[str, list[dict[str, Any]]]] = []
+    for msg in messages:
+        if msg["role"] == "system":
+            system_blocks.extend(_blocks(msg["content"]))
+            continue
+        role, blocks = _turn(msg)
+        if turns and turns[-1][0] == role:
+            turns[-1][1].extend(blocks)
+        else:
+            turns.append((role, blocks))
+    plain = all(set(b) == {"type", "text"} for b in system_blocks)
+    system = "\n\n".join(b["text"] for b in system_blocks) if plain else system_blocks
+    return system, [{"role": role, "content": _simple(blocks)} for role, blocks in turns]
+
+
+def encode_tools(tools: Any) -> list[dict[str, Any]]:
+    """Return Anthropic's ``tools`` (``input_schema``; ``cache_control`` passed through).
+
+    >>> encode_tools([{"name": "f", "description": "d", "parameters": {"type": "object"}}])
+    [{'name': 'f', 'description': 'd', 'input_schema': {'type': 'object'}}]
+    """
+    out = []
+    for tool in tools:
+        spec = {
+            "name": tool["name"],
+            "description": tool.get("description", ""),
+            "input_schema": thaw(tool.get("parameters") or {"type": "object"}),
+        }
+        if tool.get("cache_control"):
+            spec["cache_control"] = thaw(tool["cache_control"])
+        out.append(spec)
+    return out
+
+
+def encode_tool_choice(choice: Any) -> dict[str, Any]:
+    """Return Anthropic's ``tool_choice`` for Conduit's (auto, none, required, a name).
+
+    >>> encode_tool_choice("required"), encode_tool_choice("get_weather")
+    ({'type': 'any'}, {'type': 'tool', 'name': 'get_weather'})
+    """
+    if choice in ("auto", "none"):
+        return {"type": choice}
+    if choice in ("required", "any"):
+        return {"type": "any"}
+    if isinstance(choice, str):
+        return {"type": "tool", "name": choice}
+    if isinstance(choice, Mapping) and "name" in choice:
+        return {"type": "tool", "name": choice["name"]}
+    return dict(thaw(choice))
+
+
+def encode_chat(req: Request, stream: bool = False) -> dict[str, Any]:
+    """Return the JSON body of a Messages API call for *req*.
+
+    >>> import conduit as c
+    >>> body = encode_chat(c.request("claude-sonnet-4-5", [c.system("S"), c.user("Hi")], stop="x"))
+    >>> body["system"], body["max_tokens"], body["stop_sequences"], body["messages"]
+    ('S', 4096, ['x'], [{'role': 'user', 'content': 'Hi'}])
+    """
+    system, messages = encode_messages(req["messages"])
+    body: dict[str, Any] = {"model": req["model"], "messages": messages}
+    if system:
+        body["system"] = system
+    if req.get("tools"):
+        body["tools"] = encode_tools(req["tools"])
+    options = dict(req["options"])
+    body["max_tokens"] = options.pop("max_tokens", None) or DEFAULT_MAX_TOKENS
+    parallel = options.pop("parallel_tool_calls", None)
+    if "response_format" in options:
+        raise ValidationError(
+            "Anthropic has no response_format option: use c.with_schema(schema), which forces "
+            "a tool call on Anthropic, or describe the JSON format in the prompt"
+        )
+    for key in UNSUPPORTED:
+        if key in options:
+            log.warning("anthropic does not support %r; it was not sent", key)
+            options.pop(key)
+    for key, value in options.items():
+        if key == "tool_choice":
+            body[key] = encode_tool_choice(value)
+        elif key == "stop":
+            body["stop_sequences"] = [value] if isinstance(value, str) else list(value)
+        else:
+            body[RENAMED.get(key, key)] = thaw(value)
+    if parallel is False:
+        body.setdefault("tool_choice", {"type": "auto"})["disable_parallel_tool_use"] = True
+    if stream:
+        body["stream"] = True
+    return body
+
+
+def decode_usage(usage: Mapping[str, Any] | None) -> PMap[str, Any]:
+    """Return Conduit's usage: ``input_tokens`` counts cached prompt tokens too.
+
+    >>> u = decode_usage({"input_tokens": 10, "cache_read_input_tokens": 90,
+    ...                   "cache_creation_input_tokens": 0, "output_tokens": 5})
+    >>> u["input_tokens"], u["cache_read_tokens"], u["total_tokens"]
+    (100, 90, 105)
+    """
+    usage = usage or {}
+    read = usage.get("cache_read_input_tokens")
+    created = usage.get("cache_creation_input_tokens")
+    prompt = (usage.get("input_tokens") or 0) + (read or 0) + (created or 0)
+    return make_usage(
+        prompt,
+        usage.get("output_tokens") or 0,
+        cache_read_tokens=read,
+        cache_creation_tokens=created,
+    )
+
+
+def decode_chat(req: Request, body: Mapping[str, Any], provider: str = "anthropic") -> Request:
+    """Return *req* with the ``response`` decoded from a Messages API *body*.
+
+    >>> import conduit as c
+    >>> ctx = decode_chat(c.request("m"), {"id": "msg_1", "model": "claude", "content":
+    ...     [{"type": "text", "text": "Hi"}], "stop_reason": "end_turn", "usage": {}})
+    >>> c.content(ctx)
+    'Hi'
+    """
+    if body.get("type") == "error":
+        raise error_from_response(provider, None, {}, body)
+    texts, calls = [], []
+    for block in body.get("content") or ():
+        if block.get("type") == "text":
+            texts.append(block.get("text") or "")
+        elif block.get("type") == "tool_use":
+            calls.append(make_tool_call(block["id"], block["name"], block.get("input") or {}))
+    resp = make_response(
+        "".join(texts),
+        model=body.get("model") or req["model"],
+        id=body.get("id"),
+        stop_reason=STOP_REASONS.get(body.get("stop_reason") or "", "end_turn"),
+        usage=decode_usage(body.get("usage")),
+        tool_calls=calls,
+    )
+    return req.set("response", resp)
+
+
+class StreamState(NamedTuple):
+    """What the Anthropic stream decoder remembers between events."""
+
+    provider: str
+    tools: PMap[int, int] = pmap()  # content block index -> tool call ordinal
+    usage: PMap[str, Any] = pmap()
+    stop_reason: str | None = None
+    done: bool = False
+
+
+def stream_start(provider: str = "anthropic") -> StreamState:
+    """Return the state before the first event of a stream."""
+    return StreamState(provider)
+
+
+def stream_step(state: StreamState, sse: SSE) -> tuple[StreamState, list[PMap[str, Any]]]:
+    """Return (state, Conduit events) after one server-sent event of a Messages stream.
+
+    >>> s, ev = stream_step(stream_start(), SSE("message_start", '{"type": "message_start",'
+    ...     ' "message": {"id": "m1", "model": "claude", "usage": {"input_tokens": 5}}}'))
+    >>> ev[0]["type"], ev[0]["id"]
+    ('message_start', 'm1')
+    """
+    event = json.loads(sse.data)
+    kind = event.get("type")
+    if kind == "content_block_delta":
+        delta = event.get("delta") or {}
+        if delta.get("type") == "text_delta" and delta.get("text"):
+            return state, [pmap({"type": "content_delta", "text": delta["text"]})]
+        if delta.get("type") == "input_json_delta" and event.get("index") in state.tools:
+            piece = delta.get("partial_json") or ""
+            if piece:
+                index = state.tools[event["index"]]
+                return state, [
+                    pmap({"type": "tool_call_delta", "index": index, "arguments_delta": piece})
+                ]
+        return state, []
+    if kind == "message_start":
+        msg = event.get("message") or {}
+        state = state._replace(usage=pmap(msg.get("usage") or {}))
+        return state, [
+            pmap({"type": "message_start", "model": msg.get("model"), "id": msg.get("id")})
+        ]
+    if kind == "content_block_start":
+        block = event.get("content_block") or {}
+        if block.get("type") == "tool_use":
+            ordinal = len(state.tools)
+            state = state._replace(tools=state.tools.set(event["index"], ordinal))
+            return state, [
+                pmap(
+                    {
+                        "type": "tool_call_start",
+                        "index": ordinal,
+                        "id": block.get("id") or "",
+                        "name": block.get("name") or "",
+                    }
+                )
+            ]
+        if block.get("type") == "text" and block.get("text"):
+            return state, [pmap({"type": "content_delta", "text": block["text"]})]
+        return state, []
+    if kind == "content_block_stop" and event.get("index") in state.tools:
+        return state, [pmap({"type": "tool_call_end", "index": state.tools[event["index"]]})]
+    if kind == "message_delta":
+        reason = (event.get("delta") or {}).get("stop_reason")
+        usage = state.usage.update(
+            {k: v for k, v in (event.get("usage") or {}).items() if v is not None}
+        )
+        mapped = STOP_REASONS.get(reason or "", state.stop_reason)
+        return state._replace(usage=usage, stop_reason=mapped), []
+    if kind == "message_stop":
+        return state._replace(done=True), []
+    if kind == "error":
+        raise error_from_response(state.provider, None, {}, event)
+    return state, []  # ping and event types added later
+
+
+def stream_end(state: StreamState) -> list[PMap[str, Any]]:
+    """Return the closing event of a finished stream; raise if it was cut short."""
+    from conduit.errors import ConnectionError
+
+    if not state.done:
+        raise ConnectionError(
+            f"{state.provider} stream ended before message_stop; the connection was probably "
+            "cut: retry the call",
+            data={"provider": state.provider},
+        )
+    return [
+        pmap(
+            {
+                "type": "message_end",
+                "stop_reason": state.stop_reason or "end_turn",
+                "usage": decode_usage(state.usage),
+            }
+        )
+    ]
+
+
+# --- the handlers: the shared HTTP shell around this codec ------------------------------------
+
+from conduit.providers import _http  # noqa: E402  (the codec above stays importable alone)
+
+API_VERSION = "2023-06-01"
+
+
+def _auth(key: str) -> dict[str, str]:
+    return {"x-api-key": key}
+
+
+ANTHROPIC = _http.Provider(
+    name="anthropic",
+    base_url="https://api.anthropic.com/v1",
+    base_url_env="ANTHROPIC_BASE_URL",
+    path="/messages",
+    env_key="ANTHROPIC_API_KEY",
+    encode=encode_chat,
+    decode=decode_chat,
+    stream_start=stream_start,
+    stream_step=stream_step,
+    stream_end=stream_end,
+    auth=_auth,
+    headers={"anthropic-version": API_VERSION},
+)
+
+
+def anthropic_call(req: Any) -> Request:
+    """Call Anthropic's Messages API for *req*; return the context with its response."""
+    return _http.call(ANTHROPIC, req)
+
+
+async def anthropic_acall(req: Any) -> Request:
+    """The async twin of :func:`anthropic_call`."""
+    return await _http.acall(ANTHROPIC, req)
+
+
+def anthropic_stream(req: Any) -> Iterator[PMap[str, Any]]:
+    """Stream Anthropic's answer to *req* as Conduit events."""
+    return _http.stream(ANTHROPIC, req)
+
+
+def anthropic_astream(req: Any) -> AsyncIterator[PMap[str, Any]]:
+    """The async twin of :func:`anthropic_stream`."""
+    return _http.astream(ANTHROPIC, req)

@@ -1,0 +1,387 @@
+"""OpenAI chat completions and embeddings: pure codecs (also used by every compatible server)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from pyrsistent import PMap, pmap
+
+from conduit._data import freeze_map, thaw
+from conduit._types import Request
+from conduit.errors import ValidationError, error_from_response
+from conduit.response import make_response, make_tool_call, make_usage
+from conduit.sse import SSE
+from conduit.stream import parse_arguments
+
+__all__ = [
+    "OPENAI",
+    "openai_acall",
+    "openai_aembed",
+    "openai_astream",
+    "openai_call",
+    "openai_embed",
+    "openai_stream",
+    "StreamState",
+    "decode_chat",
+    "decode_embeddings",
+    "decode_usage",
+    "encode_chat",
+    "encode_embeddings",
+    "encode_messages",
+    "encode_tool_choice",
+    "encode_tools",
+    "stream_end",
+    "stream_start",
+    "stream_step",
+]
+
+STOP_REASONS = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "content_filter",
+}
+
+
+def _block(block: Mapping[str, Any]) -> dict[str, Any]:
+    if block["type"] == "text":
+        return {"type": "text", "text": block["text"]}
+    if block["type"] == "image":
+        src = block["source"]
+        url = (
+            src["url"] if src["type"] == "url" else f"data:{src['media_type']};base64,{src['data']}"
+        )
+        return {"type": "image_url", "image_url": {"url": url}}
+    raise ValidationError(f"OpenAI messages cannot hold a {block['type']!r} block")
+
+
+def _content(value: Any) -> Any:
+    return value if isinstance(value, str) else [_block(b) for b in value]
+
+
+def _tool_call(call: Mapping[str, Any]) -> dict[str, Any]:
+    args = call.get("raw_arguments")
+    if args is None:
+        args = json.dumps(thaw(call.get("arguments") or {}))
+    return {
+        "id": call["id"],
+        "type": "function",
+        "function": {"name": call["name"], "arguments": args},
+    }
+
+
+def _message(msg: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": msg["role"], "content": _content(msg["content"])}
+    if msg.get("name"):
+        out["name"] = msg["name"]
+    if msg["role"] == "tool":
+        out["tool_call_id"] = msg["tool_call_id"]
+    if msg.get("tool_calls"):
+        out["tool_calls"] = [_tool_call(c) for c in msg["tool_calls"]]
+        if not out["content"]:
+            out["content"] = None
+    return out
+
+
+def encode_messages(messages: Any) -> list[dict[str, Any]]:
+    """Return OpenAI's ``messages`` for Conduit messages (images as ``image_url`` parts).
+
+    >>> import conduit as c
+    >>> encode_messages([c.user("hi", c.image_base64("QUJD", "image/png"))])[0]["content"][1]
+    {'type': 'image_url', 'image_url': {'url': 'data:image/png;base64,QUJD'}}
+    """
+    return [_message(m) for m in messages]
+
+
+def encode_tools(tools: Any) -> list[dict[str, Any]]:
+    """Return OpenAI's ``tools`` for Conduit tool maps (``name``, ``description``, ``parameters``).
+
+    >>> tool = {"name": "f", "description": "d", "parameters": {"type": "object"}}
+    >>> encode_tools([tool])[0]["function"]
+    {'name': 'f', 'description': 'd', 'parameters': {'type': 'object'}}
+    """
+    out = []
+    for tool in tools:
+        fn = {"name": tool["name"], "description": tool.get("description", "")}
+        fn["parameters"] = thaw(tool.get("parameters") or {"type": "object", "properties": {}})
+        if tool.get("strict") is not None:
+            fn["strict"] = tool["strict"]
+        out.append({"type": "function", "function": fn})
+    return out
+
+
+def encode_tool_choice(choice: Any) -> Any:
+    """Return OpenAI's ``tool_choice``: auto, none, required, or a named function.
+
+    >>> encode_tool_choice("required")
+    'required'
+    >>> encode_tool_choice({"name": "f"})
+    {'type': 'function', 'function': {'name': 'f'}}
+    >>> encode_tool_choice("f")
+    {'type': 'function', 'function': {'name': 'f'}}
+    """
+    if choice in ("auto", "none", "required"):
+        return choice
+    if isinstance(choice, str):
+        return {"type": "function", "function": {"name": choice}}
+    if isinstance(choice, Mapping) and "name" in choice and "type" not in choice:
+        return {"type": "function", "function": {"name": choice["name"]}}
+    return thaw(choice)
+
+
+def encode_chat(req: Request, stream: bool = False) -> dict[str, Any]:
+    """Return the JSON body of a chat completion for *req* (options pass through as given).
+
+    >>> import conduit as c
+    >>> body = encode_chat(c.request("gpt-4o-mini", [c.system("Be brief."), c.user("Hi")],
+    ...                              temperature=0.2, tool_choice="auto"))
+    >>> body["model"], body["messages"][0], body["temperature"]
+    ('gpt-4o-mini', {'role': 'system', 'content': 'Be brief.'}, 0.2)
+    >>> encode_chat(c.request("m", "hi"), stream=True)["stream_options"]
+    {'include_usage': True}
+    """
+    body: dict[str, Any] = {"model": req["model"], "messages": encode_messages(req["messages"])}
+    if req.get("tools"):
+        body["tools"] = encode_tools(req["tools"])
+    for key, value in req["options"].items():
+        body[key] = encode_tool_choice(value) if key == "tool_choice" else thaw(value)
+    if stream:
+        body["stream"] = True
+        body.setdefault("stream_options", {"include_usage": True})
+    return body
+
+
+def decode_usage(usage: Mapping[str, Any] | None) -> PMap[str, Any]:
+    """Return Conduit's usage for OpenAI's (``cached_tokens`` become ``cache_read_tokens``).
+
+    >>> decode_usage({"prompt_tokens": 16, "completion_tokens": 12, "total_tokens": 28,
+    ...               "prompt_tokens_details": {"cached_tokens": 4}})["cache_read_tokens"]
+    4
+    """
+    if not usage:
+        return make_usage()
+    details = usage.get("prompt_tokens_details") or {}
+    cached = details.get("cached_tokens")
+    return make_usage(
+        usage.get("prompt_tokens") or 0,
+        usage.get("completion_tokens") or 0,
+        cache_read_tokens=cached,
+    )
+
+
+def _decode_call(call: Mapping[str, Any]) -> PMap[str, Any]:
+    fn = call.get("function") or {}
+    raw = fn.get("arguments") or ""
+    args, error = parse_arguments(raw) if isinstance(raw, str) else (freeze_map(raw), None)
+    extra = {"raw_arguments": raw, "arguments_error": error} if error else {}
+    return make_tool_call(call.get("id") or "", fn.get("name") or "", args, **extra)
+
+
+def decode_chat(req: Request, body: Mapping[str, Any], provider: str = "openai") -> Request:
+    """Return *req* with the ``response`` decoded from a chat completion *body*.
+
+    >>> import conduit as c
+    >>> ctx = decode_chat(c.request("m"), {"id": "x", "model": "m", "choices": [{"message":
+    ...     {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}]})
+    >>> c.content(ctx), ctx["response"]["stop_reason"]
+    ('Hi', 'end_turn')
+    """
+    choices = body.get("choices")
+    if not choices:
+        raise (
+            error_from_response(provider, None, {}, body)
+            if "error" in body
+            else ValidationError(f"{provider} answered without choices: {json.dumps(body)[:200]}")
+        )
+    choice = choices[0]
+    msg = choice.get("message") or {}
+    calls = [_decode_call(c) for c in msg.get("tool_calls") or ()]
+    reason = STOP_REASONS.get(choice.get("finish_reason") or "", "end_turn")
+    if calls and reason == "end_turn":
+        reason = "tool_use"  # some compatible servers say "stop" after a tool call
+    resp = make_response(
+        msg.get("content") or "",
+        model=body.get("model") or req["model"],
+        id=body.get("id"),
+        stop_reason=reason,
+        usage=decode_usage(body.get("usage")),
+        tool_calls=calls,
+    )
+    return req.set("response", resp)
+
+
+class StreamState(NamedTuple):
+    """What a chat stream decoder remembers between events."""
+
+    provider: str
+    started: bool = False
+    open_calls: tuple[int, ...] = ()
+    stop_reason: str | None = None
+    usage: PMap[str, Any] | None = None
+    done: bool = False
+
+
+def stream_start(provider: str = "openai") -> StreamState:
+    """Return the state before the first event of a stream."""
+    return StreamState(provider)
+
+
+def _close(state: StreamState) -> tuple[StreamState, list[PMap[str, Any]]]:
+    ends = [pmap({"type": "tool_call_end", "index": i}) for i in state.open_calls]
+    return state._replace(open_calls=()), ends
+
+
+def stream_step(state: StreamState, sse: SSE) -> tuple[StreamState, list[PMap[str, Any]]]:
+    """Return (state, Conduit events) after one server-sent event of a chat completion stream.
+
+    >>> s = stream_start()
+    >>> s, ev = stream_step(s, SSE("message", '{"id": "c1", "model": "m", "choices": '
+    ...                                       '[{"delta": {"content": "Hi"}}]}'))
+    >>> [e["type"] for e in ev]
+    ['message_start', 'content_delta']
+    """
+    if sse.data == "[DONE]":
+        return state._replace(done=True), []
+    chunk = json.loads(sse.data)
+    if "error" in chunk:
+        raise error_from_response(state.provider, None, {}, chunk)
+    events: list[PMap[str, Any]] = []
+    if not state.started:
+        events.append(
+            pmap({"type": "message_start", "model": chunk.get("model"), "id": chunk.get("id")})
+        )
+        state = state._replace(started=True)
+    usage = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")
+    if usage:
+        state = state._replace(usage=decode_usage(usage))
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        piece = delta.get("content")
+        if piece:
+            events.append(pmap({"type": "content_delta", "text": piece}))
+        for call in delta.get("tool_calls") or ():
+            index = call.get("index", 0)
+            fn = call.get("function") or {}
+            if index not in state.open_calls:
+                events.append(
+                    pmap(
+                        {
+                            "type": "tool_call_start",
+                            "index": index,
+                            "id": call.get("id") or "",
+                            "name": fn.get("name") or "",
+                        }
+                    )
+                )
+                state = state._replace(open_calls=(*state.open_calls, index))
+            args = fn.get("arguments")
+            if args:
+                if not isinstance(args, str):
+                    args = json.dumps(args)
+                events.append(
+                    pmap({"type": "tool_call_delta", "index": index, "arguments_delta": args})
+                )
+        reason = choice.get("finish_reason")
+        if reason:
+            state, ends = _close(state)
+            events.extend(ends)
+            state = state._replace(stop_reason=STOP_REASONS.get(reason, "end_turn"))
+    return state, events
+
+
+def stream_end(state: StreamState) -> list[PMap[str, Any]]:
+    """Return the closing events of a finished stream; raise if it was cut short."""
+    from conduit.errors import ConnectionError
+
+    if not state.done and state.stop_reason is None:
+        raise ConnectionError(
+            f"{state.provider} stream ended before it was complete (no finish_reason, no [DONE]); "
+            "the connection was probably cut: retry the call",
+            data={"provider": state.provider},
+        )
+    state, ends = _close(state)
+    end = pmap(
+        {
+            "type": "message_end",
+            "stop_reason": state.stop_reason or "end_turn",
+            "usage": state.usage or make_usage(),
+        }
+    )
+    return [*ends, end]
+
+
+def encode_embeddings(model: str, texts: Any, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the JSON body of an embeddings request.
+
+    >>> encode_embeddings("text-embedding-3-small", ["a"], {})["encoding_format"]
+    'float'
+    """
+    return {"model": model, "input": list(texts), "encoding_format": "float", **thaw(options)}
+
+
+def decode_embeddings(body: Mapping[str, Any]) -> tuple[list[list[float]], PMap[str, Any]]:
+    """Return (vectors in input order, usage) from an embeddings response."""
+    rows = sorted(body.get("data") or (), key=lambda d: d.get("index", 0))
+    usage = body.get("usage") or {}
+    return [r["embedding"] for r in rows], make_usage(usage.get("prompt_tokens") or 0, 0)
+
+
+# --- the handlers: the shared HTTP shell around this codec ------------------------------------
+
+from conduit.providers import _embed, _http  # noqa: E402  (the codec stays importable alone)
+from conduit.providers._embed import Embeddings  # noqa: E402
+
+OPENAI = _http.Provider(
+    name="openai",
+    base_url="https://api.openai.com/v1",
+    base_url_env="OPENAI_BASE_URL",
+    path="/chat/completions",
+    env_key="OPENAI_API_KEY",
+    encode=encode_chat,
+    decode=decode_chat,
+    stream_start=stream_start,
+    stream_step=stream_step,
+    stream_end=stream_end,
+    auth=_http.bearer,
+)
+
+
+def openai_call(req: Any) -> Request:
+    """Call OpenAI's chat completions (or any compatible server at ``base_url``) for *req*."""
+    return _http.call(OPENAI, req)
+
+
+async def openai_acall(req: Any) -> Request:
+    """The async twin of :func:`openai_call`."""
+    return await _http.acall(OPENAI, req)
+
+
+def openai_stream(req: Any) -> Iterator[PMap[str, Any]]:
+    """Stream OpenAI's answer to *req* as Conduit events (``c.collect`` rebuilds the response)."""
+    return _http.stream(OPENAI, req)
+
+
+def openai_astream(req: Any) -> AsyncIterator[PMap[str, Any]]:
+    """The async twin of :func:`openai_stream`."""
+    return _http.astream(OPENAI, req)
+
+
+def openai_embed(
+    texts: Sequence[str], model: str = "text-embedding-3-small", **settings: Any
+) -> Embeddings:
+    """Return OpenAI embeddings of *texts* (``api_key``, ``base_url`` and options as keywords)."""
+    return _embed.embed(
+        OPENAI, "/embeddings", encode_embeddings, decode_embeddings, model, texts, **settings
+    )
+
+
+async def openai_aembed(
+    texts: Sequence[str], model: str = "text-embedding-3-small", **settings: Any
+) -> Embeddings:
+    """The async twin of :func:`openai_embed`."""
+    return await _embed.aembed(
+        OPENAI, "/embeddings", encode_embeddings, decode_embeddings, model, texts, **settings
+    )
