@@ -222,6 +222,7 @@ class StreamState(NamedTuple):
     stop_reason: str | None = None
     usage: PMap[str, Any] | None = None
     done: bool = False
+    had_calls: bool = False
 
 
 def stream_start(provider: str = "openai") -> StreamState:
@@ -276,7 +277,7 @@ def stream_step(state: StreamState, sse: SSE) -> tuple[StreamState, list[PMap[st
                         }
                     )
                 )
-                state = state._replace(open_calls=(*state.open_calls, index))
+                state = state._replace(open_calls=(*state.open_calls, index), had_calls=True)
             args = fn.get("arguments")
             if args:
                 if not isinstance(args, str):
@@ -288,7 +289,10 @@ def stream_step(state: StreamState, sse: SSE) -> tuple[StreamState, list[PMap[st
         if reason:
             state, ends = _close(state)
             events.extend(ends)
-            state = state._replace(stop_reason=STOP_REASONS.get(reason, "end_turn"))
+            mapped = STOP_REASONS.get(reason, "end_turn")
+            if mapped == "end_turn" and state.had_calls:
+                mapped = "tool_use"  # Ollama ends a streamed tool call with "stop"
+            state = state._replace(stop_reason=mapped)
     return state, events
 
 
