@@ -70,7 +70,7 @@ from conduit.request import (
     user,
 )
 from conduit.response import make_response, make_tool_call, make_usage
-from conduit.stream import collect, response_events
+from conduit.streams import collect, response_events
 from conduit.tokens import estimate_tokens
 
 __version__ = "0.1.0"

@@ -115,7 +115,7 @@ def _no_restart(name: str, flow: Flow, cause: BaseException | None) -> ConduitEr
 
 
 def _replay(ctx: Request) -> Iterator[Any]:
-    from conduit.stream import response_events
+    from conduit.streams import response_events
 
     if "response" in ctx:
         yield from response_events(ctx["response"])

@@ -32,6 +32,7 @@ __all__ = [
     "TimeoutError",
     "ToolError",
     "ValidationError",
+    "decode_event",
     "error_from_response",
     "is_retryable",
     "retry_after",
@@ -236,6 +237,22 @@ def _number(text: str) -> float | None:
         return float(text)
     except ValueError:
         return None
+
+
+def decode_event(provider: str, data: str) -> Any:
+    """Return the JSON of one stream event; a broken one means the stream was cut or garbled.
+
+    >>> decode_event("openai", '{"a": 1}')["a"]
+    1
+    """
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise ConnectionError(
+            f"{provider} sent an incomplete or malformed stream event ({data[:80]!r}); the "
+            "connection was probably cut: retry the call",
+            data={"provider": provider},
+        ) from None
 
 
 def _http_date(text: str) -> float | None:

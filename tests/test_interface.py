@@ -49,3 +49,11 @@ def test_import_is_light():
     code = "import sys, conduit; print(sorted(m for m in ('httpx', 'numpy') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_no_submodule_shadows_a_public_name():
+    """Importing every submodule must not replace a facade name with a module."""
+    for info in pkgutil.walk_packages(conduit.__path__, "conduit."):
+        importlib.import_module(info.name)
+    for name in conduit.__all__:
+        assert not inspect.ismodule(getattr(conduit, name)), name

@@ -32,7 +32,7 @@ from conduit.errors import (
 )
 from conduit.middleware import acall_with, astream_with, call_with, stream_with
 from conduit.sse import SSE, aiter_sse, iter_sse
-from conduit.stream import collect
+from conduit.streams import collect
 
 __all__ = [
     "Provider",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, NamedTuple
@@ -11,7 +10,7 @@ from pyrsistent import PMap, pmap
 
 from conduit._data import thaw
 from conduit._types import Request
-from conduit.errors import ValidationError, error_from_response
+from conduit.errors import ValidationError, decode_event, error_from_response
 from conduit.response import make_response, make_tool_call, make_usage
 from conduit.sse import SSE
 
@@ -280,7 +279,7 @@ def stream_step(state: StreamState, sse: SSE) -> tuple[StreamState, list[PMap[st
     >>> ev[0]["type"], ev[0]["id"]
     ('message_start', 'm1')
     """
-    event = json.loads(sse.data)
+    event = decode_event(state.provider, sse.data)
     kind = event.get("type")
     if kind == "content_block_delta":
         delta = event.get("delta") or {}

@@ -23,7 +23,7 @@ from conduit.errors import ConduitError, ServerError, ValidationError
 from conduit.middleware import acall_with, astream_with, call_with, stream_with
 from conduit.request import text
 from conduit.response import make_response, make_tool_call, make_usage
-from conduit.stream import collect, response_events
+from conduit.streams import collect, response_events
 from conduit.tokens import estimate_message_tokens, estimate_tokens
 
 __all__ = [

@@ -10,10 +10,10 @@ from pyrsistent import PMap, pmap
 
 from conduit._data import freeze_map, thaw
 from conduit._types import Request
-from conduit.errors import ValidationError, error_from_response
+from conduit.errors import ValidationError, decode_event, error_from_response
 from conduit.response import make_response, make_tool_call, make_usage
 from conduit.sse import SSE
-from conduit.stream import parse_arguments
+from conduit.streams import parse_arguments
 
 __all__ = [
     "OPENAI",
@@ -246,7 +246,7 @@ def stream_step(state: StreamState, sse: SSE) -> tuple[StreamState, list[PMap[st
     """
     if sse.data == "[DONE]":
         return state._replace(done=True), []
-    chunk = json.loads(sse.data)
+    chunk = decode_event(state.provider, sse.data)
     if "error" in chunk:
         raise error_from_response(state.provider, None, {}, chunk)
     events: list[PMap[str, Any]] = []

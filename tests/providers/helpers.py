@@ -1,3 +1,4 @@
+import itertools
 import json
 from pathlib import Path
 
@@ -15,4 +16,4 @@ def load(name: str):
 def chunkings(data: bytes, cuts):
     """Split *data* at the sorted cut points."""
     points = [0, *sorted(set(cuts)), len(data)]
-    return [data[a:b] for a, b in zip(points, points[1:], strict=False) if b > a]
+    return [data[a:b] for a, b in itertools.pairwise(points) if b > a]
