@@ -6,8 +6,7 @@ import importlib
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
-from pyrsistent import PMap
-
+from conduit._event import Event
 from conduit._types import Request
 from conduit.errors import ValidationError
 from conduit.request import as_request
@@ -81,17 +80,17 @@ async def acall(req: Any) -> Request:
     return out
 
 
-def stream(req: Any) -> Iterator[PMap[str, Any]]:
+def stream(req: Any) -> Iterator[Event]:
     """Stream the answer of the provider named by the request's model."""
     handler, frozen = resolve(req, "stream")
-    events: Iterator[PMap[str, Any]] = handler(frozen)
+    events: Iterator[Event] = handler(frozen)
     return events
 
 
-def astream(req: Any) -> AsyncIterator[PMap[str, Any]]:
+def astream(req: Any) -> AsyncIterator[Event]:
     """The async twin of :func:`stream`."""
     handler, frozen = resolve(req, "astream")
-    events: AsyncIterator[PMap[str, Any]] = handler(frozen)
+    events: AsyncIterator[Event] = handler(frozen)
     return events
 
 

@@ -7,42 +7,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from pyrsistent import PMap, pmap
-from toolz import reduce
 
 from conduit._data import freeze, thaw
+from conduit._event import Event, event
 from conduit.request import text
 from conduit.response import make_response, make_tool_call, make_usage
 
-__all__ = ["collect", "collect_step", "parse_arguments", "response_events"]
-
-_START: PMap[str, Any] = pmap(
-    {"model": "", "id": None, "text": (), "calls": pmap(), "stop_reason": None, "usage": None}
-)
-
-
-def collect_step(state: PMap[str, Any], event: Mapping[str, Any]) -> PMap[str, Any]:
-    """Return the fold *state* after one *event* (the reducer behind :func:`collect`)."""
-    new: PMap[str, Any]
-    kind = event.get("type")
-    if kind == "message_start":
-        new = state.update({k: event[k] for k in ("model", "id") if event.get(k) is not None})
-        return new
-    if kind == "content_delta":
-        return state.set("text", (*state["text"], event.get("text") or ""))
-    if kind == "tool_call_start":
-        call = pmap({"id": event.get("id") or "", "name": event.get("name") or "", "args": ()})
-        return state.set("calls", state["calls"].set(event["index"], call))
-    if kind == "tool_call_delta":
-        index = event["index"]
-        call = state["calls"].get(index) or pmap({"id": "", "name": "", "args": ()})
-        delta = event.get("arguments_delta") or ""
-        return state.set(
-            "calls", state["calls"].set(index, call.set("args", (*call["args"], delta)))
-        )
-    if kind == "message_end":
-        new = state.update({"stop_reason": event.get("stop_reason"), "usage": event.get("usage")})
-        return new
-    return state
+__all__ = ["collect", "parse_arguments", "response_events"]
 
 
 def parse_arguments(raw: str) -> tuple[PMap[str, Any], str | None]:
@@ -74,7 +45,7 @@ def _tool_call(call: Mapping[str, Any]) -> PMap[str, Any]:
 
 
 def collect(events: Iterable[Mapping[str, Any]]) -> PMap[str, Any]:
-    """Return the response that a sequence of stream events describes.
+    """Return the response that a sequence of stream events describes (one linear pass).
 
     >>> events = [{"type": "message_start", "model": "m", "id": "r1"},
     ...           {"type": "content_delta", "text": "Hel"}, {"type": "content_delta", "text": "lo"},
@@ -84,15 +55,31 @@ def collect(events: Iterable[Mapping[str, Any]]) -> PMap[str, Any]:
     >>> r["content"], r["model"], r["usage"]["total_tokens"]
     ('Hello', 'm', 5)
     """
-    state = reduce(collect_step, events, _START)
-    calls = [_tool_call(state["calls"][i]) for i in sorted(state["calls"])]
+    model, rid, stop_reason, usage = "", None, None, None
+    text_parts: list[str] = []
+    calls: dict[int, dict[str, Any]] = {}
+    for e in events:
+        kind = e.get("type")
+        if kind == "content_delta":
+            text_parts.append(e.get("text") or "")
+        elif kind == "tool_call_delta":
+            call = calls.setdefault(e["index"], {"id": "", "name": "", "args": []})
+            call["args"].append(e.get("arguments_delta") or "")
+        elif kind == "tool_call_start":
+            call = calls.setdefault(e["index"], {"id": "", "name": "", "args": []})
+            call.update(id=e.get("id") or call["id"], name=e.get("name") or call["name"])
+        elif kind == "message_start":
+            model = e.get("model") or model
+            rid = e.get("id") if e.get("id") is not None else rid
+        elif kind == "message_end":
+            stop_reason, usage = e.get("stop_reason"), e.get("usage")
     return make_response(
-        "".join(state["text"]),
-        model=state["model"],
-        id=state["id"],
-        stop_reason=state["stop_reason"],
-        usage=state["usage"] if state["usage"] is not None else make_usage(),
-        tool_calls=calls,
+        "".join(text_parts),
+        model=model,
+        id=rid,
+        stop_reason=stop_reason,
+        usage=usage if usage is not None else make_usage(),
+        tool_calls=[_tool_call(calls[i]) for i in sorted(calls)],
     )
 
 
@@ -107,7 +94,7 @@ def _chunks(s: str) -> Iterator[str]:
         yield s[start:]
 
 
-def response_events(response: Mapping[str, Any]) -> Iterator[PMap[str, Any]]:
+def response_events(response: Mapping[str, Any]) -> Iterator[Event]:
     """Yield stream events that :func:`collect` folds back into *response* (replays, mocks).
 
     >>> r = make_response("Hi there", model="m", id="x")
@@ -116,25 +103,21 @@ def response_events(response: Mapping[str, Any]) -> Iterator[PMap[str, Any]]:
     >>> collect(response_events(r)) == r
     True
     """
-    yield pmap(
-        {"type": "message_start", "model": response.get("model", ""), "id": response.get("id")}
-    )
+    yield event("message_start", model=response.get("model", ""), id=response.get("id"))
     for piece in _chunks(text(response.get("content", ""))):
-        yield pmap({"type": "content_delta", "text": piece})
+        yield event("content_delta", text=piece)
     for i, call in enumerate(response.get("tool_calls") or ()):
-        yield pmap({"type": "tool_call_start", "index": i, "id": call["id"], "name": call["name"]})
+        yield event("tool_call_start", index=i, id=call["id"], name=call["name"])
         raw = call.get("raw_arguments")
         if raw is None:
             raw = json.dumps(thaw(call.get("arguments") or {}))
         half = len(raw) // 2
         for piece in (raw[:half], raw[half:]):
             if piece:
-                yield pmap({"type": "tool_call_delta", "index": i, "arguments_delta": piece})
-        yield pmap({"type": "tool_call_end", "index": i})
-    yield pmap(
-        {
-            "type": "message_end",
-            "stop_reason": response.get("stop_reason") or "end_turn",
-            "usage": freeze(response.get("usage") or make_usage()),
-        }
+                yield event("tool_call_delta", index=i, arguments_delta=piece)
+        yield event("tool_call_end", index=i)
+    yield event(
+        "message_end",
+        stop_reason=response.get("stop_reason") or "end_turn",
+        usage=freeze(response.get("usage") or make_usage()),
     )

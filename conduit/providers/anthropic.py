@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 from pyrsistent import PMap, pmap
 
 from conduit._data import thaw
+from conduit._event import Event, event
 from conduit._types import Request
 from conduit.errors import ValidationError, decode_event, error_from_response
 from conduit.response import make_response, make_tool_call, make_usage
@@ -271,7 +272,7 @@ def stream_start(provider: str = "anthropic") -> StreamState:
     return StreamState(provider)
 
 
-def stream_step(state: StreamState, sse: SSE) -> tuple[StreamState, list[PMap[str, Any]]]:
+def stream_step(state: StreamState, sse: SSE) -> tuple[StreamState, list[Event]]:
     """Return (state, Conduit events) after one server-sent event of a Messages stream.
 
     >>> s, ev = stream_step(stream_start(), SSE("message_start", '{"type": "message_start",'
@@ -279,61 +280,55 @@ def stream_step(state: StreamState, sse: SSE) -> tuple[StreamState, list[PMap[st
     >>> ev[0]["type"], ev[0]["id"]
     ('message_start', 'm1')
     """
-    event = decode_event(state.provider, sse.data)
-    kind = event.get("type")
+    data = decode_event(state.provider, sse.data)
+    kind = data.get("type")
     if kind == "content_block_delta":
-        delta = event.get("delta") or {}
+        delta = data.get("delta") or {}
         if delta.get("type") == "text_delta" and delta.get("text"):
-            return state, [pmap({"type": "content_delta", "text": delta["text"]})]
-        if delta.get("type") == "input_json_delta" and event.get("index") in state.tools:
+            return state, [event("content_delta", text=delta["text"])]
+        if delta.get("type") == "input_json_delta" and data.get("index") in state.tools:
             piece = delta.get("partial_json") or ""
             if piece:
-                index = state.tools[event["index"]]
-                return state, [
-                    pmap({"type": "tool_call_delta", "index": index, "arguments_delta": piece})
-                ]
+                index = state.tools[data["index"]]
+                return state, [event("tool_call_delta", index=index, arguments_delta=piece)]
         return state, []
     if kind == "message_start":
-        msg = event.get("message") or {}
+        msg = data.get("message") or {}
         state = state._replace(usage=pmap(msg.get("usage") or {}))
-        return state, [
-            pmap({"type": "message_start", "model": msg.get("model"), "id": msg.get("id")})
-        ]
+        return state, [event("message_start", model=msg.get("model"), id=msg.get("id"))]
     if kind == "content_block_start":
-        block = event.get("content_block") or {}
+        block = data.get("content_block") or {}
         if block.get("type") == "tool_use":
             ordinal = len(state.tools)
-            state = state._replace(tools=state.tools.set(event["index"], ordinal))
+            state = state._replace(tools=state.tools.set(data["index"], ordinal))
             return state, [
-                pmap(
-                    {
-                        "type": "tool_call_start",
-                        "index": ordinal,
-                        "id": block.get("id") or "",
-                        "name": block.get("name") or "",
-                    }
+                event(
+                    "tool_call_start",
+                    index=ordinal,
+                    id=block.get("id") or "",
+                    name=block.get("name") or "",
                 )
             ]
         if block.get("type") == "text" and block.get("text"):
-            return state, [pmap({"type": "content_delta", "text": block["text"]})]
+            return state, [event("content_delta", text=block["text"])]
         return state, []
-    if kind == "content_block_stop" and event.get("index") in state.tools:
-        return state, [pmap({"type": "tool_call_end", "index": state.tools[event["index"]]})]
+    if kind == "content_block_stop" and data.get("index") in state.tools:
+        return state, [event("tool_call_end", index=state.tools[data["index"]])]
     if kind == "message_delta":
-        reason = (event.get("delta") or {}).get("stop_reason")
+        reason = (data.get("delta") or {}).get("stop_reason")
         usage = state.usage.update(
-            {k: v for k, v in (event.get("usage") or {}).items() if v is not None}
+            {k: v for k, v in (data.get("usage") or {}).items() if v is not None}
         )
         mapped = STOP_REASONS.get(reason or "", state.stop_reason)
         return state._replace(usage=usage, stop_reason=mapped), []
     if kind == "message_stop":
         return state._replace(done=True), []
     if kind == "error":
-        raise error_from_response(state.provider, None, {}, event)
+        raise error_from_response(state.provider, None, {}, data)
     return state, []  # ping and event types added later
 
 
-def stream_end(state: StreamState) -> list[PMap[str, Any]]:
+def stream_end(state: StreamState) -> list[Event]:
     """Return the closing event of a finished stream; raise if it was cut short."""
     from conduit.errors import ConnectionError
 
@@ -344,12 +339,10 @@ def stream_end(state: StreamState) -> list[PMap[str, Any]]:
             data={"provider": state.provider},
         )
     return [
-        pmap(
-            {
-                "type": "message_end",
-                "stop_reason": state.stop_reason or "end_turn",
-                "usage": decode_usage(state.usage),
-            }
+        event(
+            "message_end",
+            stop_reason=state.stop_reason or "end_turn",
+            usage=decode_usage(state.usage),
         )
     ]
 
@@ -391,11 +384,11 @@ async def anthropic_acall(req: Any) -> Request:
     return await _http.acall(ANTHROPIC, req)
 
 
-def anthropic_stream(req: Any) -> Iterator[PMap[str, Any]]:
+def anthropic_stream(req: Any) -> Iterator[Event]:
     """Stream Anthropic's answer to *req* as Conduit events."""
     return _http.stream(ANTHROPIC, req)
 
 
-def anthropic_astream(req: Any) -> AsyncIterator[PMap[str, Any]]:
+def anthropic_astream(req: Any) -> AsyncIterator[Event]:
     """The async twin of :func:`anthropic_stream`."""
     return _http.astream(ANTHROPIC, req)

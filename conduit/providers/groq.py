@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from pyrsistent import PMap
-
+from conduit._event import Event
 from conduit._types import Request
 from conduit.providers import _http, openai
 
@@ -37,11 +36,11 @@ async def groq_acall(req: Any) -> Request:
     return await _http.acall(GROQ, req)
 
 
-def groq_stream(req: Any) -> Iterator[PMap[str, Any]]:
+def groq_stream(req: Any) -> Iterator[Event]:
     """Stream the answer of Groq to *req* as Conduit events."""
     return _http.stream(GROQ, req)
 
 
-def groq_astream(req: Any) -> AsyncIterator[PMap[str, Any]]:
+def groq_astream(req: Any) -> AsyncIterator[Event]:
     """The async twin of :func:`groq_stream`."""
     return _http.astream(GROQ, req)

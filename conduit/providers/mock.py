@@ -18,6 +18,7 @@ import attrs
 from pyrsistent import PMap
 
 from conduit._drive import Done, _asleep
+from conduit._event import Event
 from conduit._types import Request
 from conduit.errors import ConduitError, ServerError, ValidationError
 from conduit.middleware import acall_with, astream_with, call_with, stream_with
@@ -237,7 +238,7 @@ def _events(req: Request) -> Iterator[Any]:
         time.sleep(script.delay)
     if isinstance(resp, BaseException):
         raise resp
-    seen: list[PMap[str, Any]] = []
+    seen: list[Event] = []
     for event in response_events(resp):
         if script.chunk_delay and seen:
             time.sleep(script.chunk_delay)
@@ -252,7 +253,7 @@ async def _aevents(req: Request) -> AsyncIterator[Any]:
         await _asleep(script.delay)
     if isinstance(resp, BaseException):
         raise resp
-    seen: list[PMap[str, Any]] = []
+    seen: list[Event] = []
     for event in response_events(resp):
         if script.chunk_delay and seen:
             await _asleep(script.chunk_delay)
@@ -283,7 +284,7 @@ async def mock_acall(req: Any) -> Request:
     return await acall_with(_asend, req)
 
 
-def mock_stream(req: Any) -> Iterator[PMap[str, Any]]:
+def mock_stream(req: Any) -> Iterator[Event]:
     """Yield the stream events of the mock's answer to *req* (DESIGN §2 order).
 
     >>> import conduit as c
@@ -296,6 +297,6 @@ def mock_stream(req: Any) -> Iterator[PMap[str, Any]]:
     return stream_with(_events, req)
 
 
-def mock_astream(req: Any) -> AsyncIterator[PMap[str, Any]]:
+def mock_astream(req: Any) -> AsyncIterator[Event]:
     """The async twin of :func:`mock_stream`."""
     return astream_with(_aevents, req)

@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 from pyrsistent import PMap
 
+from conduit._event import Event
 from conduit._types import Request
 from conduit.providers import _embed, _http, openai
 from conduit.providers._embed import Embeddings
@@ -109,12 +110,12 @@ async def ollama_acall(req: Any) -> Request:
     return await _http.acall(OLLAMA, req)
 
 
-def ollama_stream(req: Any) -> Iterator[PMap[str, Any]]:
+def ollama_stream(req: Any) -> Iterator[Event]:
     """Stream a local Ollama server's answer to *req* as Conduit events."""
     return _http.stream(OLLAMA, req)
 
 
-def ollama_astream(req: Any) -> AsyncIterator[PMap[str, Any]]:
+def ollama_astream(req: Any) -> AsyncIterator[Event]:
     """The async twin of :func:`ollama_stream`."""
     return _http.astream(OLLAMA, req)
 

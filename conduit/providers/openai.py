@@ -6,9 +6,10 @@ import json
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from pyrsistent import PMap, pmap
+from pyrsistent import PMap
 
 from conduit._data import freeze_map, thaw
+from conduit._event import Event, event
 from conduit._types import Request
 from conduit.errors import ValidationError, decode_event, error_from_response
 from conduit.response import make_response, make_tool_call, make_usage
@@ -230,12 +231,12 @@ def stream_start(provider: str = "openai") -> StreamState:
     return StreamState(provider)
 
 
-def _close(state: StreamState) -> tuple[StreamState, list[PMap[str, Any]]]:
-    ends = [pmap({"type": "tool_call_end", "index": i}) for i in state.open_calls]
+def _close(state: StreamState) -> tuple[StreamState, list[Event]]:
+    ends = [event("tool_call_end", index=i) for i in state.open_calls]
     return state._replace(open_calls=()), ends
 
 
-def stream_step(state: StreamState, sse: SSE) -> tuple[StreamState, list[PMap[str, Any]]]:
+def stream_step(state: StreamState, sse: SSE) -> tuple[StreamState, list[Event]]:
     """Return (state, Conduit events) after one server-sent event of a chat completion stream.
 
     >>> s = stream_start()
@@ -249,11 +250,9 @@ def stream_step(state: StreamState, sse: SSE) -> tuple[StreamState, list[PMap[st
     chunk = decode_event(state.provider, sse.data)
     if "error" in chunk:
         raise error_from_response(state.provider, None, {}, chunk)
-    events: list[PMap[str, Any]] = []
+    events: list[Event] = []
     if not state.started:
-        events.append(
-            pmap({"type": "message_start", "model": chunk.get("model"), "id": chunk.get("id")})
-        )
+        events.append(event("message_start", model=chunk.get("model"), id=chunk.get("id")))
         state = state._replace(started=True)
     usage = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")
     if usage:
@@ -262,19 +261,17 @@ def stream_step(state: StreamState, sse: SSE) -> tuple[StreamState, list[PMap[st
         delta = choice.get("delta") or {}
         piece = delta.get("content")
         if piece:
-            events.append(pmap({"type": "content_delta", "text": piece}))
+            events.append(event("content_delta", text=piece))
         for call in delta.get("tool_calls") or ():
             index = call.get("index", 0)
             fn = call.get("function") or {}
             if index not in state.open_calls:
                 events.append(
-                    pmap(
-                        {
-                            "type": "tool_call_start",
-                            "index": index,
-                            "id": call.get("id") or "",
-                            "name": fn.get("name") or "",
-                        }
+                    event(
+                        "tool_call_start",
+                        index=index,
+                        id=call.get("id") or "",
+                        name=fn.get("name") or "",
                     )
                 )
                 state = state._replace(open_calls=(*state.open_calls, index), had_calls=True)
@@ -282,9 +279,7 @@ def stream_step(state: StreamState, sse: SSE) -> tuple[StreamState, list[PMap[st
             if args:
                 if not isinstance(args, str):
                     args = json.dumps(args)
-                events.append(
-                    pmap({"type": "tool_call_delta", "index": index, "arguments_delta": args})
-                )
+                events.append(event("tool_call_delta", index=index, arguments_delta=args))
         reason = choice.get("finish_reason")
         if reason:
             state, ends = _close(state)
@@ -296,7 +291,7 @@ def stream_step(state: StreamState, sse: SSE) -> tuple[StreamState, list[PMap[st
     return state, events
 
 
-def stream_end(state: StreamState) -> list[PMap[str, Any]]:
+def stream_end(state: StreamState) -> list[Event]:
     """Return the closing events of a finished stream; raise if it was cut short."""
     from conduit.errors import ConnectionError
 
@@ -307,12 +302,10 @@ def stream_end(state: StreamState) -> list[PMap[str, Any]]:
             data={"provider": state.provider},
         )
     state, ends = _close(state)
-    end = pmap(
-        {
-            "type": "message_end",
-            "stop_reason": state.stop_reason or "end_turn",
-            "usage": state.usage or make_usage(),
-        }
+    end = event(
+        "message_end",
+        stop_reason=state.stop_reason or "end_turn",
+        usage=state.usage or make_usage(),
     )
     return [*ends, end]
 
@@ -363,12 +356,12 @@ async def openai_acall(req: Any) -> Request:
     return await _http.acall(OPENAI, req)
 
 
-def openai_stream(req: Any) -> Iterator[PMap[str, Any]]:
+def openai_stream(req: Any) -> Iterator[Event]:
     """Stream OpenAI's answer to *req* as Conduit events (``c.collect`` rebuilds the response)."""
     return _http.stream(OPENAI, req)
 
 
-def openai_astream(req: Any) -> AsyncIterator[PMap[str, Any]]:
+def openai_astream(req: Any) -> AsyncIterator[Event]:
     """The async twin of :func:`openai_stream`."""
     return _http.astream(OPENAI, req)
 
