@@ -11,6 +11,9 @@ from pyrsistent import PMap, PVector, pmap, pvector
 __all__ = ["Secret", "freeze", "freeze_map", "reveal", "thaw"]
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None), bytes})
+
+
 def freeze(value: Any) -> Any:
     """Return *value* with every mapping made a ``pmap`` and every list or tuple a ``pvector``.
 
@@ -21,6 +24,8 @@ def freeze(value: Any) -> Any:
     >>> v = freeze([1, 2]); freeze(v) is v
     True
     """
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, PMap):
         if all(_is_frozen(v) for v in value.values()):
             return value
@@ -47,6 +52,8 @@ def freeze_map(value: Mapping[str, Any]) -> PMap[str, Any]:
 
 
 def _is_frozen(value: Any) -> bool:
+    if type(value) in _SCALARS:
+        return True
     if isinstance(value, PMap):
         return all(_is_frozen(v) for v in value.values())
     if isinstance(value, PVector):

@@ -20,6 +20,9 @@ class SSE(NamedTuple):
     data: str
 
 
+_make = tuple.__new__  # builds an SSE without NamedTuple's Python-level __new__
+
+
 def parse_block(block: bytes) -> SSE | None:
     """Return the event in one blank-line-terminated *block*, or None (comments, no data).
 
@@ -64,8 +67,15 @@ def feed(buffer: bytes, chunk: bytes) -> tuple[bytes, tuple[SSE, ...]]:
     if b"\r" in data:
         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     *blocks, rest = data.split(b"\n\n")
-    events = tuple(e for e in map(parse_block, blocks) if e is not None)
-    return rest + hold, events
+    events = []
+    for block in blocks:
+        if block[:6] == b"data: " and b"\n" not in block:  # the common case, inlined
+            events.append(_make(SSE, ("message", block[6:].decode("utf-8", "replace"))))
+        else:
+            found = parse_block(block)
+            if found is not None:
+                events.append(found)
+    return rest + hold, tuple(events)
 
 
 def flush(buffer: bytes) -> tuple[SSE, ...]:

@@ -58,10 +58,11 @@ def collect(events: Iterable[Mapping[str, Any]]) -> PMap[str, Any]:
     model, rid, stop_reason, usage = "", None, None, None
     text_parts: list[str] = []
     calls: dict[int, dict[str, Any]] = {}
+    append = text_parts.append
     for e in events:
-        kind = e.get("type")
+        kind = e["type"]
         if kind == "content_delta":
-            text_parts.append(e.get("text") or "")
+            append(e["text"])
         elif kind == "tool_call_delta":
             call = calls.setdefault(e["index"], {"id": "", "name": "", "args": []})
             call["args"].append(e.get("arguments_delta") or "")

@@ -105,9 +105,11 @@ def prepare(spec: Provider, req: Request, stream: bool) -> tuple[str, dict[str, 
     return url, headers, body
 
 
-def _timeout(req: Request) -> httpx.Timeout:
+def _timeout(req: Request) -> Any:
     seconds = req.get("timeout")
-    return DEFAULT_TIMEOUT if seconds is None else httpx.Timeout(float(seconds), connect=5.0)
+    if seconds is None:  # the pooled client's default; passing one costs httpx ~25 us a call
+        return httpx.USE_CLIENT_DEFAULT
+    return httpx.Timeout(float(seconds), connect=5.0)
 
 
 _lock = threading.Lock()

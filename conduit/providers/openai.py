@@ -247,7 +247,17 @@ def stream_step(state: StreamState, sse: SSE) -> tuple[StreamState, list[Event]]
     """
     if sse.data == "[DONE]":
         return state._replace(done=True), []
-    chunk = decode_event(state.provider, sse.data)
+    try:
+        chunk = json.loads(sse.data)
+    except ValueError:
+        chunk = decode_event(state.provider, sse.data)  # raises the right error
+    choices = chunk.get("choices")
+    if state.started and choices and len(choices) == 1 and "usage" not in chunk:
+        choice = choices[0]  # fast path: a plain text delta, the bulk of every stream
+        delta = choice.get("delta")
+        if delta and not choice.get("finish_reason") and "tool_calls" not in delta:
+            piece = delta.get("content")
+            return state, [Event(type="content_delta", text=piece)] if piece else []
     if "error" in chunk:
         raise error_from_response(state.provider, None, {}, chunk)
     events: list[Event] = []
