@@ -119,11 +119,16 @@ def encode_messages(messages: Any) -> tuple[Any, list[dict[str, Any]]]:
     """
     system_blocks: list[dict[str, Any]] = []
     turns: list[tuple[str, list[dict[str, Any]]]] = []
-    for msg in messages:
+    for i, msg in enumerate(messages):
         if msg["role"] == "system":
             system_blocks.extend(_blocks(msg["content"]))
             continue
         role, blocks = _turn(msg)
+        if not blocks:
+            raise ValidationError(
+                f"message {i} ({msg['role']}) is empty, and Anthropic rejects empty messages: "
+                "remove it or give it some text"
+            )
         if turns and turns[-1][0] == role:
             turns[-1][1].extend(blocks)
         else:
