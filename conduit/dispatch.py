@@ -58,15 +58,19 @@ def resolve(req: Any, kind: str) -> tuple[Callable[..., Any], Request]:
     handler = getattr(module, f"{name}_{kind}", None)
     if handler is None:
         raise ValidationError(f"provider {provider!r} has no {kind} function")
-    return handler, frozen.set("model", model) if model != frozen["model"] else frozen
+    if model != frozen["model"] or frozen.get("provider") != provider:
+        # the provider is recorded, so replies and retries of this context stay with it
+        frozen = frozen.update({"model": model, "provider": provider})
+    return handler, frozen
 
 
 def call(req: Any) -> Request:
     """Call the provider named by the request's model (``"provider:model"``) for *req*.
 
     >>> import conduit as c
-    >>> c.content(c.call(c.request("mock:any", "hi", mock="routed")))
-    'routed'
+    >>> ctx = c.call(c.request("mock:any", "hi", mock="routed"))
+    >>> c.content(ctx), ctx["model"], ctx["provider"]
+    ('routed', 'any', 'mock')
     """
     handler, frozen = resolve(req, "call")
     out: Request = handler(frozen)

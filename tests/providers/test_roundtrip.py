@@ -359,3 +359,11 @@ def test_sse_line_endings_and_byte_splits(data):
         out.extend(got)
     out.extend(flush(buffer))
     assert [(e.event, e.data) for e in out] == events
+
+
+def test_a_dispatched_conversation_stays_with_its_provider():
+    script = c.mock_script(["first", "second", "third"])
+    ctx = c.call(c.request("mock:demo", "hi", mock=script))
+    assert (ctx["model"], ctx["provider"]) == ("demo", "mock")
+    assert c.content(c.call(c.reply(ctx, "again"))) == "second"
+    assert c.collect(c.stream(c.reply(ctx, "more")))["content"] == "third"
