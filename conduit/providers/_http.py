@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -45,6 +45,7 @@ __all__ = [
     "call",
     "client",
     "events",
+    "handlers",
     "prepare",
     "send",
     "stream",
@@ -263,3 +264,49 @@ def stream(spec: Provider, req: Any) -> Iterator[Any]:
 def astream(spec: Provider, req: Any) -> AsyncIterator[Any]:
     """The async twin of :func:`stream`."""
     return astream_with(functools.partial(aevents, spec), req)
+
+
+def handlers(
+    spec: Provider, module: str, title: str
+) -> tuple[
+    Callable[[Any], Request],
+    Callable[[Any], Awaitable[Request]],
+    Callable[[Any], Iterator[Any]],
+    Callable[[Any], AsyncIterator[Any]],
+]:
+    """Return *spec*'s ``call``, ``acall``, ``stream`` and ``astream`` handlers.
+
+    Each is named ``<provider>_<kind>`` in *module*, so that once the module binds it to that
+    name it pickles by reference (Dask, multiprocessing) like a function written there.
+    """
+
+    def call_(req: Any) -> Request:
+        return call(spec, req)
+
+    async def acall_(req: Any) -> Request:
+        return await acall(spec, req)
+
+    def stream_(req: Any) -> Iterator[Any]:
+        return stream(spec, req)
+
+    def astream_(req: Any) -> AsyncIterator[Any]:
+        return astream(spec, req)
+
+    docs = {
+        call_: f"Call {title} for *req*, inside its middleware; return the context.",
+        acall_: f"Call {title} for *req* (async), inside its middleware; return the context.",
+        stream_: f"Stream the answer of {title} to *req* as Conduit events.",
+        astream_: f"Stream the answer of {title} to *req* as Conduit events (async).",
+    }
+    for fn, doc in docs.items():
+        kind = fn.__name__.rstrip("_")
+        fn.__name__ = fn.__qualname__ = f"{spec.name}_{kind}"
+        fn.__module__ = module
+        fn.__doc__ = doc + _key_note(spec)
+    return call_, acall_, stream_, astream_
+
+
+def _key_note(spec: Provider) -> str:
+    if spec.env_key is None:
+        return " No API key is needed."
+    return f" The key comes from the request's ``api_key`` or ``{spec.env_key}``."

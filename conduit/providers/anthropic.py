@@ -27,6 +27,7 @@ __all__ = [
     "decode_usage",
     "encode_chat",
     "encode_messages",
+    "encode_response_format",
     "encode_tool_choice",
     "encode_tools",
     "stream_end",
@@ -174,6 +175,25 @@ def encode_tool_choice(choice: Any) -> dict[str, Any]:
     return dict(thaw(choice))
 
 
+def encode_response_format(fmt: Any) -> dict[str, Any]:
+    """Return Anthropic's ``output_config`` for an OpenAI-style JSON-schema ``response_format``.
+
+    >>> encode_response_format({"type": "json_schema",
+    ...                         "json_schema": {"name": "city", "schema": {"type": "object"}}})
+    {'format': {'type': 'json_schema', 'schema': {'type': 'object'}}}
+    """
+    fmt = thaw(fmt)
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        spec = fmt.get("json_schema") or {}
+        schema = spec.get("schema", spec) if isinstance(spec, dict) else spec
+        return {"format": {"type": "json_schema", "schema": schema}}
+    raise ValidationError(
+        f"Anthropic has no response_format {fmt!r:.60}: give a JSON schema "
+        '({"type": "json_schema", "json_schema": {"name": ..., "schema": {...}}}) '
+        "or use c.with_schema"
+    )
+
+
 def encode_chat(req: Request, stream: bool = False) -> dict[str, Any]:
     """Return the JSON body of a Messages API call for *req*.
 
@@ -192,10 +212,7 @@ def encode_chat(req: Request, stream: bool = False) -> dict[str, Any]:
     body["max_tokens"] = options.pop("max_tokens", None) or DEFAULT_MAX_TOKENS
     parallel = options.pop("parallel_tool_calls", None)
     if "response_format" in options:
-        raise ValidationError(
-            "Anthropic has no response_format option: use c.with_schema(schema), which forces "
-            "a tool call on Anthropic, or describe the JSON format in the prompt"
-        )
+        body["output_config"] = encode_response_format(options.pop("response_format"))
     for key in UNSUPPORTED:
         if key in options:
             log.warning("anthropic does not support %r; it was not sent", key)

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
-
-from conduit._event import Event
-from conduit._types import Request
 from conduit.providers import _http, openai
 
 __all__ = ["GROK", "grok_acall", "grok_astream", "grok_call", "grok_stream"]
@@ -26,21 +21,4 @@ GROK = _http.Provider(
 )
 
 
-def grok_call(req: Any) -> Request:
-    """Call xAI's Grok for *req*; the key comes from the request or ``XAI_API_KEY``."""
-    return _http.call(GROK, req)
-
-
-async def grok_acall(req: Any) -> Request:
-    """The async twin of :func:`grok_call`."""
-    return await _http.acall(GROK, req)
-
-
-def grok_stream(req: Any) -> Iterator[Event]:
-    """Stream the answer of xAI's Grok to *req* as Conduit events."""
-    return _http.stream(GROK, req)
-
-
-def grok_astream(req: Any) -> AsyncIterator[Event]:
-    """The async twin of :func:`grok_stream`."""
-    return _http.astream(GROK, req)
+grok_call, grok_acall, grok_stream, grok_astream = _http.handlers(GROK, __name__, "xAI's Grok")

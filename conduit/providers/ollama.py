@@ -3,13 +3,12 @@ embeddings through the native ``/api/embed``. No API key is needed."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 from pyrsistent import PMap
 
-from conduit._event import Event
 from conduit._types import Request
 from conduit.providers import _embed, _http, openai
 from conduit.providers._embed import Embeddings
@@ -100,24 +99,9 @@ def _native(settings: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
-def ollama_call(req: Any) -> Request:
-    """Call a local Ollama server's chat for *req* (``base_url`` defaults to localhost:11434)."""
-    return _http.call(OLLAMA, req)
-
-
-async def ollama_acall(req: Any) -> Request:
-    """The async twin of :func:`ollama_call`."""
-    return await _http.acall(OLLAMA, req)
-
-
-def ollama_stream(req: Any) -> Iterator[Event]:
-    """Stream a local Ollama server's answer to *req* as Conduit events."""
-    return _http.stream(OLLAMA, req)
-
-
-def ollama_astream(req: Any) -> AsyncIterator[Event]:
-    """The async twin of :func:`ollama_stream`."""
-    return _http.astream(OLLAMA, req)
+ollama_call, ollama_acall, ollama_stream, ollama_astream = _http.handlers(
+    OLLAMA, __name__, "a local Ollama server"
+)
 
 
 def ollama_embed(texts: Sequence[str], model: str = "all-minilm", **settings: Any) -> Embeddings:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from pyrsistent import PMap
@@ -356,24 +356,9 @@ OPENAI = _http.Provider(
 )
 
 
-def openai_call(req: Any) -> Request:
-    """Call OpenAI's chat completions (or any compatible server at ``base_url``) for *req*."""
-    return _http.call(OPENAI, req)
-
-
-async def openai_acall(req: Any) -> Request:
-    """The async twin of :func:`openai_call`."""
-    return await _http.acall(OPENAI, req)
-
-
-def openai_stream(req: Any) -> Iterator[Event]:
-    """Stream OpenAI's answer to *req* as Conduit events (``c.collect`` rebuilds the response)."""
-    return _http.stream(OPENAI, req)
-
-
-def openai_astream(req: Any) -> AsyncIterator[Event]:
-    """The async twin of :func:`openai_stream`."""
-    return _http.astream(OPENAI, req)
+openai_call, openai_acall, openai_stream, openai_astream = _http.handlers(
+    OPENAI, __name__, "OpenAI's chat completions (or any compatible server at ``base_url``)"
+)
 
 
 def openai_embed(

@@ -163,3 +163,8 @@ def test_encoders_do_not_mutate_and_are_deterministic(req):
     for module in (openai, anthropic):
         assert module.encode_chat(req) == module.encode_chat(req)
     assert c.thaw(req) == before
+
+
+def test_anthropic_json_mode_without_schema_is_a_clear_error():
+    with pytest.raises(c.ValidationError, match="Anthropic has no response_format"):
+        anthropic.encode_chat(c.request("m", "hi", response_format={"type": "json_object"}))

@@ -367,3 +367,12 @@ def test_a_dispatched_conversation_stays_with_its_provider():
     assert (ctx["model"], ctx["provider"]) == ("demo", "mock")
     assert c.content(c.call(c.reply(ctx, "again"))) == "second"
     assert c.collect(c.stream(c.reply(ctx, "more")))["content"] == "third"
+
+
+@pytest.mark.parametrize("name", sorted(PROVIDERS))
+def test_handlers_are_named_documented_and_pickle(name):
+    import pickle
+
+    for fn in handlers(name):
+        assert fn.__name__.startswith(f"{name}_") and fn.__doc__
+        assert pickle.loads(pickle.dumps(fn)) is fn

@@ -27,6 +27,7 @@ WEATHER = {
         "required": ["city"],
     },
 }
+CITY = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
 PNG = (  # a 1x1 PNG
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 )
@@ -195,6 +196,19 @@ def test_openai_stream_body_and_auth_match_the_sdk():
 # --- Anthropic -------------------------------------------------------------------------------
 
 ANTHROPIC_CASES = {
+    "json_schema": (
+        [c.user("Give me a city")],
+        {
+            "messages": [{"role": "user", "content": "Give me a city"}],
+            "output_config": {"format": {"type": "json_schema", "schema": CITY}},
+        },
+        {
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "city", "schema": CITY},
+            }
+        },
+    ),
     "text": (
         [c.user("Hello!")],
         {"messages": [{"role": "user", "content": "Hello!"}]},
