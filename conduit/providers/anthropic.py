@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from pyrsistent import PMap, pmap
@@ -396,21 +396,6 @@ ANTHROPIC = _http.Provider(
 )
 
 
-def anthropic_call(req: Any) -> Request:
-    """Call Anthropic's Messages API for *req*; return the context with its response."""
-    return _http.call(ANTHROPIC, req)
-
-
-async def anthropic_acall(req: Any) -> Request:
-    """The async twin of :func:`anthropic_call`."""
-    return await _http.acall(ANTHROPIC, req)
-
-
-def anthropic_stream(req: Any) -> Iterator[Event]:
-    """Stream Anthropic's answer to *req* as Conduit events."""
-    return _http.stream(ANTHROPIC, req)
-
-
-def anthropic_astream(req: Any) -> AsyncIterator[Event]:
-    """The async twin of :func:`anthropic_stream`."""
-    return _http.astream(ANTHROPIC, req)
+anthropic_call, anthropic_acall, anthropic_stream, anthropic_astream = _http.handlers(
+    ANTHROPIC, __name__, "Anthropic's Messages API"
+)
