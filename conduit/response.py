@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pyrsistent import PMap, pmap, pvector
+from pyrsistent import PMap, PVector, pmap, pvector
 
 from conduit._data import freeze, freeze_map
 from conduit.errors import ValidationError
@@ -54,6 +54,17 @@ def make_tool_call(
     return freeze_map({"id": id, "name": name, "arguments": dict(arguments or {}), **extra})
 
 
+def _usage(usage: Mapping[str, Any] | None) -> PMap[str, Any]:
+    if usage is None:
+        return make_usage()
+    if type(usage) is type(_EMPTY) and all(type(v) is int for v in usage.values()):
+        return usage  # already a frozen usage map: skip the walk
+    return freeze_map(usage)
+
+
+_EMPTY: PMap[str, Any] = pmap()
+
+
 def make_response(
     content: Any = "",
     *,
@@ -72,7 +83,7 @@ def make_response(
     >>> make_response(tool_calls=[make_tool_call("c", "f")])["stop_reason"]
     'tool_use'
     """
-    calls = pvector(freeze(list(tool_calls)))
+    calls = tool_calls if isinstance(tool_calls, PVector) else pvector(map(freeze, tool_calls))
     reason = stop_reason or ("tool_use" if calls else "end_turn")
     if reason not in STOP_REASONS:
         raise ValidationError(f"stop_reason {reason!r} is not one of {', '.join(STOP_REASONS)}")
@@ -82,7 +93,7 @@ def make_response(
         "model": model,
         "id": id,
         "stop_reason": reason,
-        "usage": freeze(usage) if usage is not None else make_usage(),
+        "usage": _usage(usage),
         "tool_calls": calls,
         **{k: freeze(v) for k, v in extra.items()},
     }
