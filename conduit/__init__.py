@@ -36,6 +36,7 @@ from conduit.errors import (
     is_retryable,
     retry_after,
 )
+from conduit.fallback import with_fallback
 from conduit.middleware import (
     Middleware,
     middleware,
@@ -70,7 +71,9 @@ from conduit.request import (
     user,
 )
 from conduit.response import make_response, make_tool_call, make_usage
+from conduit.retry import with_retry
 from conduit.streams import collect, response_events
+from conduit.timeout import with_timeout
 from conduit.tokens import estimate_tokens
 
 __version__ = "0.1.0"
@@ -231,5 +234,8 @@ __all__ = [
     "tool_result",
     "usage",
     "user",
+    "with_fallback",
     "with_middleware",
+    "with_retry",
+    "with_timeout",
 ]

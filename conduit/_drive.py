@@ -1,30 +1,36 @@
 """The drivers: the only control flow written twice (sync and async), for calls and streams.
 
 A flow yields the request it wants sent and receives the result (or the exception, thrown in).
-A request it yields may describe an effect (``"conduit/sleep"``: seconds to wait first); the
-driver performs it. Streams are driven the same way, layer by layer: each layer is an iterator
-of events that ends with a :class:`Done` carrying the final context.
+It may also yield an :class:`Effect` (a cache lookup, say): the driver performs it and sends
+the result back. A request it yields may describe waiting and deadlines (``"conduit/sleep"``,
+``"conduit/deadline_in"``); :func:`plan` turns those into what the driver does. Streams are
+driven the same way, layer by layer: each layer is an iterator of events that ends with a
+:class:`Done` carrying the final context.
 """
 
 from __future__ import annotations
 
+import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
 
 from conduit._types import AsyncHandler, Flow, Handler, Request
-from conduit.errors import ConduitError
+from conduit.errors import ConduitError, TimeoutError
 
 __all__ = [
     "Done",
+    "Effect",
     "adrive",
     "adrive_stream",
+    "check_deadline",
     "drive",
     "drive_stream",
-    "effects",
     "finish",
+    "plan",
+    "remaining",
 ]
 
 StreamFn = Callable[[Request], Iterator[Any]]
@@ -38,22 +44,83 @@ class Done:
     ctx: Request
 
 
-def effects(req: Request) -> tuple[float, Request]:
-    """Return (seconds to sleep, the request without its effect keys).
+@attrs.frozen
+class Effect:
+    """Some I/O a flow asks the driver to perform: ``run()`` (sync) or ``arun()`` (async).
+
+    Without ``arun`` the async driver runs ``run`` in a worker thread.
+    """
+
+    run: Callable[[], Any]
+    arun: Callable[[], Awaitable[Any]] | None = None
+
+
+def deadline_error(now: float, deadline: float) -> TimeoutError:
+    """Return the error for a passed deadline (``with_timeout``); retrying cannot help it."""
+    return TimeoutError(
+        f"the call's deadline passed ({now - deadline:+.3f}s); it covers every attempt, so "
+        "raise the timeout given to c.with_timeout or make the call cheaper",
+        data={"deadline_exceeded": True},
+    )
+
+
+def plan(req: Request, now: float, rand: float) -> tuple[float, Request]:
+    """Return (seconds to sleep, the request to send) for a request a flow yielded; pure.
+
+    ``"conduit/sleep"`` is seconds, or ``{"up_to": s}`` for full jitter (``rand`` in [0, 1)
+    picks the point). ``"conduit/deadline_in"`` becomes an absolute ``"conduit/deadline"`` (on
+    the monotonic clock), never later than one already set. Raises ``TimeoutError`` if the
+    deadline would pass before the request is sent.
 
     >>> from pyrsistent import pmap
-    >>> effects(pmap({"model": "m", "conduit/sleep": 0.5}))
+    >>> plan(pmap({"model": "m", "conduit/sleep": {"up_to": 2.0}}), now=0.0, rand=0.25)
     (0.5, pmap({'model': 'm'}))
+    >>> plan(pmap({"conduit/deadline_in": 5}), now=100.0, rand=0.0)[1]["conduit/deadline"]
+    105.0
     """
-    if "conduit/sleep" not in req:
-        return 0.0, req
-    return float(req["conduit/sleep"]), req.remove("conduit/sleep")
+    out = req
+    if "conduit/deadline_in" in req:
+        deadline = now + float(req["conduit/deadline_in"])
+        if req.get("conduit/deadline") is not None:
+            deadline = min(deadline, req["conduit/deadline"])
+        out = out.remove("conduit/deadline_in").set("conduit/deadline", deadline)
+    pause = 0.0
+    if "conduit/sleep" in req:
+        spec = req["conduit/sleep"]
+        pause = float(spec["up_to"]) * rand if isinstance(spec, Mapping) else float(spec)
+        out = out.remove("conduit/sleep")
+    check_deadline(out, now + pause)
+    return pause, out
+
+
+def check_deadline(req: Mapping[str, Any], now: float) -> None:
+    """Raise ``TimeoutError`` if *req*'s deadline is at or before *now*."""
+    deadline = req.get("conduit/deadline")
+    if deadline is not None and now >= deadline:
+        raise deadline_error(now, deadline)
+
+
+def remaining(req: Mapping[str, Any], now: float) -> float | None:
+    """Return the seconds left before *req*'s deadline (None: no deadline); raise if passed."""
+    deadline = req.get("conduit/deadline")
+    if deadline is None:
+        return None
+    check_deadline(req, now)
+    return float(deadline - now)
 
 
 async def _asleep(seconds: float) -> None:
     import asyncio  # deferred: most programs never sleep in a flow, and asyncio is slow to import
 
     await asyncio.sleep(seconds)
+
+
+async def _aperform(effect: Effect) -> Any:
+    if effect.arun is not None:
+        return await effect.arun()
+    import asyncio
+
+    return await asyncio.to_thread(effect.run)
 
 
 def finish(name: str, value: Any) -> Request:
@@ -67,20 +134,27 @@ def finish(name: str, value: Any) -> Request:
     return value  # type: ignore[return-value]
 
 
+def _prepare(req: Request) -> tuple[float, Request]:
+    return plan(req, time.monotonic(), random.random())
+
+
 def drive(name: str, flow: Flow, handler: Handler) -> Request:
     """Run *flow* around *handler*: send what it yields, feed back results or errors."""
     try:
-        req = next(flow)
+        item: Any = next(flow)
         while True:
-            pause, req = effects(req)
-            if pause > 0:
-                time.sleep(pause)
             try:
-                out = handler(req)
+                if isinstance(item, Effect):
+                    out = item.run()
+                else:
+                    pause, req = _prepare(item)
+                    if pause > 0:
+                        time.sleep(pause)
+                    out = handler(req)
             except Exception as exc:
-                req = flow.throw(exc)
+                item = flow.throw(exc)
             else:
-                req = flow.send(out)
+                item = flow.send(out)
     except StopIteration as done:
         return finish(name, done.value)
 
@@ -88,17 +162,20 @@ def drive(name: str, flow: Flow, handler: Handler) -> Request:
 async def adrive(name: str, flow: Flow, handler: AsyncHandler) -> Request:
     """The async twin of :func:`drive`."""
     try:
-        req = next(flow)
+        item: Any = next(flow)
         while True:
-            pause, req = effects(req)
-            if pause > 0:
-                await _asleep(pause)
             try:
-                out = await handler(req)
+                if isinstance(item, Effect):
+                    out = await _aperform(item)
+                else:
+                    pause, req = _prepare(item)
+                    if pause > 0:
+                        await _asleep(pause)
+                    out = await handler(req)
             except Exception as exc:
-                req = flow.throw(exc)
+                item = flow.throw(exc)
             else:
-                req = flow.send(out)
+                item = flow.send(out)
     except StopIteration as done:
         return finish(name, done.value)
 
@@ -125,27 +202,35 @@ def drive_stream(name: str, flow: Flow, inner: StreamFn) -> Iterator[Any]:
     """Run *flow* around a stream layer; a flow that answers without the inner layer replays."""
     emitted = False
     try:
-        req = next(flow)
+        item: Any = next(flow)
         while True:
+            if isinstance(item, Effect):
+                try:
+                    result = item.run()
+                except Exception as exc:
+                    item = flow.throw(exc)
+                else:
+                    item = flow.send(result)
+                continue
             if emitted:
                 raise _no_restart(name, flow, None)
-            pause, req = effects(req)
+            pause, req = _prepare(item)
             if pause > 0:
                 time.sleep(pause)
             out: Request = req
             try:
-                for item in inner(req):
-                    if isinstance(item, Done):
-                        out = item.ctx
+                for event in inner(req):
+                    if isinstance(event, Done):
+                        out = event.ctx
                     else:
                         emitted = True
-                        yield item
+                        yield event
             except Exception as exc:
-                req = flow.throw(exc)
-                if emitted:
+                item = flow.throw(exc)
+                if emitted and not isinstance(item, Effect):
                     raise _no_restart(name, flow, exc) from exc
             else:
-                req = flow.send(out)
+                item = flow.send(out)
     except StopIteration as done:
         ctx = finish(name, done.value)
         if not emitted:
@@ -157,27 +242,35 @@ async def adrive_stream(name: str, flow: Flow, inner: AsyncStreamFn) -> AsyncIte
     """The async twin of :func:`drive_stream`."""
     emitted = False
     try:
-        req = next(flow)
+        item: Any = next(flow)
         while True:
+            if isinstance(item, Effect):
+                try:
+                    result = await _aperform(item)
+                except Exception as exc:
+                    item = flow.throw(exc)
+                else:
+                    item = flow.send(result)
+                continue
             if emitted:
                 raise _no_restart(name, flow, None)
-            pause, req = effects(req)
+            pause, req = _prepare(item)
             if pause > 0:
                 await _asleep(pause)
             out: Request = req
             try:
-                async for item in inner(req):
-                    if isinstance(item, Done):
-                        out = item.ctx
+                async for event in inner(req):
+                    if isinstance(event, Done):
+                        out = event.ctx
                     else:
                         emitted = True
-                        yield item
+                        yield event
             except Exception as exc:
-                req = flow.throw(exc)
-                if emitted:
+                item = flow.throw(exc)
+                if emitted and not isinstance(item, Effect):
                     raise _no_restart(name, flow, exc) from exc
             else:
-                req = flow.send(out)
+                item = flow.send(out)
     except StopIteration as done:
         ctx = finish(name, done.value)
         if not emitted:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
@@ -11,7 +12,17 @@ from conduit._types import Request
 from conduit.errors import ValidationError
 from conduit.request import as_request
 
-__all__ = ["PROVIDERS", "acall", "astream", "call", "embed", "resolve", "split_model"]
+__all__ = [
+    "PROVIDERS",
+    "acall",
+    "astream",
+    "bare",
+    "call",
+    "embed",
+    "reroute",
+    "resolve",
+    "split_model",
+]
 
 #: provider name -> module holding its ``<name>_call`` ... handlers.
 PROVIDERS = {
@@ -106,3 +117,49 @@ def embed(model: str, texts: Sequence[str], **settings: Any) -> Any:
     if fn is None:
         raise ValidationError(f"provider {provider!r} has no embeddings: use openai or ollama")
     return fn(texts, model=bare, **settings)
+
+
+_KINDS = ("call", "acall", "stream", "astream")
+
+
+def bare(provider: str, kind: str) -> Callable[[Request], Any]:
+    """Return *provider*'s base handler of *kind*: the exchange itself, without middleware."""
+    if provider == "mock":
+        from conduit.providers import mock
+
+        return dict(
+            zip(_KINDS, (mock._send, mock._asend, mock._events, mock._aevents), strict=True)
+        )[kind]
+    from conduit.providers import _http
+
+    module = importlib.import_module(PROVIDERS[provider])
+    spec = getattr(module, _PREFIX.get(provider, provider).upper())
+    base = dict(zip(_KINDS, (_http.send, _http.asend, _http.events, _http.aevents), strict=True))
+    return functools.partial(base[kind], spec)
+
+
+def reroute(
+    req: Request, current: str, kind: str
+) -> tuple[Callable[[Request], Any] | None, Request]:
+    """Return (another provider's base handler, the request) when *req*'s model names one.
+
+    This is what lets ``with_fallback(["anthropic:claude-haiku-4-5"])`` leave OpenAI: the
+    middleware has already run, so the other provider's bare exchange is used.
+
+    A ``"provider:"`` prefix naming *current* is stripped, with no handler returned.
+
+    >>> from conduit import request
+    >>> reroute(request("mock:x"), "openai", "call")[1]["model"]
+    'x'
+    >>> reroute(request("gpt-4o"), "openai", "call")[0] is None
+    True
+    >>> reroute(request("openai:gpt-4o"), "openai", "call")[1]["model"]
+    'gpt-4o'
+    """
+    prefix, sep, model = req["model"].partition(":")
+    if not sep or prefix not in PROVIDERS:
+        return None, req
+    routed: Request = req.update({"model": model, "provider": prefix})
+    if _PREFIX.get(prefix, prefix) == current:
+        return None, routed
+    return bare(prefix, kind), routed

@@ -182,7 +182,9 @@ def is_retryable(err: BaseException) -> bool:
     >>> is_retryable(ServerError("overloaded", status_code=529))
     True
     """
-    if isinstance(err, TimeoutError | ConnectionError):
+    if isinstance(err, TimeoutError):
+        return not err.data.get("deadline_exceeded")  # the whole call's deadline: final
+    if isinstance(err, ConnectionError):
         return True
     if not isinstance(err, ProviderError):
         return False

@@ -21,8 +21,9 @@ import attrs
 import httpx
 
 from conduit._data import reveal
-from conduit._drive import Done
+from conduit._drive import Done, check_deadline, deadline_error, remaining
 from conduit._types import Request
+from conduit.dispatch import reroute
 from conduit.errors import (
     AuthenticationError,
     ConnectionError,
@@ -107,10 +108,13 @@ def prepare(spec: Provider, req: Request, stream: bool) -> tuple[str, dict[str, 
 
 
 def _timeout(req: Request) -> Any:
+    """The request's timeout, shortened to what is left before its deadline."""
     seconds = req.get("timeout")
-    if seconds is None:  # the pooled client's default; passing one costs httpx ~25 us a call
+    left = remaining(req, time.monotonic())
+    if seconds is None and left is None:  # passing a Timeout costs httpx ~25 us a call
         return httpx.USE_CLIENT_DEFAULT
-    return httpx.Timeout(float(seconds), connect=5.0)
+    limit = min(float(x) for x in (seconds, left) if x is not None)
+    return httpx.Timeout(limit, connect=min(5.0, limit))
 
 
 _lock = threading.Lock()
@@ -139,7 +143,12 @@ def aclient() -> httpx.AsyncClient:
     return found
 
 
-def _transport_error(spec: Provider, exc: httpx.HTTPError) -> Exception:
+def _transport_error(spec: Provider, exc: httpx.HTTPError, req: Request | None = None) -> Exception:
+    deadline = req.get("conduit/deadline") if req is not None else None
+    if isinstance(exc, httpx.TimeoutException) and deadline is not None:
+        now = time.monotonic()
+        if now >= deadline - 0.01:
+            return deadline_error(now, deadline)
     if isinstance(exc, httpx.TimeoutException):
         return TimeoutError(
             f"{spec.name} did not answer in time ({type(exc).__name__}); raise the request's "
@@ -172,11 +181,14 @@ def _json(spec: Provider, response: httpx.Response) -> Any:
 
 def send(spec: Provider, req: Request) -> Request:
     """Perform one chat call for *req* and return the context with its response."""
+    other, req = reroute(req, spec.name, "call")
+    if other is not None:
+        return other(req)  # type: ignore[no-any-return]
     url, headers, body = prepare(spec, req, False)
     try:
         r = client().post(url, content=body, headers=headers, timeout=_timeout(req))
     except httpx.HTTPError as exc:
-        raise _transport_error(spec, exc) from exc
+        raise _transport_error(spec, exc, req) from exc
     if r.status_code >= 400:
         raise _fail(spec, r.status_code, r.headers, r.content)
     return spec.decode(req, _json(spec, r), spec.name)
@@ -184,11 +196,14 @@ def send(spec: Provider, req: Request) -> Request:
 
 async def asend(spec: Provider, req: Request) -> Request:
     """The async twin of :func:`send`."""
+    other, req = reroute(req, spec.name, "acall")
+    if other is not None:
+        return await other(req)  # type: ignore[no-any-return]
     url, headers, body = prepare(spec, req, False)
     try:
         r = await aclient().post(url, content=body, headers=headers, timeout=_timeout(req))
     except httpx.HTTPError as exc:
-        raise _transport_error(spec, exc) from exc
+        raise _transport_error(spec, exc, req) from exc
     if r.status_code >= 400:
         raise _fail(spec, r.status_code, r.headers, r.content)
     return spec.decode(req, _json(spec, r), spec.name)
@@ -197,7 +212,10 @@ async def asend(spec: Provider, req: Request) -> Request:
 def _decode_events(spec: Provider, req: Request, sses: Iterator[SSE]) -> Iterator[Any]:
     state = spec.stream_start(spec.name)
     seen: list[Any] = []
+    deadline = req.get("conduit/deadline")
     for sse in sses:
+        if deadline is not None:
+            check_deadline(req, time.monotonic())
         state, out = spec.stream_step(state, sse)
         seen.extend(out)
         yield from out
@@ -209,6 +227,10 @@ def _decode_events(spec: Provider, req: Request, sses: Iterator[SSE]) -> Iterato
 
 def events(spec: Provider, req: Request) -> Iterator[Any]:
     """Yield the Conduit events of a streamed chat call, then :class:`Done`."""
+    other, req = reroute(req, spec.name, "stream")
+    if other is not None:
+        yield from other(req)
+        return
     url, headers, body = prepare(spec, req, True)
     try:
         with client().stream(
@@ -218,11 +240,16 @@ def events(spec: Provider, req: Request) -> Iterator[Any]:
                 raise _fail(spec, r.status_code, r.headers, r.read())
             yield from _decode_events(spec, req, iter_sse(r.iter_bytes()))
     except httpx.HTTPError as exc:
-        raise _transport_error(spec, exc) from exc
+        raise _transport_error(spec, exc, req) from exc
 
 
 async def aevents(spec: Provider, req: Request) -> AsyncIterator[Any]:
     """The async twin of :func:`events`."""
+    other, req = reroute(req, spec.name, "astream")
+    if other is not None:
+        async for item in other(req):
+            yield item
+        return
     url, headers, body = prepare(spec, req, True)
     try:
         async with aclient().stream(
@@ -232,7 +259,10 @@ async def aevents(spec: Provider, req: Request) -> AsyncIterator[Any]:
                 raise _fail(spec, r.status_code, r.headers, await r.aread())
             state = spec.stream_start(spec.name)
             seen: list[Any] = []
+            deadline = req.get("conduit/deadline")
             async for sse in aiter_sse(r.aiter_bytes()):
+                if deadline is not None:
+                    check_deadline(req, time.monotonic())
                 state, out = spec.stream_step(state, sse)
                 seen.extend(out)
                 for event in out:
@@ -243,7 +273,7 @@ async def aevents(spec: Provider, req: Request) -> AsyncIterator[Any]:
                 yield event
             yield Done(req.set("response", collect(seen)))
     except httpx.HTTPError as exc:
-        raise _transport_error(spec, exc) from exc
+        raise _transport_error(spec, exc, req) from exc
 
 
 def call(spec: Provider, req: Any) -> Request:

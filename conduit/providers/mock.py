@@ -17,10 +17,11 @@ from typing import Any
 import attrs
 from pyrsistent import PMap
 
-from conduit._drive import Done, _asleep
+from conduit._drive import Done, _asleep, remaining
 from conduit._event import Event
 from conduit._types import Request
-from conduit.errors import ConduitError, ServerError, ValidationError
+from conduit.dispatch import reroute
+from conduit.errors import ConduitError, ServerError, TimeoutError, ValidationError
 from conduit.middleware import acall_with, astream_with, call_with, stream_with
 from conduit.request import text
 from conduit.response import make_response, make_tool_call, make_usage
@@ -214,28 +215,58 @@ def _answer(req: Request) -> tuple[MockScript, PMap[str, Any] | BaseException]:
 _ECHO = MockScript()
 
 
+def _wait(script: MockScript, req: Request) -> tuple[float, BaseException | None]:
+    """Return (seconds to wait, the error once waited): a delay past the deadline times out."""
+    left = remaining(req, time.monotonic())
+    if left is not None and script.delay > left:
+        return left, TimeoutError(
+            "mock: the call's deadline passed while waiting for the answer",
+            data={"deadline_exceeded": True},
+        )
+    return script.delay, None
+
+
 def _send(req: Request) -> Request:
+    other, req = reroute(req, "mock", "call")
+    if other is not None:
+        return other(req)  # type: ignore[no-any-return]
     script, resp = _answer(req)
-    if script.delay:
-        time.sleep(script.delay)
+    pause, late = _wait(script, req)
+    if pause:
+        time.sleep(pause)
+    if late is not None:
+        raise late
     if isinstance(resp, BaseException):
         raise resp
     return req.set("response", resp)
 
 
 async def _asend(req: Request) -> Request:
+    other, req = reroute(req, "mock", "acall")
+    if other is not None:
+        return await other(req)  # type: ignore[no-any-return]
     script, resp = _answer(req)
-    if script.delay:
-        await _asleep(script.delay)
+    pause, late = _wait(script, req)
+    if pause:
+        await _asleep(pause)
+    if late is not None:
+        raise late
     if isinstance(resp, BaseException):
         raise resp
     return req.set("response", resp)
 
 
 def _events(req: Request) -> Iterator[Any]:
+    other, req = reroute(req, "mock", "stream")
+    if other is not None:
+        yield from other(req)
+        return
     script, resp = _answer(req)
-    if script.delay:
-        time.sleep(script.delay)
+    pause, late = _wait(script, req)
+    if pause:
+        time.sleep(pause)
+    if late is not None:
+        raise late
     if isinstance(resp, BaseException):
         raise resp
     seen: list[Event] = []
@@ -248,9 +279,17 @@ def _events(req: Request) -> Iterator[Any]:
 
 
 async def _aevents(req: Request) -> AsyncIterator[Any]:
+    other, req = reroute(req, "mock", "astream")
+    if other is not None:
+        async for item in other(req):
+            yield item
+        return
     script, resp = _answer(req)
-    if script.delay:
-        await _asleep(script.delay)
+    pause, late = _wait(script, req)
+    if pause:
+        await _asleep(pause)
+    if late is not None:
+        raise late
     if isinstance(resp, BaseException):
         raise resp
     seen: list[Event] = []

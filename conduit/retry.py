@@ -1,0 +1,97 @@
+"""``with_retry``: re-run the call on 408/409/429/5xx, timeouts and broken connections.
+
+The policy follows the official SDKs: exponential backoff from 0.5 s doubling to 8 s (full
+jitter), a provider's ``Retry-After`` honoured exactly when it is at most 60 s, never a retry
+of 400/401/403/404/422, and never past the call's deadline (``with_timeout``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conduit._types import Flow, Request
+from conduit.errors import ConduitError, ProviderError, is_retryable
+from conduit.middleware import Middleware, configurable, middleware
+
+__all__ = ["backoff", "retry_flow", "with_retry"]
+
+
+def backoff(
+    attempt: int,
+    retry_after: float | None = None,
+    *,
+    initial_delay: float = 0.5,
+    max_delay: float = 8.0,
+    max_retry_after: float = 60.0,
+) -> Any:
+    """Return the wait before retry number *attempt* (1-based): seconds, or ``{"up_to": s}``.
+
+    A provider's ``retry_after`` is honoured exactly when it is at most *max_retry_after*;
+    otherwise the wait is full jitter up to ``initial_delay * 2 ** (attempt - 1)``, capped.
+
+    >>> backoff(1), backoff(3), backoff(9)
+    ({'up_to': 0.5}, {'up_to': 2.0}, {'up_to': 8.0})
+    >>> backoff(1, retry_after=3.0), backoff(1, retry_after=600.0)
+    (3.0, {'up_to': 0.5})
+    """
+    if retry_after is not None and 0 <= retry_after <= max_retry_after:
+        return float(retry_after)
+    return {"up_to": min(max_delay, initial_delay * 2 ** (attempt - 1))}
+
+
+def retry_flow(
+    req: Request,
+    *,
+    max_attempts: int = 3,
+    initial_delay: float = 0.5,
+    max_delay: float = 8.0,
+    max_retry_after: float = 60.0,
+) -> Flow:
+    """Yield *req* until it succeeds or *max_attempts* are spent; ``attempts`` on the context.
+
+    >>> from conduit import request, make_response, RateLimitError
+    >>> flow = retry_flow(request("m", "hi"))
+    >>> first = next(flow)
+    >>> again = flow.throw(RateLimitError("slow", status_code=429, retry_after=2.0))
+    >>> again["conduit/sleep"]
+    2.0
+    """
+    attempt = 1
+    sent = req
+    while True:
+        try:
+            ctx = yield sent
+        except Exception as exc:
+            if attempt >= max_attempts or not is_retryable(exc):
+                if isinstance(exc, ConduitError):
+                    exc.data = exc.data.set("attempts", attempt)
+                raise
+            wait = backoff(
+                attempt,
+                exc.retry_after if isinstance(exc, ProviderError) else None,
+                initial_delay=initial_delay,
+                max_delay=max_delay,
+                max_retry_after=max_retry_after,
+            )
+            attempt += 1
+            sent = req.set("conduit/sleep", wait)
+            continue
+        return ctx.set("attempts", attempt)
+
+
+def _make(**policy: Any) -> Middleware:
+    return middleware(retry_flow, name="retry", **policy)
+
+
+with_retry = configurable(_make, "with_retry")
+with_retry.__doc__ = """Record retry middleware: bare (``pipe(req, c.with_retry, ...)``) or
+configured (``c.with_retry(max_attempts=5, initial_delay=0.5, max_delay=8.0,
+max_retry_after=60.0)``). The context's ``attempts`` says how many calls were made.
+
+>>> from toolz import pipe
+>>> import conduit as c
+>>> req = c.request("m", "hi", mock=c.mock_script("ok", fail_first=1, error=c.ServerError(
+...     "busy", status_code=503, retry_after=0.0)))
+>>> pipe(req, c.with_retry, c.mock_call)["attempts"]
+2
+"""
