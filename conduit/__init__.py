@@ -16,6 +16,8 @@ import importlib as _importlib
 import typing as _typing
 
 from conduit._data import Secret, freeze, thaw
+from conduit.cache import MemoryCache, SQLiteCache, cache_key, with_cache
+from conduit.cost import PRICES, with_cost
 from conduit.errors import (
     AuthenticationError,
     BadRequestError,
@@ -37,6 +39,7 @@ from conduit.errors import (
     retry_after,
 )
 from conduit.fallback import with_fallback
+from conduit.log import with_logging
 from conduit.middleware import (
     Middleware,
     middleware,
@@ -159,12 +162,15 @@ __all__ = [
     "ContextLengthError",
     "Embeddings",
     "MaxIterationsError",
+    "MemoryCache",
     "Middleware",
     "MockScript",
     "NotFoundError",
+    "PRICES",
     "PermissionDeniedError",
     "ProviderError",
     "RateLimitError",
+    "SQLiteCache",
     "Secret",
     "ServerError",
     "TimeoutError",
@@ -178,6 +184,7 @@ __all__ = [
     "anthropic_stream",
     "assistant",
     "astream",
+    "cache_key",
     "call",
     "collect",
     "content",
@@ -234,7 +241,10 @@ __all__ = [
     "tool_result",
     "usage",
     "user",
+    "with_cache",
+    "with_cost",
     "with_fallback",
+    "with_logging",
     "with_middleware",
     "with_retry",
     "with_timeout",

@@ -11,4 +11,4 @@ Request = PMap[str, Any]
 Transform = Callable[[Request], Request]
 Handler = Callable[[Request], Request]
 AsyncHandler = Callable[[Request], Awaitable[Request]]
-Flow = Generator[Request, Request, Request]
+Flow = Generator[Any, Any, Request]  # yields requests or Effects; receives their results

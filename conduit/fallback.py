@@ -34,7 +34,7 @@ def fallback_flow(req: Request, *, models: Sequence[Any]) -> Flow:
     candidates = [req, *(_alternative(req, alt) for alt in models)]
     for used, candidate in enumerate(candidates):
         try:
-            ctx = yield candidate
+            ctx: Request = yield candidate
         except FINAL:
             raise
         except Exception:

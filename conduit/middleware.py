@@ -156,7 +156,8 @@ def _named(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
 
 
 def _transform_flow(req: Request, transform: Transform) -> Flow:
-    return (yield transform(req))
+    ctx: Request = yield transform(req)
+    return ctx
 
 
 def _response_flow(req: Request, transform: Transform) -> Flow:

@@ -60,7 +60,7 @@ def retry_flow(
     sent = req
     while True:
         try:
-            ctx = yield sent
+            ctx: Request = yield sent
         except Exception as exc:
             if attempt >= max_attempts or not is_retryable(exc):
                 if isinstance(exc, ConduitError):

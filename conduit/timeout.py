@@ -13,7 +13,8 @@ __all__ = ["timeout_flow", "with_timeout"]
 
 def timeout_flow(req: Request, *, seconds: float) -> Flow:
     """Ask the driver for a deadline *seconds* from now (never later than one already set)."""
-    return (yield req.set("conduit/deadline_in", seconds))
+    ctx: Request = yield req.set("conduit/deadline_in", seconds)
+    return ctx
 
 
 def _make(seconds: float | None = None, **extra: Any) -> Middleware:

@@ -1,0 +1,128 @@
+"""``with_cost``: what a call cost, from its usage and a pricing table kept as data.
+
+Prices are USD per million tokens: ``input``, ``output``, and where the provider prices them,
+``cache_read`` and ``cache_write``. The table reflects the providers' published list prices as
+gathered in 2026; check them before relying on them, and pass your own (``prices=``) for models
+or contracts it does not know. A cache hit costs nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from conduit._types import Flow, Request
+from conduit.middleware import Middleware, configurable, middleware
+
+__all__ = ["PRICES", "call_cost", "cost_flow", "price_for", "with_cost"]
+
+log = logging.getLogger("conduit")
+
+PRICES: dict[str, dict[str, float]] = {
+    # OpenAI
+    "gpt-5": {"input": 1.25, "cache_read": 0.125, "output": 10.0},
+    "gpt-5-mini": {"input": 0.25, "cache_read": 0.025, "output": 2.0},
+    "gpt-5-nano": {"input": 0.05, "cache_read": 0.005, "output": 0.40},
+    "gpt-4.1": {"input": 2.0, "cache_read": 0.50, "output": 8.0},
+    "gpt-4.1-mini": {"input": 0.40, "cache_read": 0.10, "output": 1.60},
+    "gpt-4.1-nano": {"input": 0.10, "cache_read": 0.025, "output": 0.40},
+    "gpt-4o": {"input": 2.50, "cache_read": 1.25, "output": 10.0},
+    "gpt-4o-mini": {"input": 0.15, "cache_read": 0.075, "output": 0.60},
+    "o3": {"input": 2.0, "cache_read": 0.50, "output": 8.0},
+    "o3-mini": {"input": 1.10, "cache_read": 0.55, "output": 4.40},
+    "o4-mini": {"input": 1.10, "cache_read": 0.275, "output": 4.40},
+    "text-embedding-3-small": {"input": 0.02, "output": 0.0},
+    "text-embedding-3-large": {"input": 0.13, "output": 0.0},
+    # Anthropic (cache writes: 5-minute TTL rate)
+    "claude-opus-4-5": {"input": 5.0, "cache_read": 0.50, "cache_write": 6.25, "output": 25.0},
+    "claude-opus-4-1": {"input": 15.0, "cache_read": 1.50, "cache_write": 18.75, "output": 75.0},
+    "claude-sonnet-4-5": {"input": 3.0, "cache_read": 0.30, "cache_write": 3.75, "output": 15.0},
+    "claude-sonnet-4": {"input": 3.0, "cache_read": 0.30, "cache_write": 3.75, "output": 15.0},
+    "claude-haiku-4-5": {"input": 1.0, "cache_read": 0.10, "cache_write": 1.25, "output": 5.0},
+    "claude-3-5-haiku": {"input": 0.80, "cache_read": 0.08, "cache_write": 1.0, "output": 4.0},
+    # Groq
+    "llama-3.3-70b-versatile": {"input": 0.59, "output": 0.79},
+    "llama-3.1-8b-instant": {"input": 0.05, "output": 0.08},
+    "openai/gpt-oss-120b": {"input": 0.15, "output": 0.75},
+    "openai/gpt-oss-20b": {"input": 0.10, "output": 0.50},
+    # xAI
+    "grok-4": {"input": 3.0, "cache_read": 0.75, "output": 15.0},
+    "grok-3": {"input": 3.0, "cache_read": 0.75, "output": 15.0},
+    "grok-3-mini": {"input": 0.30, "cache_read": 0.075, "output": 0.50},
+}
+
+
+def price_for(model: str, prices: Mapping[str, Mapping[str, float]] = PRICES) -> Any:
+    """Return the price entry for *model*: exact name, else the longest known prefix.
+
+    Dated snapshots (``gpt-4o-2024-08-06``, ``claude-sonnet-4-5-20250929``) find their family;
+    a ``provider:`` prefix is ignored. None when the model is unknown.
+
+    >>> price_for("gpt-4o-mini-2024-07-18")["input"]
+    0.15
+    >>> price_for("anthropic:claude-haiku-4-5")["output"]
+    5.0
+    >>> price_for("my-finetune") is None
+    True
+    """
+    name = model.split(":", 1)[1] if model.split(":", 1)[0] in _PROVIDERS else model
+    if name in prices:
+        return prices[name]
+    matches = [k for k in prices if name.startswith(k + "-") or name.startswith(k + "@")]
+    return prices[max(matches, key=len)] if matches else None
+
+
+_PROVIDERS = {"openai", "anthropic", "groq", "grok", "xai", "ollama", "mock"}
+
+
+def call_cost(usage: Mapping[str, Any], price: Mapping[str, float]) -> float:
+    """Return the USD cost of one call's *usage* at *price* (per million tokens).
+
+    Cached prompt tokens are charged at ``cache_read`` / ``cache_write`` where priced.
+
+    >>> call_cost({"input_tokens": 1_000_000, "output_tokens": 1_000_000,
+    ...            "cache_read_tokens": 400_000}, {"input": 2.5, "cache_read": 1.25, "output": 10})
+    12.0
+    """
+    read = usage.get("cache_read_tokens") or 0
+    write = usage.get("cache_creation_tokens") or 0
+    fresh = max((usage.get("input_tokens") or 0) - read - write, 0)
+    total = (
+        fresh * price["input"]
+        + read * price.get("cache_read", price["input"])
+        + write * price.get("cache_write", price["input"])
+        + (usage.get("output_tokens") or 0) * price["output"]
+    )
+    return round(total / 1_000_000, 10)
+
+
+def cost_flow(req: Request, *, prices: Mapping[str, Mapping[str, float]] | None = None) -> Flow:
+    """Put the call's USD cost at ``ctx["cost"]`` (0.0 for a cache hit; None if unpriced)."""
+    ctx: Request = yield req
+    if ctx.get("cache_hit"):
+        return ctx.set("cost", 0.0)
+    resp = ctx["response"]
+    model = resp.get("model") or ctx["model"]
+    price = price_for(model, prices or PRICES) or price_for(ctx["model"], prices or PRICES)
+    if price is None:
+        log.warning("no price known for model %r: pass prices={...} to c.with_cost", model)
+        return ctx.set("cost", None)
+    return ctx.set("cost", call_cost(resp["usage"], price))
+
+
+def _make(prices: Mapping[str, Mapping[str, float]] | None = None) -> Middleware:
+    return middleware(cost_flow, name="cost", prices=prices)
+
+
+with_cost = configurable(_make, "with_cost")
+with_cost.__doc__ = """Record cost middleware: ``ctx["cost"]`` in USD; bare, or
+``c.with_cost(prices={"my-model": {"input": 1.0, "output": 2.0}})``.
+
+>>> from toolz import pipe
+>>> import conduit as c
+>>> usage = {"input_tokens": 1000, "output_tokens": 500, "total_tokens": 1500}
+>>> req = c.request("gpt-4o-mini", "hi", mock={"content": "ok", "usage": usage})
+>>> pipe(req, c.with_cost, c.mock_call)["cost"]
+0.00045
+"""
