@@ -89,7 +89,7 @@ async def aembed(
     """The async twin of :func:`embed`."""
     url, headers, body = _prepare(spec, path, encode, model, texts, settings)
     try:
-        r = await _http.aclient().post(url, content=body, headers=headers)
+        r = await (await _http.aclient()).post(url, content=body, headers=headers)
     except httpx.HTTPError as exc:
         raise _http._transport_error(spec, exc) from exc
     return _finish(spec, model, decode, r)

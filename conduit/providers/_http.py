@@ -8,13 +8,14 @@ failures and HTTP errors to Conduit's errors.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import functools
 import json
 import os
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -122,6 +123,9 @@ _client: httpx.Client | None = None
 _aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
     weakref.WeakKeyDictionary()
 )
+_closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def client() -> httpx.Client:
@@ -131,15 +135,32 @@ def client() -> httpx.Client:
         with _lock:
             if _client is None:
                 _client = httpx.Client(timeout=DEFAULT_TIMEOUT, limits=LIMITS)
+                atexit.register(_client.close)
     return _client
 
 
-def aclient() -> httpx.AsyncClient:
-    """Return the pooled async client of the running event loop."""
+async def _closer(pooled: httpx.AsyncClient) -> AsyncGenerator[None, None]:
+    """Suspended for the loop's lifetime; the loop's shutdown_asyncgens() runs the finally."""
+    try:
+        yield
+    finally:
+        await pooled.aclose()
+
+
+async def aclient() -> httpx.AsyncClient:
+    """Return the pooled async client of the running event loop.
+
+    It is closed when the loop shuts down (``asyncio.run`` and most runners call
+    ``loop.shutdown_asyncgens()``), so no socket outlives its loop.
+    """
     loop = asyncio.get_running_loop()
     found = _aclients.get(loop)
     if found is None:
-        found = _aclients[loop] = httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, limits=LIMITS)
+        found = httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, limits=LIMITS)
+        closer = _closer(found)
+        await closer.asend(None)
+        _aclients[loop] = found
+        _closers[loop] = closer
     return found
 
 
@@ -201,7 +222,7 @@ async def asend(spec: Provider, req: Request) -> Request:
         return await other(req)  # type: ignore[no-any-return]
     url, headers, body = prepare(spec, req, False)
     try:
-        r = await aclient().post(url, content=body, headers=headers, timeout=_timeout(req))
+        r = await (await aclient()).post(url, content=body, headers=headers, timeout=_timeout(req))
     except httpx.HTTPError as exc:
         raise _transport_error(spec, exc, req) from exc
     if r.status_code >= 400:
@@ -252,7 +273,7 @@ async def aevents(spec: Provider, req: Request) -> AsyncIterator[Any]:
         return
     url, headers, body = prepare(spec, req, True)
     try:
-        async with aclient().stream(
+        async with (await aclient()).stream(
             "POST", url, content=body, headers=headers, timeout=_timeout(req)
         ) as r:
             if r.status_code >= 400:
