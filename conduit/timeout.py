@@ -40,6 +40,7 @@ def with_timeout(seconds: Any = None, /, **options: Any) -> Any:
     conduit.errors.TimeoutError: mock: the call's deadline passed while waiting for the answer
     """
     if isinstance(seconds, int | float) and not isinstance(seconds, bool):
+        _make(seconds, **options)  # validate here, where the mistake is written
         return _configurable(seconds=seconds, **options)
     if seconds is None:
         return _configurable(**options)
