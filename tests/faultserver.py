@@ -102,7 +102,7 @@ class FaultServer:
                 stream = b'"stream":true' in body
                 if not await self._act(action, stream, writer):
                     return
-        except (asyncio.IncompleteReadError, ConnectionResetError):
+        except (asyncio.IncompleteReadError, ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
             self.open_connections -= 1
@@ -139,6 +139,10 @@ class FaultServer:
         self.server.close()
         for writer in list(self.writers):
             writer.transport.abort()
+        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         await self.server.wait_closed()
 
     def close(self) -> None:
