@@ -55,6 +55,7 @@ from conduit.providers.mock import (
     mock_script,
     mock_stream,
 )
+from conduit.ratelimit import RateLimiter, with_rate_limit
 from conduit.request import (
     add_message,
     assistant,
@@ -108,9 +109,12 @@ if _typing.TYPE_CHECKING:
         openai_embed,
         openai_stream,
     )
+    from conduit.redis_backend import RedisCache, RedisRateLimiter
 
 # name -> module, imported on first attribute access (keeps `import conduit` fast).
 _LAZY: dict[str, str] = {
+    "RedisCache": "conduit.redis_backend",
+    "RedisRateLimiter": "conduit.redis_backend",
     "openai_call": "conduit.providers.openai",
     "openai_acall": "conduit.providers.openai",
     "openai_stream": "conduit.providers.openai",
@@ -170,6 +174,9 @@ __all__ = [
     "PermissionDeniedError",
     "ProviderError",
     "RateLimitError",
+    "RateLimiter",
+    "RedisCache",
+    "RedisRateLimiter",
     "SQLiteCache",
     "Secret",
     "ServerError",
@@ -246,6 +253,7 @@ __all__ = [
     "with_fallback",
     "with_logging",
     "with_middleware",
+    "with_rate_limit",
     "with_retry",
     "with_timeout",
 ]

@@ -1,0 +1,167 @@
+"""``with_rate_limit``: requests and tokens per minute, as token buckets.
+
+A call *reserves* its cost and then waits until the reservation is covered, so concurrent
+callers queue fairly instead of polling. The arithmetic is one pure function (:func:`reserve`);
+:class:`RateLimiter` keeps buckets in this process, and ``RedisRateLimiter``
+(``conduit.redis_backend``) keeps them in Redis to share one budget across processes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any, Protocol
+
+from conduit._drive import Effect
+from conduit._types import Flow, Request
+from conduit.errors import ValidationError
+from conduit.middleware import Middleware, configurable, middleware
+from conduit.tokens import estimate_message_tokens
+
+__all__ = [
+    "Limiter",
+    "RateLimiter",
+    "estimate_cost",
+    "rate_limit_flow",
+    "reserve",
+    "with_rate_limit",
+]
+
+
+def reserve(
+    tokens: float, last: float, now: float, cost: float, per_second: float, capacity: float
+) -> tuple[float, float]:
+    """Return (tokens left, seconds to wait) after reserving *cost* from a bucket; pure.
+
+    The bucket refills at *per_second* up to *capacity*; a negative balance is a queue.
+
+    >>> reserve(tokens=1, last=0, now=0, cost=1, per_second=2, capacity=1)
+    (0, 0.0)
+    >>> reserve(tokens=0, last=0, now=0, cost=1, per_second=2, capacity=1)
+    (-1, 0.5)
+    >>> reserve(tokens=-1, last=0, now=2, cost=1, per_second=2, capacity=1)
+    (0, 0.0)
+    """
+    left = min(capacity, tokens + (now - last) * per_second) - cost
+    return left, (0.0 if left >= 0 else -left / per_second)
+
+
+class Limiter(Protocol):
+    """What a limiter does: reserve a call's cost, and settle the token count afterwards."""
+
+    def acquire(self, requests: int, tokens: int) -> float: ...
+
+    def settle(self, tokens: int) -> None: ...
+
+
+class RateLimiter:
+    """Requests and tokens per minute for this process (thread-safe).
+
+    *burst* is how many requests may start at once (default: a second's worth).
+    """
+
+    def __init__(
+        self,
+        requests_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
+        *,
+        burst: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not requests_per_minute and not tokens_per_minute:
+            raise ValidationError("a rate limit needs requests_per_minute and/or tokens_per_minute")
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._buckets: dict[str, list[float]] = {}
+        self._limits: dict[str, tuple[float, float]] = {}
+        now = clock()
+        for name, per_minute, cap in (
+            ("requests", requests_per_minute, burst),
+            ("tokens", tokens_per_minute, None),
+        ):
+            if per_minute:
+                capacity = cap if cap is not None else max(per_minute / 60.0, 1.0)
+                if name == "tokens":
+                    capacity = per_minute  # a minute's tokens may start at once
+                self._limits[name] = (per_minute / 60.0, capacity)
+                self._buckets[name] = [capacity, now]
+
+    def acquire(self, requests: int, tokens: int) -> float:
+        """Reserve a call's cost; return the seconds to wait before sending it."""
+        wait = 0.0
+        with self._lock:
+            now = self.clock()
+            for name, cost in (("requests", requests), ("tokens", tokens)):
+                if name in self._buckets:
+                    per_second, capacity = self._limits[name]
+                    balance, last = self._buckets[name]
+                    left, pause = reserve(balance, last, now, cost, per_second, capacity)
+                    self._buckets[name] = [left, now]
+                    wait = max(wait, pause)
+        return wait
+
+    def settle(self, tokens: int) -> None:
+        """Charge (or refund, if negative) the difference between estimated and used tokens."""
+        if "tokens" in self._buckets and tokens:
+            with self._lock:
+                self._buckets["tokens"][0] -= tokens
+
+    def __repr__(self) -> str:
+        limits = {k: round(v[0] * 60, 3) for k, v in self._limits.items()}
+        return f"RateLimiter(per_minute={limits})"
+
+
+def estimate_cost(req: Request) -> int:
+    """Return the tokens a call is expected to use: its prompt plus its ``max_tokens`` budget.
+
+    >>> import conduit as c
+    >>> estimate_cost(c.request("m", "hello there", max_tokens=100))
+    107
+    """
+    expected_output = req.get("options", {}).get("max_tokens") or 256
+    return estimate_message_tokens(req.get("messages") or ()) + int(expected_output)
+
+
+def rate_limit_flow(req: Request, *, limiter: Limiter) -> Flow:
+    """Reserve the call's cost, wait as long as the limiter says, then settle the real usage."""
+    estimate = estimate_cost(req)
+    wait = yield Effect(partial(limiter.acquire, 1, estimate))
+    ctx: Request = yield (req.set("conduit/sleep", wait) if wait > 0 else req)
+    used = (ctx.get("response") or {}).get("usage", {}).get("total_tokens")
+    if used is not None and not ctx.get("cache_hit"):
+        yield Effect(partial(limiter.settle, used - estimate))
+    return ctx
+
+
+def _make(limiter: Limiter | None = None, **limits: Any) -> Middleware:
+    if limiter is None:
+        limiter = RateLimiter(**limits)
+    elif limits:
+        raise ValidationError("pass either a limiter or per-minute limits to with_rate_limit")
+    return middleware(rate_limit_flow, name="rate_limit", limiter=limiter)
+
+
+_configurable = configurable(_make, "with_rate_limit")
+
+
+def with_rate_limit(limiter: Any = None, /, **limits: Any) -> Any:
+    """Return a transform limiting calls: ``c.with_rate_limit(requests_per_minute=500)``,
+    ``c.with_rate_limit(tokens_per_minute=90_000)``, or a shared limiter object
+    (``c.with_rate_limit(RedisRateLimiter(url, requests_per_minute=500))``).
+
+    Build the limiter once and reuse the transform: each ``with_rate_limit(**limits)`` call
+    makes a new budget.
+
+    >>> from toolz import pipe
+    >>> import conduit as c
+    >>> limit = c.with_rate_limit(requests_per_minute=6000)
+    >>> c.content(pipe(c.request("m", "hi"), limit, c.mock_call))
+    'hi'
+    """
+    if limiter is None:
+        return _configurable(limiter=_make(**limits).options["limiter"])
+    if isinstance(limiter, Mapping):  # used bare in a pipe: there is no limit to apply
+        raise ValidationError("use c.with_rate_limit(requests_per_minute=...) in a pipe")
+    return _configurable(limiter=limiter, **limits)
