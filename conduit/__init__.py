@@ -40,6 +40,7 @@ from conduit.errors import (
 )
 from conduit.fallback import with_fallback
 from conduit.log import with_logging
+from conduit.memory import token_window, window, with_token_limit, with_window
 from conduit.middleware import (
     Middleware,
     middleware,
@@ -244,10 +245,12 @@ __all__ = [
     "system",
     "text_block",
     "thaw",
+    "token_window",
     "tool_calls",
     "tool_result",
     "usage",
     "user",
+    "window",
     "with_cache",
     "with_cost",
     "with_fallback",
@@ -256,4 +259,6 @@ __all__ = [
     "with_rate_limit",
     "with_retry",
     "with_timeout",
+    "with_token_limit",
+    "with_window",
 ]
