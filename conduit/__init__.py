@@ -16,6 +16,7 @@ import importlib as _importlib
 import typing as _typing
 
 from conduit._data import Secret, freeze, thaw
+from conduit.budget import Budget, with_budget
 from conduit.cache import MemoryCache, SQLiteCache, cache_key, with_cache
 from conduit.cost import PRICES, with_cost
 from conduit.errors import (
@@ -161,6 +162,7 @@ def __getattr__(name: str) -> _typing.Any:
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
+    "Budget",
     "BudgetExceededError",
     "ConduitError",
     "ConnectionError",
@@ -251,6 +253,7 @@ __all__ = [
     "usage",
     "user",
     "window",
+    "with_budget",
     "with_cache",
     "with_cost",
     "with_fallback",

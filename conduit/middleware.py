@@ -58,6 +58,7 @@ class Middleware:
     flow: Callable[..., Flow]
     name: str
     options: PMap[str, Any] = attrs.field(factory=pmap)
+    innermost: bool = False  # stacked next to the exchange itself, whatever order it was added
 
     def start(self, req: Request) -> Flow:
         """Return a fresh flow generator for *req*."""
@@ -80,7 +81,9 @@ async def _acall(mw: Middleware, handler: AsyncHandler, req: Request) -> Request
     return await adrive(mw.name, mw.start(req), handler)
 
 
-def middleware(flow: Callable[..., Flow], *, name: str | None = None, **options: Any) -> Middleware:
+def middleware(
+    flow: Callable[..., Flow], *, name: str | None = None, innermost: bool = False, **options: Any
+) -> Middleware:
     """Return a :class:`Middleware` running *flow*, called as ``flow(req, **options)``.
 
     >>> from toolz import pipe
@@ -95,7 +98,13 @@ def middleware(flow: Callable[..., Flow], *, name: str | None = None, **options:
     if not callable(flow):
         raise ValidationError(f"middleware needs a generator function, got {flow!r:.60}")
     label = name or str(getattr(flow, "__name__", "middleware"))
-    return Middleware(flow=flow, name=label, options=freeze_map(options))
+    return Middleware(flow=flow, name=label, options=freeze_map(options), innermost=innermost)
+
+
+def _stacked(req: Mapping[str, Any]) -> list[Middleware]:
+    """The recorded middleware, outermost first, with the innermost-flagged ones last."""
+    mws = middlewares(req)
+    return [m for m in mws if not m.innermost] + [m for m in mws if m.innermost]
 
 
 def middlewares(req: Mapping[str, Any]) -> PVector[Middleware]:
@@ -189,7 +198,7 @@ def call_with(base: Handler, req: Any) -> Request:
     """Call *base* with *req*, inside the middleware recorded on *req* (outermost first)."""
     req = as_request(req)
     handler = base
-    for mw in reversed(middlewares(req)):
+    for mw in reversed(_stacked(req)):
         handler = mw.wrap(handler)
     return handler(req)
 
@@ -198,7 +207,7 @@ async def acall_with(base: AsyncHandler, req: Any) -> Request:
     """The async twin of :func:`call_with`."""
     req = as_request(req)
     handler = base
-    for mw in reversed(middlewares(req)):
+    for mw in reversed(_stacked(req)):
         handler = mw.awrap(handler)
     return await handler(req)
 
@@ -210,7 +219,7 @@ def stream_with(base: StreamFn, req: Any) -> Iterator[Any]:
     """
     req = as_request(req)
     layer = base
-    for mw in reversed(middlewares(req)):
+    for mw in reversed(_stacked(req)):
         layer = functools.partial(_stream_layer, mw, layer)
     for item in layer(req):
         if not isinstance(item, Done):
@@ -229,7 +238,7 @@ async def astream_with(base: AsyncStreamFn, req: Any) -> AsyncIterator[Any]:
     """The async twin of :func:`stream_with`."""
     req = as_request(req)
     layer = base
-    for mw in reversed(middlewares(req)):
+    for mw in reversed(_stacked(req)):
         layer = functools.partial(_astream_layer, mw, layer)
     async for item in layer(req):
         if not isinstance(item, Done):

@@ -1,0 +1,76 @@
+import asyncio
+import pickle
+
+import pytest
+from toolz import pipe
+
+import conduit as c
+
+USAGE = {"input_tokens": 1000, "output_tokens": 1000, "total_tokens": 2000}
+
+
+def test_every_retry_attempt_spends_from_the_budget_even_when_added_outermost():
+    budget = c.Budget(max_calls=10)
+    script = c.mock_script(
+        "ok", fail_first=2, error=c.ServerError("x", status_code=503, retry_after=0)
+    )
+    ctx = pipe(c.request("m", "hi", mock=script), c.with_budget(budget), c.with_retry, c.mock_call)
+    assert ctx["attempts"] == 3 and budget.spent["calls"] == 3
+    assert ctx["budget"]["calls"] == 3
+
+
+def test_cost_limit_stops_the_next_call_with_what_was_spent():
+    budget = c.Budget(max_cost=0.0008)
+    req = pipe(
+        c.request("gpt-4o-mini", "hi", mock={"content": "ok", "usage": USAGE}),
+        c.with_budget(budget),
+    )
+    c.mock_call(req)  # 1000 * 0.15e-6 + 1000 * 0.60e-6 = 0.00075
+    c.mock_call(req)  # allowed: the limit was not reached before it; now 0.0015
+    with pytest.raises(c.BudgetExceededError) as exc:
+        c.mock_call(req)
+    assert exc.value.data["exceeded"] == ["cost"]
+    assert exc.value.data["spent"]["cost"] == pytest.approx(0.0015)
+    assert exc.value.data["spent"]["calls"] == 2
+    assert len(req["mock"].calls) == 2  # nothing was sent for the refused call
+
+
+def test_token_limit_and_cache_hits_are_free():
+    budget = c.Budget(max_tokens=2500)
+    store = c.MemoryCache()
+    req = pipe(
+        c.request("m", "hi", mock={"content": "ok", "usage": USAGE}),
+        c.with_budget(budget),
+        c.with_cache(store),
+    )
+    c.mock_call(req)
+    for _ in range(5):
+        assert c.mock_call(req)["cache_hit"] is True
+    assert budget.spent["tokens"] == 2000 and budget.spent["calls"] == 1
+    with pytest.raises(c.BudgetExceededError):
+        c.mock_call(req.set("messages", c.freeze([c.user("another")])))  # a miss: 1 more call
+        c.mock_call(req.set("messages", c.freeze([c.user("a third")])))
+
+
+def test_one_budget_shared_by_streams_and_async_calls():
+    budget = c.Budget(max_calls=3)
+    req = pipe(c.request("m", "hi"), c.with_budget(budget))
+    c.mock_call(req)
+    list(c.mock_stream(req))
+    asyncio.run(c.mock_acall(req))
+    with pytest.raises(c.BudgetExceededError):
+        list(c.mock_stream(req))
+
+
+def test_budget_pickles_with_what_it_spent():
+    budget = c.Budget(max_calls=5)
+    c.mock_call(pipe(c.request("m", "hi"), c.with_budget(budget)))
+    back = pickle.loads(pickle.dumps(budget))
+    assert back.spent == budget.spent and back.limits == budget.limits
+
+
+def test_budget_input_errors():
+    with pytest.raises(c.ValidationError, match="max_cost, max_tokens and/or max_calls"):
+        c.with_budget()
+    with pytest.raises(c.ValidationError, match="in a pipe"):
+        pipe(c.request("m"), c.with_budget)
