@@ -58,6 +58,7 @@ from conduit.providers.mock import (
     mock_stream,
 )
 from conduit.ratelimit import RateLimiter, with_rate_limit
+from conduit.replay import ReplayFile, with_replay
 from conduit.request import (
     add_message,
     assistant,
@@ -180,6 +181,7 @@ __all__ = [
     "RateLimiter",
     "RedisCache",
     "RedisRateLimiter",
+    "ReplayFile",
     "SQLiteCache",
     "Secret",
     "ServerError",
@@ -260,6 +262,7 @@ __all__ = [
     "with_logging",
     "with_middleware",
     "with_rate_limit",
+    "with_replay",
     "with_retry",
     "with_timeout",
     "with_token_limit",

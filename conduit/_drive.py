@@ -194,7 +194,9 @@ def _no_restart(name: str, flow: Flow, cause: BaseException | None) -> ConduitEr
 def _replay(ctx: Request) -> Iterator[Any]:
     from conduit.streams import response_events
 
-    if "response" in ctx:
+    if ctx.get("conduit/events"):  # the original events, e.g. a recorded stream
+        yield from ctx["conduit/events"]
+    elif "response" in ctx:
         yield from response_events(ctx["response"])
 
 

@@ -243,7 +243,7 @@ def _decode_events(spec: Provider, req: Request, sses: Iterator[SSE]) -> Iterato
     end = spec.stream_end(state)
     seen.extend(end)
     yield from end
-    yield Done(req.set("response", collect(seen)))
+    yield Done(req.update({"response": collect(seen), "conduit/events": tuple(seen)}))
 
 
 def events(spec: Provider, req: Request) -> Iterator[Any]:
@@ -292,7 +292,7 @@ async def aevents(spec: Provider, req: Request) -> AsyncIterator[Any]:
             seen.extend(end)
             for event in end:
                 yield event
-            yield Done(req.set("response", collect(seen)))
+            yield Done(req.update({"response": collect(seen), "conduit/events": tuple(seen)}))
     except httpx.HTTPError as exc:
         raise _transport_error(spec, exc, req) from exc
 

@@ -275,7 +275,7 @@ def _events(req: Request) -> Iterator[Any]:
             time.sleep(script.chunk_delay)
         seen.append(event)
         yield event
-    yield Done(req.set("response", collect(seen)))
+    yield Done(req.update({"response": collect(seen), "conduit/events": tuple(seen)}))
 
 
 async def _aevents(req: Request) -> AsyncIterator[Any]:
@@ -298,7 +298,7 @@ async def _aevents(req: Request) -> AsyncIterator[Any]:
             await _asleep(script.chunk_delay)
         seen.append(event)
         yield event
-    yield Done(req.set("response", collect(seen)))
+    yield Done(req.update({"response": collect(seen), "conduit/events": tuple(seen)}))
 
 
 def mock_call(req: Any) -> Request:

@@ -1,0 +1,141 @@
+"""``with_replay``: record real exchanges to a file, replay them offline — tests without a network.
+
+The file is JSON Lines, one exchange a line: the cache key, the model, messages and options
+(for people reading it), the response, and for streams the events as they arrived. Modes:
+``"auto"`` (replay what is recorded, record what is not), ``"record"`` (always call, and
+overwrite), ``"replay"`` (never call: a request not in the file is an error saying so).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from conduit._data import freeze_map, thaw
+from conduit._drive import Effect
+from conduit._event import Event
+from conduit._types import Flow, Request
+from conduit.cache import cache_key
+from conduit.errors import ConduitError, ValidationError
+from conduit.middleware import Middleware, configurable, middleware
+
+__all__ = ["ReplayFile", "replay_flow", "with_replay"]
+
+MODES = ("auto", "record", "replay")
+
+
+class ReplayFile:
+    """The exchanges recorded in one JSON Lines file (read once, appended to)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._entries: dict[str, dict[str, Any]] | None = None
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        if self._entries is None:
+            self._entries = {}
+            if self.path.exists():
+                for number, line in enumerate(self.path.read_text().splitlines(), 1):
+                    if line.strip():
+                        try:
+                            entry = json.loads(line)
+                        except ValueError:
+                            raise ConduitError(
+                                f"{self.path}:{number} is not a JSON line: fix or delete it",
+                                data={"path": str(self.path), "line": number},
+                            ) from None
+                        self._entries[entry["key"]] = entry
+        return self._entries
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """Return the recorded exchange for *key*, or None."""
+        with self._lock:
+            return self._load().get(key)
+
+    def put(self, entry: dict[str, Any]) -> None:
+        """Record *entry* (a later line for the same key wins when the file is read)."""
+        with self._lock:
+            self._load()[entry["key"]] = entry
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as out:
+                out.write(json.dumps(entry, sort_keys=True) + "\n")
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def __repr__(self) -> str:
+        return f"ReplayFile({str(self.path)!r})"
+
+
+def _entry(key: str, req: Request, ctx: Request) -> dict[str, Any]:
+    entry = {
+        "key": key,
+        "model": req["model"],
+        "provider": req.get("provider"),
+        "messages": thaw(req["messages"]),
+        "options": thaw(req["options"]),
+        "response": thaw(ctx["response"]),
+    }
+    if ctx.get("conduit/events"):
+        entry["events"] = [thaw(e) for e in ctx["conduit/events"]]
+    return entry
+
+
+def replay_flow(req: Request, *, recording: ReplayFile, mode: str = "auto") -> Flow:
+    """Answer from *recording* when it holds *req*; otherwise call and record (by *mode*)."""
+    key = cache_key(req)
+    if mode != "record":
+        found = yield Effect(partial(recording.get, key))
+        if found is not None:
+            ctx: Request = req.update({"response": freeze_map(found["response"]), "replayed": True})
+            if found.get("events"):
+                ctx = ctx.set("conduit/events", tuple(Event(e) for e in found["events"]))
+            return ctx
+        if mode == "replay":
+            raise ConduitError(
+                f"no recorded exchange for this request in {recording.path} (model "
+                f"{req['model']!r}): record it once with c.with_replay(path, mode='record') "
+                "and a real provider",
+                data={"key": key, "path": str(recording.path)},
+            )
+    answered: Request = yield req
+    yield Effect(partial(recording.put, _entry(key, req, answered)))
+    return answered.set("replayed", False)
+
+
+def _make(path: str | Path | ReplayFile | None = None, mode: str = "auto") -> Middleware:
+    if mode not in MODES:
+        raise ValidationError(f"with_replay mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if path is None:
+        raise ValidationError("with_replay needs a file: c.with_replay('tests/cassettes/x.jsonl')")
+    recording = path if isinstance(path, ReplayFile) else ReplayFile(path)
+    return middleware(replay_flow, name="replay", recording=recording, mode=mode)
+
+
+_configurable = configurable(_make, "with_replay")
+
+
+def with_replay(path: Any = None, /, mode: str = "auto") -> Any:
+    """Return a transform recording exchanges to *path* and replaying them offline.
+
+    >>> import tempfile, os
+    >>> from toolz import pipe
+    >>> import conduit as c
+    >>> cassette = os.path.join(tempfile.mkdtemp(), "chat.jsonl")
+    >>> live = c.request("m", "hi", mock="recorded answer")
+    >>> pipe(live, c.with_replay(cassette), c.mock_call)["replayed"]
+    False
+    >>> offline = c.request("m", "hi", mock=c.ConnectionError("no network"))
+    >>> c.content(pipe(offline, c.with_replay(cassette, mode="replay"), c.mock_call))
+    'recorded answer'
+    """
+    if isinstance(path, Mapping):
+        raise ValidationError("with_replay needs a file: c.with_replay('tests/cassettes/x.jsonl')")
+    _make(path, mode)  # validate here, where the mistake is written
+    recording = path if isinstance(path, ReplayFile) else ReplayFile(path)
+    return _configurable(path=recording, mode=mode)
