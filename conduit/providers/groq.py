@@ -6,19 +6,7 @@ from conduit.providers import _http, openai
 
 __all__ = ["GROQ", "groq_acall", "groq_astream", "groq_call", "groq_stream"]
 
-GROQ = _http.Provider(
-    name="groq",
-    base_url="https://api.groq.com/openai/v1",
-    base_url_env="GROQ_BASE_URL",
-    path="/chat/completions",
-    env_key="GROQ_API_KEY",
-    encode=openai.encode_chat,
-    decode=openai.decode_chat,
-    stream_start=openai.stream_start,
-    stream_step=openai.stream_step,
-    stream_end=openai.stream_end,
-    auth=_http.bearer,
-)
+GROQ = openai.compatible("groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY", "GROQ_BASE_URL")
 
 
 groq_call, groq_acall, groq_stream, groq_astream = _http.handlers(GROQ, __name__, "Groq")

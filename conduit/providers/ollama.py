@@ -27,19 +27,7 @@ __all__ = [
     "ollama_stream",
 ]
 
-OLLAMA = _http.Provider(
-    name="ollama",
-    base_url="http://localhost:11434/v1",
-    base_url_env="OLLAMA_BASE_URL",
-    path="/chat/completions",
-    env_key=None,
-    encode=openai.encode_chat,
-    decode=openai.decode_chat,
-    stream_start=openai.stream_start,
-    stream_step=openai.stream_step,
-    stream_end=openai.stream_end,
-    auth=_http.bearer,
-)
+OLLAMA = openai.compatible("ollama", "http://localhost:11434/v1", None, "OLLAMA_BASE_URL")
 
 _STOP = {"stop": "end_turn", "length": "max_tokens"}
 

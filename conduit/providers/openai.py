@@ -18,6 +18,7 @@ from conduit.streams import parse_arguments
 
 __all__ = [
     "OPENAI",
+    "compatible",
     "openai_acall",
     "openai_aembed",
     "openai_astream",
@@ -341,19 +342,27 @@ def decode_embeddings(body: Mapping[str, Any]) -> tuple[list[list[float]], PMap[
 from conduit.providers import _embed, _http  # noqa: E402  (the codec stays importable alone)
 from conduit.providers._embed import Embeddings  # noqa: E402
 
-OPENAI = _http.Provider(
-    name="openai",
-    base_url="https://api.openai.com/v1",
-    base_url_env="OPENAI_BASE_URL",
-    path="/chat/completions",
-    env_key="OPENAI_API_KEY",
-    encode=encode_chat,
-    decode=decode_chat,
-    stream_start=stream_start,
-    stream_step=stream_step,
-    stream_end=stream_end,
-    auth=_http.bearer,
-)
+
+def compatible(
+    name: str, base_url: str, env_key: str | None, base_url_env: str | None = None
+) -> _http.Provider:
+    """Return the description of an OpenAI-compatible service (this codec, bearer auth)."""
+    return _http.Provider(
+        name=name,
+        base_url=base_url,
+        base_url_env=base_url_env,
+        path="/chat/completions",
+        env_key=env_key,
+        encode=encode_chat,
+        decode=decode_chat,
+        stream_start=stream_start,
+        stream_step=stream_step,
+        stream_end=stream_end,
+        auth=_http.bearer,
+    )
+
+
+OPENAI = compatible("openai", "https://api.openai.com/v1", "OPENAI_API_KEY", "OPENAI_BASE_URL")
 
 
 openai_call, openai_acall, openai_stream, openai_astream = _http.handlers(
