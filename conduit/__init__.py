@@ -16,6 +16,7 @@ import importlib as _importlib
 import typing as _typing
 
 from conduit._data import Secret, freeze, thaw
+from conduit.agent import aagent, aagent_stream, agent, agent_stream
 from conduit.budget import Budget, with_budget
 from conduit.cache import MemoryCache, SQLiteCache, cache_key, with_cache
 from conduit.cost import PRICES, with_cost
@@ -82,6 +83,7 @@ from conduit.retry import with_retry
 from conduit.streams import collect, response_events
 from conduit.timeout import with_timeout
 from conduit.tokens import estimate_tokens
+from conduit.tools import arun_tool_calls, run_tool_calls, tool, with_tools
 
 __version__ = "0.1.0"
 
@@ -188,12 +190,17 @@ __all__ = [
     "TimeoutError",
     "ToolError",
     "ValidationError",
+    "aagent",
+    "aagent_stream",
     "acall",
     "add_message",
+    "agent",
+    "agent_stream",
     "anthropic_acall",
     "anthropic_astream",
     "anthropic_call",
     "anthropic_stream",
+    "arun_tool_calls",
     "assistant",
     "astream",
     "cache_key",
@@ -243,6 +250,7 @@ __all__ = [
     "request",
     "response_events",
     "retry_after",
+    "run_tool_calls",
     "set_model",
     "set_options",
     "stream",
@@ -250,6 +258,7 @@ __all__ = [
     "text_block",
     "thaw",
     "token_window",
+    "tool",
     "tool_calls",
     "tool_result",
     "usage",
@@ -266,5 +275,6 @@ __all__ = [
     "with_retry",
     "with_timeout",
     "with_token_limit",
+    "with_tools",
     "with_window",
 ]

@@ -157,14 +157,19 @@ def _choose(script: MockScript, req: Request, n: int) -> Any:
     if not script.replies:
         return _echo(req)
     if n < len(script.replies):
-        return script.replies[n]
+        return _resolve(script.replies[n], req)
     if script.repeat:
-        return script.replies[-1]
+        return _resolve(script.replies[-1], req)
     raise ConduitError(
         f"mock script exhausted: it has {len(script.replies)} replies and this is call "
         f"{n + 1}; add replies to the list (or pass one reply to repeat it)",
         data={"calls": n + 1},
     )
+
+
+def _resolve(reply: Any, req: Request) -> Any:
+    """A function in a reply list answers that one call."""
+    return reply(req) if callable(reply) and not isinstance(reply, BaseException) else reply
 
 
 def _tool_calls(calls: Any, n: int) -> list[PMap[str, Any]]:

@@ -1,0 +1,209 @@
+"""Agents: call the model, run the tools it asks for, feed back the results, until it answers.
+
+The loop is a flow: the model calls are what it yields, and running tools or reporting events
+are effects, so the same loop drives ``agent`` (tools one after another) and ``aagent`` (the
+tool calls of one turn concurrently). ``agent_stream`` yields events as they happen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from functools import partial
+from typing import Any
+
+from pyrsistent import pvector
+
+from conduit._drive import Effect, adrive, drive
+from conduit._event import Event
+from conduit._types import AsyncHandler, Flow, Handler, Request
+from conduit.errors import MaxIterationsError, ValidationError
+from conduit.request import as_request, response_message, tool_calls
+from conduit.streams import collect
+from conduit.tools import arun_tool_calls, run_tool_calls, tool, with_tools
+
+__all__ = ["aagent", "aagent_stream", "agent", "agent_flow", "agent_stream"]
+
+EventSink = Callable[[Event], Any]
+
+
+def _next_turn(ctx: Request, results: Any) -> Request:
+    """Return the request for the next step: the assistant turn and the tool results appended."""
+    msgs = ctx["messages"].append(response_message(ctx["response"])).extend(results)
+    nxt: Request = ctx.discard("response").set("messages", msgs)
+    return nxt
+
+
+def _result_event(msg: Any) -> Event:
+    return Event(
+        type="tool_result",
+        tool_call_id=msg["tool_call_id"],
+        content=msg["content"],
+        is_error=bool(msg.get("is_error")),
+    )
+
+
+def _too_many(n: int, ctx: Request) -> MaxIterationsError:
+    return MaxIterationsError(
+        f"the agent made {n} model calls and the model still asks for tools; raise "
+        "max_iterations or look at the tool results in err.ctx['messages']",
+        ctx=ctx,
+        data={"iterations": n},
+    )
+
+
+def agent_flow(
+    req: Request, *, tools: tuple[Any, ...], max_iterations: int, on_event: EventSink | None
+) -> Flow:
+    """Yield model calls until the model answers without tool calls; tools run as effects."""
+    emit = (lambda e: Effect(partial(on_event, e))) if on_event else None
+    made: list[Any] = []
+    history = req
+    for iteration in range(1, max_iterations + 1):
+        ctx: Request = yield history
+        if emit:
+            yield emit(Event(type="model_response", response=ctx["response"], iteration=iteration))
+        calls = tool_calls(ctx)
+        if not calls:
+            done: Request = ctx.update({"iterations": iteration, "tool_calls_made": pvector(made)})
+            return done
+        if emit:
+            for call in calls:
+                yield emit(Event(type="tool_call", tool_call=call))
+        results = yield Effect(
+            partial(run_tool_calls, ctx, tools), partial(arun_tool_calls, ctx, tools)
+        )
+        if emit:
+            for msg in results:
+                yield emit(_result_event(msg))
+        made.extend(calls)
+        history = _next_turn(ctx, results)
+    raise _too_many(max_iterations, history.set("response", ctx["response"]))
+
+
+def _check(max_iterations: int) -> None:
+    if not isinstance(max_iterations, int) or max_iterations < 1:
+        raise ValidationError(f"max_iterations must be a positive number, got {max_iterations!r}")
+
+
+def agent(
+    call: Handler,
+    tools: Iterable[Any],
+    *,
+    max_iterations: int = 10,
+    on_event: EventSink | None = None,
+) -> Handler:
+    """Return a handler running the tool loop with *call* (e.g. ``c.openai_call``).
+
+    The result is the final context: its ``messages`` hold the whole conversation,
+    ``iterations`` the model calls made and ``tool_calls_made`` every tool call. *on_event*
+    receives ``model_response``, ``tool_call`` and ``tool_result`` events as they happen.
+
+    >>> import conduit as c
+    >>> def add(a: int, b: int) -> int:
+    ...     "Add two numbers."
+    ...     return a + b
+    >>> script = c.mock_script([{"tool_calls": [{"name": "add", "arguments": {"a": 2, "b": 3}}]},
+    ...                         lambda r: f"The sum is {r['messages'][-1]['content']}."])
+    >>> ctx = c.agent(c.mock_call, [add])(c.request("m", "2 + 3?", mock=script))
+    >>> c.content(ctx), ctx["iterations"]
+    ('The sum is 5.', 2)
+    """
+    _check(max_iterations)
+    specs = tuple(tool(t) for t in tools)
+
+    def run(req: Any) -> Request:
+        prepared = with_tools(specs)(as_request(req))
+        flow = agent_flow(prepared, tools=specs, max_iterations=max_iterations, on_event=on_event)
+        return drive("agent", flow, call)
+
+    run.__name__ = run.__qualname__ = "agent"
+    return run
+
+
+def aagent(
+    call: AsyncHandler,
+    tools: Iterable[Any],
+    *,
+    max_iterations: int = 10,
+    on_event: EventSink | None = None,
+) -> AsyncHandler:
+    """The async twin of :func:`agent` (pass an async call, e.g. ``c.openai_acall``); the tool
+    calls of one turn run concurrently."""
+    _check(max_iterations)
+    specs = tuple(tool(t) for t in tools)
+
+    async def run(req: Any) -> Request:
+        prepared = with_tools(specs)(as_request(req))
+        flow = agent_flow(prepared, tools=specs, max_iterations=max_iterations, on_event=on_event)
+        return await adrive("aagent", flow, call)
+
+    run.__name__ = run.__qualname__ = "aagent"
+    return run
+
+
+def agent_stream(
+    stream: Callable[[Request], Iterator[Any]], tools: Iterable[Any], *, max_iterations: int = 10
+) -> Callable[[Any], Iterator[Event]]:
+    """Return a function yielding an agent's events as they happen: the model's stream events
+    (text deltas, tool calls) and a ``tool_result`` event for each tool run.
+
+    >>> import conduit as c
+    >>> def now() -> str:
+    ...     "The time."
+    ...     return "noon"
+    >>> script = c.mock_script([{"tool_calls": [{"name": "now"}]}, "It is noon."])
+    >>> run = c.agent_stream(c.mock_stream, [now])
+    >>> [e["type"] for e in run(c.request("m", "time?", mock=script))
+    ...  if e["type"] in ("tool_call_start", "tool_result", "message_end")]
+    ['tool_call_start', 'message_end', 'tool_result', 'message_end']
+    """
+    _check(max_iterations)
+    specs = tuple(tool(t) for t in tools)
+
+    def run(req: Any) -> Iterator[Event]:
+        history = with_tools(specs)(as_request(req))
+        for _ in range(max_iterations):
+            events = []
+            for item in stream(history):
+                events.append(item)
+                yield item
+            ctx = history.set("response", collect(events))
+            if not tool_calls(ctx):
+                return
+            results = run_tool_calls(ctx, specs)
+            yield from map(_result_event, results)
+            history = _next_turn(ctx, results)
+        raise _too_many(max_iterations, history)
+
+    run.__name__ = run.__qualname__ = "agent_stream"
+    return run
+
+
+def aagent_stream(
+    stream: Callable[[Request], AsyncIterator[Any]],
+    tools: Iterable[Any],
+    *,
+    max_iterations: int = 10,
+) -> Callable[[Any], AsyncIterator[Event]]:
+    """The async twin of :func:`agent_stream` (tool calls of a turn run concurrently)."""
+    _check(max_iterations)
+    specs = tuple(tool(t) for t in tools)
+
+    async def run(req: Any) -> AsyncIterator[Event]:
+        history = with_tools(specs)(as_request(req))
+        for _ in range(max_iterations):
+            events = []
+            async for item in stream(history):
+                events.append(item)
+                yield item
+            ctx = history.set("response", collect(events))
+            if not tool_calls(ctx):
+                return
+            results = await arun_tool_calls(ctx, specs)
+            for msg in results:
+                yield _result_event(msg)
+            history = _next_turn(ctx, results)
+        raise _too_many(max_iterations, history)
+
+    run.__name__ = run.__qualname__ = "aagent_stream"
+    return run
