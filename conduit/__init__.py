@@ -81,6 +81,7 @@ from conduit.request import (
 from conduit.response import make_response, make_tool_call, make_usage
 from conduit.retry import with_retry
 from conduit.streams import collect, response_events
+from conduit.structured import classify, extract, with_schema
 from conduit.timeout import with_timeout
 from conduit.tokens import estimate_tokens
 from conduit.tools import arun_tool_calls, run_tool_calls, tool, with_tools
@@ -205,11 +206,13 @@ __all__ = [
     "astream",
     "cache_key",
     "call",
+    "classify",
     "collect",
     "content",
     "embed",
     "error_from_response",
     "estimate_tokens",
+    "extract",
     "freeze",
     "grok_acall",
     "grok_astream",
@@ -273,6 +276,7 @@ __all__ = [
     "with_rate_limit",
     "with_replay",
     "with_retry",
+    "with_schema",
     "with_timeout",
     "with_token_limit",
     "with_tools",

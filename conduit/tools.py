@@ -70,8 +70,8 @@ def tool(
     ...     return a + b
     >>> add["name"], add["description"], list(add["parameters"]["required"])
     ('add', 'Add two numbers.', ['a'])
-    >>> thaw(add["parameters"]["properties"]["a"])
-    {'type': 'integer', 'description': 'the first number'}
+    >>> add["parameters"]["properties"]["a"]["description"]
+    'the first number'
     >>> add["fn"](2)
     3
     """

@@ -1,0 +1,208 @@
+"""Structured output: ``with_schema``, ``extract`` and ``classify``.
+
+The schema is an attrs class, a dataclass, a ``TypedDict`` or a JSON Schema dict. Conduit asks
+for the provider's native JSON-schema output (OpenAI-compatible ``response_format``; Anthropic's
+``output_config``, by its encoder), parses the answer (tolerating code fences and prose around
+the JSON), validates it, and puts the value at ``ctx["parsed"]``: an instance of the class, or a
+frozen map. An invalid answer is sent back to the model with what was wrong, up to
+``max_retries`` times.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from conduit._data import freeze, freeze_map, thaw
+from conduit._types import Flow, Handler, Request
+from conduit.errors import ValidationError
+from conduit.middleware import Middleware, configurable
+from conduit.request import content, reply, request, system, user
+from conduit.schema import _is_record, convert, schema_of, validate
+
+__all__ = ["classify", "extract", "parse_json", "schema_flow", "with_schema"]
+
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+
+
+def parse_json(text: str) -> tuple[Any, str | None]:
+    """Return (the JSON value in *text*, None), or (None, what went wrong).
+
+    Accepts bare JSON, JSON in a code fence, or a JSON object or array amid prose.
+
+    >>> parse_json('Sure! ```json\\n{"a": 1}\\n```')
+    ({'a': 1}, None)
+    >>> parse_json("The answer is [1, 2].")
+    ([1, 2], None)
+    >>> parse_json("no json here")[1]
+    'the answer holds no JSON value'
+    """
+    candidates = [text.strip(), *(m.strip() for m in _FENCE.findall(text))]
+    for open_, close in (("{", "}"), ("[", "]")):
+        start, end = text.find(open_), text.rfind(close)
+        if 0 <= start < end:
+            candidates.append(text[start : end + 1])
+    for candidate in candidates:
+        try:
+            return json.loads(candidate), None
+        except ValueError:
+            continue
+    return None, "the answer holds no JSON value"
+
+
+def _spec(schema: Any) -> tuple[dict[str, Any], str, Callable[[Any], Any]]:
+    if isinstance(schema, Mapping):
+        plain = thaw(schema)
+        return plain, str(plain.get("title") or "result"), freeze
+    if _is_record(schema):
+        return schema_of(schema), schema.__name__, lambda value: _build(schema, value)
+    raise ValidationError(
+        f"a schema is an attrs class, a dataclass, a TypedDict or a JSON Schema dict, "
+        f"not {schema!r:.60}"
+    )
+
+
+def _build(cls: Any, value: Any) -> Any:
+    built = convert(cls, value)
+    return freeze(built) if isinstance(built, dict) else built
+
+
+def schema_flow(
+    req: Request,
+    *,
+    schema: Mapping[str, Any],
+    name: str,
+    build: Callable[[Any], Any],
+    max_retries: int = 2,
+) -> Flow:
+    """Ask for JSON matching *schema*; validate it; retry with the errors fed back."""
+    fmt = {"type": "json_schema", "json_schema": {"name": _safe(name), "schema": schema}}
+    sent = req.set("options", req["options"].set("response_format", freeze(fmt)))
+    problems: list[str] = []
+    text = ""
+    for attempt in range(max_retries + 1):
+        ctx: Request = yield sent
+        text = content(ctx)
+        value, error = parse_json(text)
+        problems = [error] if error else validate(schema, value)
+        if not problems:
+            done: Request = ctx.update({"parsed": build(value), "schema_attempts": attempt + 1})
+            return done
+        feedback = (
+            "Your answer did not match the required JSON schema: "
+            + "; ".join(problems)
+            + ". Answer again with only the corrected JSON."
+        )
+        sent = reply(ctx, feedback)
+    raise ValidationError(
+        f"the model's answer did not match the schema after {max_retries + 1} tries: "
+        + "; ".join(problems),
+        data={"content": text, "problems": problems},
+    )
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9_-]", "_", name)[:64] or "result"
+
+
+def _make_checked(schema: Any = None, max_retries: int = 2) -> Middleware:
+    if schema is None:
+        raise ValidationError("with_schema needs a schema: c.with_schema(MyAttrsClass)")
+    json_schema, name, build = _spec(schema)
+    return Middleware(
+        flow=schema_flow,
+        name="schema",
+        options=freeze_map(
+            {"schema": json_schema, "name": name, "build": build, "max_retries": max_retries}
+        ),
+    )
+
+
+_configurable = configurable(_make_checked, "with_schema")
+
+
+def with_schema(schema: Any = None, /, *, max_retries: int = 2) -> Any:
+    """Return a transform asking for output matching *schema*; the value lands at ``ctx["parsed"]``.
+
+    >>> import attrs
+    >>> import conduit as c
+    >>> @attrs.frozen
+    ... class City:
+    ...     name: str
+    ...     population: int
+    >>> script = c.mock_script(['{"name": "Paris"}', '{"name": "Paris", "population": 2100000}'])
+    >>> ctx = c.mock_call(c.with_schema(City)(c.request("m", "Largest French city?", mock=script)))
+    >>> ctx["parsed"], ctx["schema_attempts"]
+    (City(name='Paris', population=2100000), 2)
+    """
+    _make_checked(schema, max_retries)  # validate here, where the mistake is written
+    return _configurable(schema=schema, max_retries=max_retries)
+
+
+DEFAULT_MODEL = "gpt-4o-mini"
+
+
+def extract(
+    call: Handler, text: str, schema: Any, *, model: str = DEFAULT_MODEL, **options: Any
+) -> Any:
+    """Return the information in *text* as *schema* (an instance, or a frozen map).
+
+    *call* is any handler (``c.openai_call``, ``c.call`` with ``model="anthropic:..."``,
+    ``c.mock_call`` with ``mock=...``); other keywords go to ``c.request``.
+
+    >>> import conduit as c
+    >>> person = {"type": "object", "properties": {"name": {"type": "string"}},
+    ...           "required": ["name"]}
+    >>> text = "Ada wrote the first program."
+    >>> c.extract(c.mock_call, text, person, mock='{"name": "Ada"}')["name"]
+    'Ada'
+    """
+    req = request(
+        model,
+        [
+            system(
+                "Extract the requested information from the user's text. Answer with JSON only."
+            ),
+            user(text),
+        ],
+        **options,
+    )
+    ctx = call(with_schema(schema)(req))
+    return ctx["parsed"]
+
+
+def classify(
+    call: Handler, text: str, labels: Sequence[str], *, model: str = DEFAULT_MODEL, **options: Any
+) -> str:
+    """Return the one label of *labels* that fits *text*.
+
+    >>> import conduit as c
+    >>> labels = ["positive", "negative"]
+    >>> c.classify(c.mock_call, "I love it!", labels, mock='{"label": "positive"}')
+    'positive'
+    """
+    if isinstance(labels, str) or len(labels) < 2:
+        raise ValidationError("classify needs at least two labels, as a list")
+    schema = {
+        "type": "object",
+        "properties": {"label": {"type": "string", "enum": list(labels)}},
+        "required": ["label"],
+        "additionalProperties": False,
+        "title": "classification",
+    }
+    req = request(
+        model,
+        [
+            system(
+                "Classify the user's text. Choose exactly one label: "
+                + ", ".join(labels)
+                + ". Answer with JSON only."
+            ),
+            user(text),
+        ],
+        **options,
+    )
+    ctx = call(with_schema(schema)(req))
+    return str(ctx["parsed"]["label"])
