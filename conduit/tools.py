@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, get_type_hints
 
@@ -82,10 +83,16 @@ def tool(
         return spec
     if not callable(fn):
         raise ValidationError(f"tool() takes a function, got {type(fn).__name__}")
+    label = str(name or getattr(fn, "__name__", ""))
+    if not re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", label):
+        raise ValidationError(
+            f"tool name {label!r} is not one a model can call (letters, digits, _ and -): "
+            "give one with c.tool(fn, name='...')"
+        )
     summary, docs = describe(fn)
     return freeze_map(
         {
-            "name": name or fn.__name__,
+            "name": label,
             "description": description if description is not None else summary,
             "parameters": _parameters(fn, docs),
             "fn": fn,
