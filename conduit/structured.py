@@ -1,8 +1,8 @@
 """Structured output: ``with_schema``, ``extract`` and ``classify``.
 
 The schema is an attrs class, a dataclass, a ``TypedDict`` or a JSON Schema dict. Conduit asks
-for the provider's native JSON-schema output (OpenAI-compatible ``response_format``; Anthropic's
-``output_config``, by its encoder), parses the answer (tolerating code fences and prose around
+for the provider's native JSON-schema output (OpenAI-compatible ``response_format``; on Anthropic
+a forced tool call, by its encoder), parses the answer (tolerating code fences and prose around
 the JSON), validates it, and puts the value at ``ctx["parsed"]``: an instance of the class, or a
 frozen map. An invalid answer is sent back to the model with what was wrong, up to
 ``max_retries`` times.
@@ -19,7 +19,7 @@ from conduit._data import freeze, freeze_map, thaw
 from conduit._types import Flow, Handler, Request
 from conduit.errors import ValidationError
 from conduit.middleware import Middleware, configurable
-from conduit.request import content, reply, request, system, user
+from conduit.request import content, reply, request, system, tool_calls, tool_result, user
 from conduit.schema import _is_record, convert, schema_of, validate
 
 __all__ = ["classify", "extract", "parse_json", "schema_flow", "with_schema"]
@@ -85,7 +85,11 @@ def schema_flow(
     for attempt in range(max_retries + 1):
         ctx: Request = yield sent
         text = content(ctx)
-        value, error = parse_json(text)
+        via_tool = [t for t in tool_calls(ctx) if t["name"] == _safe(name)]
+        if via_tool:  # Anthropic answers through a forced tool call
+            value, error = thaw(via_tool[0]["arguments"]), via_tool[0].get("arguments_error")
+        else:
+            value, error = parse_json(text)
         problems = [error] if error else validate(schema, value)
         if not problems:
             done: Request = ctx.update({"parsed": build(value), "schema_attempts": attempt + 1})
@@ -95,7 +99,8 @@ def schema_flow(
             + "; ".join(problems)
             + ". Answer again with only the corrected JSON."
         )
-        sent = reply(ctx, feedback)
+        answer = tool_result(via_tool[0]["id"], feedback, is_error=True) if via_tool else feedback
+        sent = reply(ctx, answer)
     raise ValidationError(
         f"the model's answer did not match the schema after {max_retries + 1} tries: "
         + "; ".join(problems),

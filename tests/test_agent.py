@@ -290,3 +290,36 @@ def test_extract_and_classify():
         c.classify(c.mock_call, "x", "good")
     with pytest.raises(c.ValidationError, match="a schema is an attrs class"):
         c.with_schema(42)
+
+
+def test_structured_output_over_anthropic_uses_a_forced_tool_and_recovers():
+    def tool_use(value):
+        return {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-haiku-4-5",
+            "content": [{"type": "tool_use", "id": "toolu_1", "name": "City", "input": value}],
+            "stop_reason": "tool_use",
+            "usage": {"input_tokens": 10, "output_tokens": 5},
+        }
+
+    with respx.mock:
+        route = respx.post(ANTHROPIC).mock(
+            side_effect=[
+                httpx.Response(200, json=tool_use({"name": "Paris"})),
+                httpx.Response(200, json=tool_use({"name": "Paris", "population": 2100000})),
+            ]
+        )
+        ctx = c.anthropic_call(
+            c.with_schema(City)(c.request("claude-haiku-4-5", "city?", api_key="sk-t"))
+        )
+    first, second = (json.loads(call.request.content) for call in route.calls)
+    assert first["tool_choice"] == {"type": "tool", "name": "City"}
+    assert first["tools"][-1]["input_schema"]["required"] == ["name", "population"]
+    answer = second["messages"][-1]["content"][0]
+    assert answer["type"] == "tool_result" and answer["tool_use_id"] == "toolu_1"
+    assert (
+        answer["is_error"] is True and "missing required property 'population'" in answer["content"]
+    )
+    assert ctx["parsed"] == City("Paris", 2100000) and ctx["schema_attempts"] == 2

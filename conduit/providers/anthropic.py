@@ -176,17 +176,25 @@ def encode_tool_choice(choice: Any) -> dict[str, Any]:
 
 
 def encode_response_format(fmt: Any) -> dict[str, Any]:
-    """Return Anthropic's ``output_config`` for an OpenAI-style JSON-schema ``response_format``.
+    """Return the tool that carries an OpenAI-style JSON-schema ``response_format`` on Anthropic.
 
-    >>> encode_response_format({"type": "json_schema",
-    ...                         "json_schema": {"name": "city", "schema": {"type": "object"}}})
-    {'format': {'type': 'json_schema', 'schema': {'type': 'object'}}}
+    Anthropic answers in a schema by being forced to call a tool whose input is that schema;
+    this works on every Claude model (``output_config`` may be sent as an option directly).
+
+    >>> fmt = {"type": "json_schema", "json_schema": {"name": "city", "schema": {"type": "object"}}}
+    >>> encode_response_format(fmt)["name"], encode_response_format(fmt)["input_schema"]
+    ('city', {'type': 'object'})
     """
     fmt = thaw(fmt)
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
         spec = fmt.get("json_schema") or {}
         schema = spec.get("schema", spec) if isinstance(spec, dict) else spec
-        return {"format": {"type": "json_schema", "schema": schema}}
+        name = spec.get("name", "answer") if isinstance(spec, dict) else "answer"
+        return {
+            "name": name,
+            "description": "Give the answer in this format.",
+            "input_schema": schema,
+        }
     raise ValidationError(
         f"Anthropic has no response_format {fmt!r:.60}: give a JSON schema "
         '({"type": "json_schema", "json_schema": {"name": ..., "schema": {...}}}) '
@@ -211,8 +219,9 @@ def encode_chat(req: Request, stream: bool = False) -> dict[str, Any]:
     options = dict(req["options"])
     body["max_tokens"] = options.pop("max_tokens", None) or DEFAULT_MAX_TOKENS
     parallel = options.pop("parallel_tool_calls", None)
+    answer_tool = None
     if "response_format" in options:
-        body["output_config"] = encode_response_format(options.pop("response_format"))
+        answer_tool = encode_response_format(options.pop("response_format"))
     for key in UNSUPPORTED:
         if key in options:
             log.warning("anthropic does not support %r; it was not sent", key)
@@ -224,6 +233,9 @@ def encode_chat(req: Request, stream: bool = False) -> dict[str, Any]:
             body["stop_sequences"] = [value] if isinstance(value, str) else list(value)
         else:
             body[RENAMED.get(key, key)] = thaw(value)
+    if answer_tool is not None:  # forced, whatever tool_choice said
+        body["tools"] = [*body.get("tools", []), answer_tool]
+        body["tool_choice"] = {"type": "tool", "name": answer_tool["name"]}
     if parallel is False:
         body.setdefault("tool_choice", {"type": "auto"})["disable_parallel_tool_use"] = True
     if stream:

@@ -200,7 +200,14 @@ ANTHROPIC_CASES = {
         [c.user("Give me a city")],
         {
             "messages": [{"role": "user", "content": "Give me a city"}],
-            "output_config": {"format": {"type": "json_schema", "schema": CITY}},
+            "tools": [
+                {
+                    "name": "city",
+                    "description": "Give the answer in this format.",
+                    "input_schema": CITY,
+                }
+            ],
+            "tool_choice": {"type": "tool", "name": "city"},
         },
         {
             "response_format": {
