@@ -58,6 +58,14 @@ from conduit.providers.mock import (
     mock_script,
     mock_stream,
 )
+from conduit.rag.documents import document, load_documents
+from conduit.rag.split import (
+    split_character,
+    split_code,
+    split_markdown,
+    split_recursive,
+    split_sentences,
+)
 from conduit.ratelimit import RateLimiter, with_rate_limit
 from conduit.replay import ReplayFile, with_replay
 from conduit.request import (
@@ -209,6 +217,7 @@ __all__ = [
     "classify",
     "collect",
     "content",
+    "document",
     "embed",
     "error_from_response",
     "estimate_tokens",
@@ -226,6 +235,7 @@ __all__ = [
     "image_url",
     "is_retryable",
     "last_message",
+    "load_documents",
     "make_response",
     "make_tool_call",
     "make_usage",
@@ -256,6 +266,11 @@ __all__ = [
     "run_tool_calls",
     "set_model",
     "set_options",
+    "split_character",
+    "split_code",
+    "split_markdown",
+    "split_recursive",
+    "split_sentences",
     "stream",
     "system",
     "text_block",

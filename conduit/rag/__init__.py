@@ -1,0 +1,1 @@
+"""Retrieval-augmented generation: documents, splitters, embedders, stores, retrievers."""

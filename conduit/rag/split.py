@@ -1,0 +1,237 @@
+"""Splitters: documents into chunks that never exceed ``chunk_size``, as spans of the original.
+
+Every chunk is ``text[start:end]`` of its source (whitespace trimmed), so chunks keep the text's
+order, can never glue two words together, and the text is recoverable from chunks and offsets.
+Chunk metadata: ``source`` (the parent document's id), ``start``, ``end``, ``index``.
+Separators are regular expressions, tried coarsest first; a text is cut after each match.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pyrsistent import PMap, PVector, pvector
+
+from conduit._data import freeze_map
+from conduit.errors import ValidationError
+from conduit.rag.documents import as_documents
+
+__all__ = [
+    "CODE_SEPARATORS",
+    "MARKDOWN_SEPARATORS",
+    "SEPARATORS",
+    "split_character",
+    "split_code",
+    "split_markdown",
+    "split_recursive",
+    "split_sentences",
+    "split_spans",
+]
+
+Length = Callable[[str], int]
+Span = tuple[int, int]
+
+#: paragraphs, lines, sentences, words, then characters
+SEPARATORS: tuple[str, ...] = ("\n\n", "\n", r"(?<=[.!?])\s+", " ", "")
+MARKDOWN_SEPARATORS: tuple[str, ...] = (
+    r"\n(?=#{1,6} )",
+    r"\n(?=```)",
+    "\n\n",
+    r"\n(?=[-*+] |\d+\. )",
+    "\n",
+    r"(?<=[.!?])\s+",
+    " ",
+    "",
+)
+CODE_SEPARATORS: tuple[str, ...] = (
+    r"\n(?=(?:async\s+)?def |class |@)",
+    r"\n(?=\s+(?:async\s+)?def )",
+    "\n\n",
+    "\n",
+    " ",
+    "",
+)
+
+
+def _pieces(text: str, start: int, end: int, separator: str) -> list[Span]:
+    """Cut [start, end) after each separator match; the pieces cover the span exactly."""
+    if separator == "":
+        return [(i, i + 1) for i in range(start, end)]
+    cuts = [m.end() for m in re.finditer(separator, text[start:end]) if m.end() > 0]
+    bounds = [start, *(start + c for c in cuts if start + c < end), end]
+    return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def _trim(text: str, span: Span) -> Span | None:
+    a, b = span
+    while a < b and text[a].isspace():
+        a += 1
+    while b > a and text[b - 1].isspace():
+        b -= 1
+    return (a, b) if b > a else None
+
+
+def split_spans(
+    text: str,
+    chunk_size: int = 1000,
+    chunk_overlap: int = 0,
+    separators: Sequence[str] = SEPARATORS,
+    length: Length = len,
+) -> list[Span]:
+    """Return the (start, end) spans of the chunks of *text* (pure; the splitters' engine).
+
+    >>> text = "One two three. Four five six. Seven."
+    >>> [text[a:b] for a, b in split_spans(text, chunk_size=16)]
+    ['One two three.', 'Four five six.', 'Seven.']
+    """
+    if chunk_size < 1:
+        raise ValidationError(f"chunk_size must be at least 1, got {chunk_size}")
+    if not 0 <= chunk_overlap < chunk_size:
+        raise ValidationError(
+            f"chunk_overlap must be at least 0 and below chunk_size ({chunk_size}), "
+            f"got {chunk_overlap}"
+        )
+    atoms = _atoms(text, 0, len(text), list(separators), chunk_size, length)
+    return _merge(text, atoms, chunk_size, chunk_overlap, length)
+
+
+def _atoms(
+    text: str, start: int, end: int, separators: list[str], size: int, length: Length
+) -> list[Span]:
+    """Split [start, end) into pieces each within *size*, coarsest separators first."""
+    if length(text[start:end].strip()) <= size:  # separators around a piece do not count
+        return [(start, end)]
+    if not separators:
+        return [(start, end)]  # unreachable with "" as the last separator
+    head, *rest = separators
+    out: list[Span] = []
+    for a, b in _pieces(text, start, end, head):
+        if length(text[a:b].strip()) <= size:
+            out.append((a, b))
+        else:
+            out.extend(_atoms(text, a, b, rest, size, length))
+    return out
+
+
+def _merge(text: str, atoms: list[Span], size: int, overlap: int, length: Length) -> list[Span]:
+    chunks: list[Span] = []
+    current: list[Span] = []
+    for atom in atoms:
+        if current and length(text[current[0][0] : atom[1]].strip()) > size:
+            chunks.append((current[0][0], current[-1][1]))
+            current = _tail(text, current, overlap, atom, size, length)
+        current.append(atom)
+    if current:
+        chunks.append((current[0][0], current[-1][1]))
+    trimmed = (_trim(text, span) for span in chunks)
+    out: list[Span] = []
+    for span in trimmed:
+        if span is not None and (not out or span != out[-1]):
+            out.append(span)
+    return out
+
+
+def _tail(
+    text: str, current: list[Span], overlap: int, nxt: Span, size: int, length: Length
+) -> list[Span]:
+    """The last pieces of the previous chunk to repeat: within *overlap*, leaving room."""
+    kept: list[Span] = []
+    for span in reversed(current):
+        candidate = [span, *kept]
+        carried = length(text[candidate[0][0] : candidate[-1][1]].strip())
+        if carried > overlap or length(text[candidate[0][0] : nxt[1]].strip()) > size:
+            break
+        kept = candidate
+    return kept
+
+
+def _chunk(doc: PMap[str, Any], span: Span, index: int) -> PMap[str, Any]:
+    start, end = span
+    meta = {
+        **doc.get("metadata", {}),
+        "source": doc["id"],
+        "start": start,
+        "end": end,
+        "index": index,
+    }
+    return freeze_map(
+        {"id": f"{doc['id']}#{index}", "text": doc["text"][start:end], "metadata": meta}
+    )
+
+
+def _split(docs: Any, spans: Callable[[str], list[Span]]) -> PVector[Any]:
+    out: list[PMap[str, Any]] = []
+    for doc in as_documents(docs):
+        out.extend(_chunk(doc, span, i) for i, span in enumerate(spans(doc["text"])))
+    return pvector(out)
+
+
+def split_recursive(
+    docs: Any,
+    chunk_size: int = 1000,
+    chunk_overlap: int = 200,
+    separators: Sequence[str] = SEPARATORS,
+    length: Length = len,
+) -> PVector[Any]:
+    """Return the chunks of *docs* (documents, or plain strings), split along *separators*.
+
+    *length* measures a chunk (characters by default; pass a tokenizer's count for tokens).
+
+    >>> chunks = split_recursive("First paragraph here.\\n\\nSecond one.", chunk_size=25,
+    ...                          chunk_overlap=0)
+    >>> [(c["text"], c["metadata"]["start"]) for c in chunks]
+    [('First paragraph here.', 0), ('Second one.', 23)]
+    """
+    return _split(docs, lambda t: split_spans(t, chunk_size, chunk_overlap, separators, length))
+
+
+def split_character(
+    docs: Any, chunk_size: int = 1000, chunk_overlap: int = 200, separator: str = "\n\n"
+) -> PVector[Any]:
+    """Split on one *separator*, falling back to words and characters for oversized pieces."""
+    seps = (separator, " ", "")
+    return _split(docs, lambda t: split_spans(t, chunk_size, chunk_overlap, seps))
+
+
+def split_sentences(docs: Any, chunk_size: int = 1000, chunk_overlap: int = 0) -> PVector[Any]:
+    """Split into runs of whole sentences (words, then characters, only for a giant sentence)."""
+    seps = (r"(?<=[.!?])\s+", "\n", " ", "")
+    return _split(docs, lambda t: split_spans(t, chunk_size, chunk_overlap, seps))
+
+
+def split_markdown(docs: Any, chunk_size: int = 1000, chunk_overlap: int = 0) -> PVector[Any]:
+    """Split Markdown at headings first, then fences, paragraphs, list items, lines, sentences;
+    each chunk records the headings it sits under (``metadata["headings"]``).
+
+    >>> chunks = split_markdown("# Guide\\n\\nIntro.\\n\\n## Install\\n\\nRun pip.", chunk_size=20)
+    >>> [list(c["metadata"]["headings"]) for c in chunks]
+    [['Guide'], ['Guide', 'Install']]
+    """
+    out: list[PMap[str, Any]] = []
+    for doc in as_documents(docs):
+        spans = split_spans(doc["text"], chunk_size, chunk_overlap, MARKDOWN_SEPARATORS)
+        for i, span in enumerate(spans):
+            chunk = _chunk(doc, span, i)
+            heads = pvector(_headings(doc["text"], span[0]))
+            out.append(chunk.set("metadata", chunk["metadata"].set("headings", heads)))
+    return pvector(out)
+
+
+_HEADING = re.compile(r"^(#{1,6}) +(.+?)\s*$", re.MULTILINE)
+
+
+def _headings(text: str, position: int) -> list[str]:
+    trail: list[tuple[int, str]] = []
+    line_end = text.find("\n", position)
+    for m in _HEADING.finditer(text[: len(text) if line_end < 0 else line_end]):
+        level = len(m.group(1))
+        trail = [(lv, t) for lv, t in trail if lv < level] + [(level, m.group(2))]
+    return [t for _, t in trail]
+
+
+def split_code(docs: Any, chunk_size: int = 1500, chunk_overlap: int = 0) -> PVector[Any]:
+    """Split source code at top-level definitions, then methods, blank lines, lines."""
+    return _split(docs, lambda t: split_spans(t, chunk_size, chunk_overlap, CODE_SEPARATORS))
