@@ -93,7 +93,7 @@ def test_chunk_metadata_points_at_the_source():
     chunks = split_markdown([doc], chunk_size=10)
     assert [ch["id"] for ch in chunks] == ["guide.md#0", "guide.md#1"]
     assert all(
-        ch["metadata"]["source"] == "guide.md" and ch["metadata"]["lang"] == "en" for ch in chunks
+        ch["metadata"]["parent"] == "guide.md" and ch["metadata"]["lang"] == "en" for ch in chunks
     )
     assert [list(ch["metadata"]["headings"]) for ch in chunks] == [["A"], ["B"]]
 

@@ -2,7 +2,8 @@
 
 Every chunk is ``text[start:end]`` of its source (whitespace trimmed), so chunks keep the text's
 order, can never glue two words together, and the text is recoverable from chunks and offsets.
-Chunk metadata: ``source`` (the parent document's id), ``start``, ``end``, ``index``.
+Chunk metadata: ``source`` (the parent's source, e.g. its file path, else its id), ``parent``
+(the parent document's id), ``start``, ``end``, ``index``.
 Separators are regular expressions, tried coarsest first; a text is cut after each match.
 """
 
@@ -150,9 +151,11 @@ def _tail(
 
 def _chunk(doc: PMap[str, Any], span: Span, index: int) -> PMap[str, Any]:
     start, end = span
+    parent = doc.get("metadata", {})
     meta = {
-        **doc.get("metadata", {}),
-        "source": doc["id"],
+        **parent,
+        "source": parent.get("source", doc["id"]),
+        "parent": doc["id"],
         "start": start,
         "end": end,
         "index": index,

@@ -90,8 +90,15 @@ def top_k(scores: np.ndarray[Any, Any], k: int) -> np.ndarray[Any, Any]:
     k = min(k, len(scores))
     if k <= 0:
         return np.zeros(0, dtype=np.int64)
-    part = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-    return part[np.lexsort((part, -scores[part]))]
+    if k < len(scores):
+        cut = -np.partition(-scores, k - 1)[k - 1]  # the k-th best score
+        above = np.flatnonzero(scores > cut)
+        tied = np.flatnonzero(scores == cut)[: k - len(above)]  # ties at the cut: lower first
+        part = np.concatenate([above, tied])
+    else:
+        part = np.arange(len(scores))
+    ordered: np.ndarray[Any, Any] = part[np.lexsort((part, -scores[part]))]
+    return ordered
 
 
 def _matches(flt: Filter, metadata: Mapping[str, Any]) -> bool:

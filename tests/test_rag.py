@@ -1,0 +1,187 @@
+"""Embedders, stores, retrievers and with_retrieval, on real files and a real Qdrant local mode."""
+
+import pickle
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+import conduit as c
+from conduit.rag.store import top_k
+
+EMBED = c.hash_embedder(256)
+FACTS = [
+    {
+        "id": "fr",
+        "text": "Paris is the capital of France.",
+        "metadata": {"lang": "en", "topic": "geo"},
+    },
+    {
+        "id": "it",
+        "text": "Rome is the capital of Italy.",
+        "metadata": {"lang": "en", "topic": "geo"},
+    },
+    {
+        "id": "py",
+        "text": "Python lists are mutable sequences.",
+        "metadata": {"lang": "en", "topic": "code"},
+    },
+    {
+        "id": "de",
+        "text": "Berlin ist die Hauptstadt von Deutschland.",
+        "metadata": {"lang": "de", "topic": "geo"},
+    },
+]
+
+
+def test_hash_embedder_is_deterministic_normalised_and_picklable():
+    a, b = EMBED(["hello world"]), pickle.loads(pickle.dumps(EMBED))(["hello world"])
+    assert (a == b).all() and a.dtype == np.float32 and not a.flags.writeable
+    assert np.linalg.norm(EMBED(["some text", "other"]), axis=1) == pytest.approx([1.0, 1.0])
+    assert (EMBED([""]) == 0).all()
+    with pytest.raises(c.ValidationError, match="list of texts"):
+        EMBED("not a list")
+
+
+@given(arrays(np.float64, st.integers(1, 60), elements=st.floats(-1e6, 1e6)), st.integers(1, 70))
+def test_top_k_agrees_with_a_full_sort(scores, k):
+    expected = sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:k]
+    assert top_k(scores, k).tolist() == expected
+
+
+def test_memory_store_is_an_immutable_value_with_upsert_and_delete():
+    empty = c.memory_store()
+    store = c.add_documents(empty, FACTS, EMBED)
+    assert len(empty) == 0 and len(store) == 4
+    again = c.add_documents(
+        store, [{"id": "fr", "text": "Paris hosts the Louvre.", "metadata": {}}], EMBED
+    )
+    assert len(again) == 4 and len(store) == 4  # replaced, and the old value is unchanged
+    assert next(d for d in again.documents if d["id"] == "fr")["text"] == "Paris hosts the Louvre."
+    smaller = c.delete_documents(again, ["py", "nope"])
+    assert [d["id"] for d in smaller.documents] == ["it", "de", "fr"]
+    with pytest.raises(ValueError):
+        store.vectors[0, 0] = 1.0
+
+
+def test_search_ranks_and_filters_before_the_top_k_cut():
+    store = c.add_documents(c.memory_store(), FACTS, EMBED)
+    hits = c.search(store, "capital of Italy", 2, embed=EMBED)
+    assert hits[0]["document"]["id"] == "it" and [h["rank"] for h in hits] == [0, 1]
+    assert hits[0]["score"] >= hits[1]["score"]
+    code = c.search(store, "capital of Italy", 1, embed=EMBED, filter={"topic": "code"})
+    assert [h["document"]["id"] for h in code] == ["py"]  # the filter ran before the cut
+    german = c.search(store, "capital", 3, embed=EMBED, filter=lambda m: m["lang"] == "de")
+    assert [h["document"]["id"] for h in german] == ["de"]
+
+
+def test_dot_metric_keeps_magnitudes():
+    store = c.add_documents(
+        c.memory_store("dot"),
+        ["a", "b"],
+        lambda texts: np.array([[2.0, 0.0], [0.0, 1.0]], dtype=np.float32)[: len(texts)],
+    )
+    hits = c.search(store, [1.0, 1.0], 2)
+    assert [(h["document"]["text"], h["score"]) for h in hits] == [("a", 2.0), ("b", 1.0)]
+
+
+def test_save_and_load_round_trip(tmp_path):
+    store = c.add_documents(c.memory_store(), FACTS, EMBED)
+    path = c.save_store(store, tmp_path / "index.npz")
+    back = c.load_store(path)
+    assert back == store and (back.vectors == store.vectors).all()
+    assert c.search(back, "Berlin", 1, embed=EMBED)[0]["document"]["id"] == "de"
+
+
+def test_sqlite_store_persists_and_agrees_with_memory(tmp_path):
+    path = tmp_path / "store.db"
+    sql = c.add_documents(c.SQLiteStore(path), FACTS, EMBED)
+    sql.close()
+    reopened = c.SQLiteStore(path)
+    mem = c.add_documents(c.memory_store(), FACTS, EMBED)
+    for query in ("capital of France", "mutable sequences", "Deutschland"):
+        got = [
+            (h["document"]["id"], round(h["score"], 5))
+            for h in c.search(reopened, query, 3, embed=EMBED)
+        ]
+        want = [
+            (h["document"]["id"], round(h["score"], 5))
+            for h in c.search(mem, query, 3, embed=EMBED)
+        ]
+        assert got == want
+    c.delete_documents(reopened, ["fr"])
+    assert len(reopened) == 3
+    assert (
+        c.search(reopened, "x", 4, embed=EMBED, filter={"topic": "geo"})[0]["document"]["id"]
+        != "fr"
+    )
+
+
+def test_qdrant_local_mode_agrees_with_memory(tmp_path):
+    pytest.importorskip("qdrant_client")
+    for location in (":memory:", str(tmp_path / "qdrant")):
+        store = c.add_documents(c.QdrantStore(location, collection="facts"), FACTS, EMBED)
+        mem = c.add_documents(c.memory_store(), FACTS, EMBED)
+        got = c.search(store, "capital of Italy", 2, embed=EMBED)
+        want = c.search(mem, "capital of Italy", 2, embed=EMBED)
+        assert [h["document"]["id"] for h in got] == [h["document"]["id"] for h in want]
+        assert [h["score"] for h in got] == pytest.approx([h["score"] for h in want], abs=1e-5)
+        assert got[0]["document"]["metadata"] == {"lang": "en", "topic": "geo"}
+        only_de = c.search(store, "capital", 4, embed=EMBED, filter={"lang": "de"})
+        assert [h["document"]["id"] for h in only_de] == ["de"]
+        c.delete_documents(store, ["de"])
+        assert len(store) == 3
+        store.client.close()
+
+
+def test_retriever_threshold_and_mmr():
+    docs = ["cats purr softly", "cats purr loudly", "cats purr at night", "dogs bark at strangers"]
+    store = c.add_documents(c.memory_store(), docs, EMBED)
+    plain = c.retriever(EMBED, store, k=2)("cats purr")
+    assert all("cats" in h["document"]["text"] for h in plain)
+    varied = c.retriever(EMBED, store, k=2, mmr=True, mmr_weight=0.2)("cats purr")
+    assert any("dogs" in h["document"]["text"] for h in varied)
+    strict = c.retriever(EMBED, store, k=4, threshold=0.99)("cats purr")
+    assert len(strict) == 0
+    with pytest.raises(c.ValidationError, match="k <= fetch_k"):
+        c.retriever(EMBED, store, k=30)
+
+
+def test_with_retrieval_puts_numbered_sources_in_the_prompt_and_on_the_context(tmp_path):
+    (tmp_path / "kb").mkdir()
+    (tmp_path / "kb" / "france.md").write_text("# France\n\nParis is the capital of France.")
+    (tmp_path / "kb" / "italy.md").write_text("# Italy\n\nRome is the capital of Italy.")
+    chunks = c.split_markdown(c.load_documents(tmp_path / "kb"), chunk_size=200)
+    store = c.add_documents(c.memory_store(), chunks, EMBED)
+    script = c.mock_script(lambda r: "Rome [1]")
+    req = c.request(
+        "m", [c.system("Be brief."), c.user("What is the capital of Italy?")], mock=script
+    )
+    ctx = c.mock_call(c.with_retrieval(c.retriever(EMBED, store, k=1))(req))
+    sent = script.calls[0]["messages"]
+    assert [m["role"] for m in sent] == ["system", "system", "user"]
+    assert "[1] (" in sent[1]["content"] and "Rome is the capital of Italy." in sent[1]["content"]
+    assert sent[1]["content"].split("[1] (")[1].startswith(str(tmp_path / "kb" / "italy.md"))
+    assert ctx["sources"][0]["document"]["metadata"]["source"].endswith("italy.md")
+    with pytest.raises(c.ValidationError, match="needs a retriever"):
+        c.with_retrieval(None)
+    with pytest.raises(c.ValidationError, match=r"\{context\} placeholder"):
+        c.with_retrieval(c.retriever(EMBED, store), template="no slot")
+
+
+def test_add_documents_reports_progress_and_checks_dimensions():
+    seen = []
+    store = c.add_documents(
+        c.memory_store(),
+        [f"doc {i}" for i in range(5)],
+        EMBED,
+        batch_size=2,
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert seen == [(2, 5), (4, 5), (5, 5)]
+    with pytest.raises(c.ValidationError, match="use the same embedder"):
+        c.add_documents(store, ["more"], c.hash_embedder(64))
+    with pytest.raises(c.ValidationError, match="search with the store's embedder"):
+        c.search(store, "x", embed=c.hash_embedder(64))
