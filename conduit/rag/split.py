@@ -109,8 +109,9 @@ def _atoms(
         return [(start, end)]  # unreachable with "" as the last separator
     head, *rest = separators
     out: list[Span] = []
+    fits = (lambda a, b: b - a <= size) if length is len else (lambda a, b: False)
     for a, b in _pieces(text, start, end, head):
-        if length(text[a:b].strip()) <= size:
+        if fits(a, b) or length(text[a:b].strip()) <= size:  # raw length fits: no need to slice
             out.append((a, b))
         else:
             out.extend(_atoms(text, a, b, rest, size, length))
@@ -120,11 +121,25 @@ def _atoms(
 def _merge(text: str, atoms: list[Span], size: int, overlap: int, length: Length) -> list[Span]:
     chunks: list[Span] = []
     current: list[Span] = []
+    fast = length is len  # then a chunk's trimmed length follows from offsets: no slicing
+    lead, lead_of = 0, -1  # with fast: the first non-space offset of the chunk starting at lead_of
     for atom in atoms:
-        if current and length(text[current[0][0] : atom[1]].strip()) > size:
-            chunks.append((current[0][0], current[-1][1]))
-            current = _tail(text, current, overlap, atom, size, length)
+        if current:
+            if fast:
+                end = atom[1]
+                while end > lead and text[end - 1].isspace():
+                    end -= 1
+                used = max(end - lead, 0)
+            else:
+                used = length(text[current[0][0] : atom[1]].strip())
+            if used > size:
+                chunks.append((current[0][0], current[-1][1]))
+                current = _tail(text, current, overlap, atom, size, length)
         current.append(atom)
+        if fast and current[0][0] != lead_of:
+            lead_of = lead = current[0][0]
+            while lead < len(text) and text[lead].isspace():
+                lead += 1
     if current:
         chunks.append((current[0][0], current[-1][1]))
     trimmed = (_trim(text, span) for span in chunks)
