@@ -185,3 +185,35 @@ def test_add_documents_reports_progress_and_checks_dimensions():
         c.add_documents(store, ["more"], c.hash_embedder(64))
     with pytest.raises(c.ValidationError, match="search with the store's embedder"):
         c.search(store, "x", embed=c.hash_embedder(64))
+
+
+def test_provider_embedder_batches_and_normalises():
+    import json
+
+    import httpx
+    import respx
+
+    from tests.providers.helpers import raw
+
+    body = json.loads(raw("openai/embeddings_float.json"))
+    with respx.mock:
+        route = respx.post("https://api.openai.com/v1/embeddings").mock(
+            side_effect=lambda r: httpx.Response(
+                200,
+                json={
+                    **body,
+                    "data": [
+                        {**body["data"][0], "index": i}
+                        for i in range(len(json.loads(r.content)["input"]))
+                    ],
+                },
+            )
+        )
+        embed = c.provider_embedder("openai:text-embedding-ada-002", batch_size=2, api_key="sk-t")
+        m = embed(["a", "b", "c"])
+    assert m.shape == (3, 1536) and route.call_count == 2
+    assert np.linalg.norm(m, axis=1) == pytest.approx([1.0, 1.0, 1.0], abs=1e-5)
+    assert [json.loads(call.request.content)["input"] for call in route.calls] == [
+        ["a", "b"],
+        ["c"],
+    ]
