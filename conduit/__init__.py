@@ -97,6 +97,7 @@ from conduit.tools import arun_tool_calls, run_tool_calls, tool, with_tools
 __version__ = "0.1.0"
 
 if _typing.TYPE_CHECKING:
+    from conduit.batching import abatch, batch
     from conduit.dispatch import acall, astream, call, embed, stream
     from conduit.providers._embed import Embeddings
     from conduit.providers.anthropic import (
@@ -140,6 +141,8 @@ if _typing.TYPE_CHECKING:
 
 # name -> module, imported on first attribute access (keeps `import conduit` fast).
 _LAZY: dict[str, str] = {
+    "batch": "conduit.batching",
+    "abatch": "conduit.batching",
     "hash_embedder": "conduit.rag.embed",
     "provider_embedder": "conduit.rag.embed",
     "sentence_transformer_embedder": "conduit.rag.embed",
@@ -231,6 +234,7 @@ __all__ = [
     "ValidationError",
     "aagent",
     "aagent_stream",
+    "abatch",
     "acall",
     "add_documents",
     "add_message",
@@ -243,6 +247,7 @@ __all__ = [
     "arun_tool_calls",
     "assistant",
     "astream",
+    "batch",
     "cache_key",
     "call",
     "classify",

@@ -1,0 +1,223 @@
+"""``batch``: one handler over many requests, with bounded concurrency, progress and a checkpoint.
+
+Results come back in input order. A failed item is recorded (``ctx["error"]``), not raised, so
+one bad input never aborts the run. With a checkpoint file (JSON Lines), every finished item is
+appended as it completes; a rerun after a crash reads the file, skips what is done and runs the
+rest, so each input ends with exactly one result.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import inspect
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TextIO
+
+from pyrsistent import PVector, pvector
+
+from conduit._data import freeze_map, thaw
+from conduit._types import Request
+from conduit.cache import cache_key
+from conduit.errors import ValidationError
+from conduit.request import as_request
+
+__all__ = ["Progress", "abatch", "batch", "error_record", "load_checkpoint"]
+
+ProgressFn = Callable[[int, int], Any]
+
+
+def error_record(exc: BaseException) -> dict[str, Any]:
+    """Return what a failed item records: the error's type, message and data.
+
+    >>> from conduit.errors import RateLimitError
+    >>> error_record(RateLimitError("slow", status_code=429))["type"]
+    'RateLimitError'
+    """
+    data = getattr(exc, "data", None)
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "data": json.loads(json.dumps(thaw(data), default=str)) if data else {},
+    }
+
+
+class Progress:
+    """A one-line progress bar on a terminal stream (done/total, rate, time left)."""
+
+    def __init__(self, total: int, stream: TextIO | None = None, width: int = 30) -> None:
+        self.total, self.stream, self.width = total, stream or sys.stderr, width
+        self.start = time.monotonic()
+        self.errors = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        elapsed = max(time.monotonic() - self.start, 1e-9)
+        rate = done / elapsed
+        left = (total - done) / rate if rate > 0 else 0.0
+        filled = int(self.width * done / total) if total else self.width
+        bar = "#" * filled + "-" * (self.width - filled)
+        note = f" {self.errors} failed" if self.errors else ""
+        self.stream.write(f"\r[{bar}] {done}/{total} {rate:.1f}/s {left:.0f}s left{note}")
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def load_checkpoint(path: str | Path) -> dict[int, dict[str, Any]]:
+    """Return the finished items recorded in a checkpoint file, by index (a torn last line,
+    from a crash mid-write, is ignored: that item runs again)."""
+    found: dict[int, dict[str, Any]] = {}
+    target = Path(path)
+    if not target.exists():
+        return found
+    for line in target.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        found[int(entry["index"])] = entry
+    return found
+
+
+def _result(req: Request, entry: dict[str, Any]) -> Request:
+    if entry.get("error"):
+        failed: Request = req.set("error", freeze_map(entry["error"]))
+        return failed
+    done: Request = req.set("response", freeze_map(entry["response"]))
+    return done
+
+
+class _Writer:
+    """Appends finished items to the checkpoint, one flushed line each."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.lock = threading.Lock()
+        self.out = path.open("a") if path else None
+        if path is not None and self.out is not None and path.stat().st_size:
+            with path.open("rb") as f:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":  # a line torn by a crash: never append to it
+                    self.out.write("\n")
+
+    def write(self, index: int, key: str, ctx: Request) -> None:
+        if self.out is None:
+            return
+        entry: dict[str, Any] = {"index": index, "key": key}
+        if "error" in ctx:
+            entry["error"] = thaw(ctx["error"])
+        else:
+            entry["response"] = thaw(ctx["response"])
+        with self.lock:
+            self.out.write(json.dumps(entry) + "\n")
+            self.out.flush()
+            os.fsync(self.out.fileno())
+
+    def close(self) -> None:
+        if self.out is not None:
+            self.out.close()
+
+
+def _progress(progress: Any, total: int) -> ProgressFn | None:
+    if progress is None:
+        progress = sys.stderr.isatty()
+    if progress is True:
+        return Progress(total)
+    if progress is False:
+        return None
+    if callable(progress):
+        return progress  # type: ignore[no-any-return]
+    raise ValidationError("progress is True, False, None (a bar on a terminal) or f(done, total)")
+
+
+async def abatch(
+    call: Callable[[Request], Any],
+    requests: Iterable[Any],
+    *,
+    concurrency: int = 8,
+    progress: Any = None,
+    checkpoint: str | Path | None = None,
+) -> PVector[Request]:
+    """The async form of :func:`batch`, for use inside a running event loop."""
+    import asyncio
+
+    if concurrency < 1:
+        raise ValidationError(f"concurrency must be at least 1, got {concurrency}")
+    reqs = [as_request(r) for r in requests]
+    keys = [cache_key(r) for r in reqs]
+    done = load_checkpoint(checkpoint) if checkpoint else {}
+    results: list[Request | None] = [None] * len(reqs)
+    for index, entry in done.items():
+        if index < len(reqs) and entry.get("key") == keys[index]:
+            results[index] = _result(reqs[index], entry)
+    todo = [i for i, r in enumerate(results) if r is None]
+    report = _progress(progress, len(reqs))
+    writer = _Writer(Path(checkpoint) if checkpoint else None)
+    finished = len(reqs) - len(todo)
+    gate = asyncio.Semaphore(concurrency)
+    threads = concurrent.futures.ThreadPoolExecutor(max_workers=concurrency)
+    is_async = inspect.iscoroutinefunction(call)
+    loop = asyncio.get_running_loop()
+
+    async def one(index: int) -> None:
+        nonlocal finished
+        async with gate:
+            try:
+                if is_async:
+                    out = await call(reqs[index])
+                else:
+                    out = await loop.run_in_executor(threads, call, reqs[index])
+                    if inspect.isawaitable(out):
+                        out = await out
+                ctx = as_request(out)
+            except Exception as exc:
+                ctx = reqs[index].set("error", freeze_map(error_record(exc)))
+                if isinstance(report, Progress):
+                    report.errors += 1
+            results[index] = ctx
+            writer.write(index, keys[index], ctx)
+            finished += 1
+            if report is not None:
+                report(finished, len(reqs))
+
+    try:
+        if report is not None and finished:
+            report(finished, len(reqs))
+        await asyncio.gather(*(one(i) for i in todo))
+    finally:
+        writer.close()
+        threads.shutdown(wait=False)
+    return pvector(r for r in results if r is not None)
+
+
+def batch(
+    call: Callable[[Request], Any],
+    requests: Iterable[Any],
+    *,
+    concurrency: int = 8,
+    progress: Any = None,
+    checkpoint: str | Path | None = None,
+) -> PVector[Request]:
+    """Run *call* over *requests* with at most *concurrency* in flight; results in input order.
+
+    *call* is a sync handler (run in a thread pool) or an async one (awaited). A failed item's
+    context has ``error`` (type, message, data) instead of ``response``. *progress*: a bar on
+    stderr (``True``; ``None`` means only on a terminal) or ``f(done, total)``. *checkpoint*: a
+    JSON Lines file; a rerun skips the items it records and runs the rest.
+
+    >>> import conduit as c
+    >>> reqs = [c.request("m", f"item {i}") for i in range(3)] + [
+    ...     c.request("m", "bad", mock=c.ServerError("down"))]
+    >>> out = c.batch(c.mock_call, reqs, concurrency=2, progress=False)
+    >>> [c.content(ctx) if "response" in ctx else ctx["error"]["type"] for ctx in out]
+    ['item 0', 'item 1', 'item 2', 'ServerError']
+    """
+    import asyncio
+
+    return asyncio.run(
+        abatch(call, requests, concurrency=concurrency, progress=progress, checkpoint=checkpoint)
+    )
