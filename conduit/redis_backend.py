@@ -13,6 +13,9 @@ from typing import Any
 from conduit._data import thaw
 from conduit.errors import ConduitError, ValidationError
 
+# Pickled as their URL and settings, so a request carrying them can travel to worker
+# processes (Dask, Ray, multiprocessing), which then share one cache and one budget.
+
 __all__ = ["RedisCache", "RedisRateLimiter"]
 
 
@@ -28,12 +31,33 @@ def _client(url_or_client: Any) -> Any:
     return redis.Redis.from_url(url_or_client)
 
 
+def _url_of(backend: Any) -> str:
+    if backend.url is None:
+        raise ConduitError(
+            "a Redis backend built from a client object cannot be pickled: build it from a URL "
+            "so that every worker process can connect to the same Redis"
+        )
+    return str(backend.url)
+
+
+def _rebuild_cache(url: str, prefix: str) -> RedisCache:
+    return RedisCache(url, prefix=prefix)
+
+
+def _rebuild_limiter(url: str, settings: dict[str, Any]) -> RedisRateLimiter:
+    return RedisRateLimiter(url, **settings)
+
+
 class RedisCache:
     """A cache store in Redis; entries expire with Redis's own TTL."""
 
     def __init__(self, url_or_client: Any, *, prefix: str = "conduit:cache:") -> None:
+        self.url = url_or_client if isinstance(url_or_client, str) else None
         self.redis = _client(url_or_client)
         self.prefix = prefix
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_cache, (_url_of(self), self.prefix))
 
     def get(self, key: str) -> Mapping[str, Any] | None:
         """Return the stored response for *key*, or None."""
@@ -88,6 +112,13 @@ class RedisRateLimiter:
     ) -> None:
         if not requests_per_minute and not tokens_per_minute:
             raise ValidationError("a rate limit needs requests_per_minute and/or tokens_per_minute")
+        self.url = url_or_client if isinstance(url_or_client, str) else None
+        self.settings = {
+            "requests_per_minute": requests_per_minute,
+            "tokens_per_minute": tokens_per_minute,
+            "burst": burst,
+            "name": name,
+        }
         self.redis = _client(url_or_client)
         self.name = name
         self.limits: dict[str, tuple[float, float]] = {}
@@ -97,6 +128,9 @@ class RedisRateLimiter:
         if tokens_per_minute:
             self.limits["tokens"] = (tokens_per_minute / 60.0, float(tokens_per_minute))
         self._script = self.redis.register_script(_RESERVE)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_limiter, (_url_of(self), self.settings))
 
     def _key(self, limit: str) -> str:
         return f"conduit:ratelimit:{self.name}:{limit}"

@@ -158,3 +158,22 @@ def test_redis_cache_shared_and_expiring(redis_url):
     time.sleep(0.4)
     assert pipe(req, c.with_cache(other, ttl=0.3), c.mock_call)["cache_hit"] is False
     assert len(script.calls) == 2
+
+
+def test_redis_backends_travel_to_other_processes_by_url(redis_url):
+    import pickle
+
+    limiter = c.RedisRateLimiter(redis_url, requests_per_minute=60, burst=1, name=uuid.uuid4().hex)
+    cache = c.RedisCache(redis_url, prefix="p:")
+    req = pipe(c.request("m", "hi"), c.with_rate_limit(limiter), c.with_cache(cache))
+    back = pickle.loads(pickle.dumps(req))
+    copy = back["middleware"][0].options["limiter"]
+    assert copy.name == limiter.name and copy.limits == limiter.limits
+    assert limiter.acquire(1, 0) == 0.0
+    assert copy.acquire(1, 0) > 0.5  # the same budget: the copy waits its turn
+    assert pipe(c.request("m", "hi"), c.with_cache(cache), c.mock_call)["cache_hit"] is False
+    assert c.mock_call(back)["cache_hit"] is True
+    import redis as redis_lib
+
+    with pytest.raises(c.ConduitError, match="build it from a URL"):
+        pickle.dumps(c.RedisCache(redis_lib.Redis.from_url(redis_url)))
