@@ -54,7 +54,9 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=5.0)
-LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+# httpx's own defaults: a larger keep-alive pool makes httpcore scan more connections per
+# request (measured: 20 kept alive gave twice the throughput of 100 at concurrency 100).
+LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
 
 
 @attrs.frozen(kw_only=True)
