@@ -20,7 +20,7 @@ N, CONCURRENCY = 1000, 100
 WORKER = """
 import asyncio, json, resource, sys, time
 mode, base = sys.argv[1], sys.argv[2]
-N, CONCURRENCY = {n}, {conc}
+N, CONCURRENCY = int(sys.argv[3]), int(sys.argv[4])
 
 async def sdk():
     import openai
@@ -29,7 +29,7 @@ async def sdk():
     async def one(i):
         async with gate:
             r = await client.chat.completions.create(
-                model="bench", messages=[{{"role": "user", "content": f"q{{i}}"}}])
+                model="bench", messages=[{"role": "user", "content": f"q{i}"}])
             return r.choices[0].message.content
     out = await asyncio.gather(*(one(i) for i in range(N)))
     await client.close()
@@ -37,7 +37,7 @@ async def sdk():
 
 def conduit():
     import conduit as c
-    reqs = [c.request("bench", f"q{{i}}", base_url=base, api_key="x") for i in range(N)]
+    reqs = [c.request("bench", f"q{i}", base_url=base, api_key="x") for i in range(N)]
     out = c.batch(c.openai_acall, reqs, concurrency=CONCURRENCY, progress=False)
     return [c.content(x) for x in out]
 
@@ -45,8 +45,9 @@ start = time.perf_counter()
 out = asyncio.run(sdk()) if mode == "sdk" else conduit()
 elapsed = time.perf_counter() - start
 assert len(out) == N and all(x == "Hello there!" for x in out)
-print(json.dumps({{"seconds": elapsed, "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
-""".format(n=N, conc=CONCURRENCY)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": elapsed, "maxrss_mb": peak}))
+"""
 
 
 def main(rounds: int = 3) -> None:
@@ -54,16 +55,23 @@ def main(rounds: int = 3) -> None:
     from provider_overhead import free_port
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, str(HERE / "loopback_server.py"), str(port)],
-                              stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, str(HERE / "loopback_server.py"), str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert server.stdout is not None and server.stdout.readline().strip() == "ready"
     base = f"http://127.0.0.1:{port}/v1"
     results: dict[str, list[dict[str, float]]] = {"conduit": [], "sdk": []}
     try:
         for _ in range(rounds):
             for mode in results:
-                out = subprocess.run([sys.executable, "-c", WORKER, mode, base],
-                                     capture_output=True, text=True, check=True)
+                out = subprocess.run(
+                    [sys.executable, "-c", WORKER, mode, base],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 results[mode].append(json.loads(out.stdout))
     finally:
         server.terminate()
