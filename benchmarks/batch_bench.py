@@ -67,7 +67,7 @@ def main(rounds: int = 3) -> None:
         for _ in range(rounds):
             for mode in results:
                 out = subprocess.run(
-                    [sys.executable, "-c", WORKER, mode, base],
+                    [sys.executable, "-c", WORKER, mode, base, str(N), str(CONCURRENCY)],
                     capture_output=True,
                     text=True,
                     check=True,
