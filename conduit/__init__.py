@@ -19,6 +19,13 @@ from conduit._data import Secret, freeze, thaw
 from conduit.agent import aagent, aagent_stream, agent, agent_stream
 from conduit.budget import Budget, with_budget
 from conduit.cache import MemoryCache, SQLiteCache, cache_key, with_cache
+from conduit.checkpoints import MemoryCheckpoints, SQLiteCheckpoints
+from conduit.conversation import (
+    conversation_from_json,
+    conversation_to_json,
+    load_conversation,
+    save_conversation,
+)
 from conduit.cost import PRICES, with_cost
 from conduit.errors import (
     AuthenticationError,
@@ -41,8 +48,26 @@ from conduit.errors import (
     retry_after,
 )
 from conduit.fallback import with_fallback
+from conduit.graphs import (
+    END,
+    Graph,
+    arun_graph,
+    graph,
+    route,
+    run_graph,
+    to_mermaid,
+    validate_graph,
+)
 from conduit.log import with_logging
-from conduit.memory import token_window, window, with_token_limit, with_window
+from conduit.memory import (
+    summarize,
+    summary_prompt,
+    token_window,
+    window,
+    with_summary,
+    with_token_limit,
+    with_window,
+)
 from conduit.middleware import (
     Middleware,
     middleware,
@@ -93,6 +118,7 @@ from conduit.structured import classify, extract, with_schema
 from conduit.timeout import with_timeout
 from conduit.tokens import estimate_tokens
 from conduit.tools import arun_tool_calls, run_tool_calls, tool, with_tools
+from conduit.workflow import Step, branch, llm_step, parallel, pipeline, step
 
 __version__ = "0.1.0"
 
@@ -209,9 +235,12 @@ __all__ = [
     "ConduitError",
     "ConnectionError",
     "ContextLengthError",
+    "END",
     "Embeddings",
+    "Graph",
     "MaxIterationsError",
     "MemoryCache",
+    "MemoryCheckpoints",
     "MemoryStore",
     "Middleware",
     "MockScript",
@@ -226,9 +255,11 @@ __all__ = [
     "RedisRateLimiter",
     "ReplayFile",
     "SQLiteCache",
+    "SQLiteCheckpoints",
     "SQLiteStore",
     "Secret",
     "ServerError",
+    "Step",
     "TimeoutError",
     "ToolError",
     "ValidationError",
@@ -244,15 +275,19 @@ __all__ = [
     "anthropic_astream",
     "anthropic_call",
     "anthropic_stream",
+    "arun_graph",
     "arun_tool_calls",
     "assistant",
     "astream",
     "batch",
+    "branch",
     "cache_key",
     "call",
     "classify",
     "collect",
     "content",
+    "conversation_from_json",
+    "conversation_to_json",
     "delete_documents",
     "document",
     "embed",
@@ -260,6 +295,7 @@ __all__ = [
     "estimate_tokens",
     "extract",
     "freeze",
+    "graph",
     "grok_acall",
     "grok_astream",
     "grok_call",
@@ -273,6 +309,8 @@ __all__ = [
     "image_url",
     "is_retryable",
     "last_message",
+    "llm_step",
+    "load_conversation",
     "load_documents",
     "load_store",
     "make_response",
@@ -299,13 +337,18 @@ __all__ = [
     "openai_call",
     "openai_embed",
     "openai_stream",
+    "parallel",
+    "pipeline",
     "provider_embedder",
     "reply",
     "request",
     "response_events",
     "retriever",
     "retry_after",
+    "route",
+    "run_graph",
     "run_tool_calls",
+    "save_conversation",
     "save_store",
     "search",
     "sentence_transformer_embedder",
@@ -316,16 +359,21 @@ __all__ = [
     "split_markdown",
     "split_recursive",
     "split_sentences",
+    "step",
     "stream",
+    "summarize",
+    "summary_prompt",
     "system",
     "text_block",
     "thaw",
+    "to_mermaid",
     "token_window",
     "tool",
     "tool_calls",
     "tool_result",
     "usage",
     "user",
+    "validate_graph",
     "window",
     "with_budget",
     "with_cache",
@@ -338,6 +386,7 @@ __all__ = [
     "with_retrieval",
     "with_retry",
     "with_schema",
+    "with_summary",
     "with_timeout",
     "with_token_limit",
     "with_tools",
