@@ -211,7 +211,7 @@ def route(g: Graph, node: str, state: State) -> str:
     if label != END and label not in g.nodes:
         raise ValidationError(
             f"the edge out of {node!r} chose {label!r}, which is not a node "
-            f"(nodes: {', '.join(g.nodes)}; or c.END to finish)",
+            f"(nodes: {', '.join(g.names())}; or c.END to finish)",
             data={"node": node, "choice": repr(label)},
         )
     return str(label)

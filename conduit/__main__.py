@@ -1,0 +1,10 @@
+"""``python -m conduit``: the same as the ``conduit`` command."""
+
+import sys
+
+from conduit.cli import main
+
+__all__: list[str] = []
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,314 @@
+"""The ``conduit`` command (also ``python -m conduit``): chat, index, ask, models.
+
+Offline by default: with no API key and no local server configured, ``chat`` talks to the mock
+(which echoes), ``index`` uses the hash embedder and a store file, and ``ask`` prints the
+passages it retrieved with a note on how to add a model. Set ``OPENAI_API_KEY`` (or another
+provider's key), or pass ``-m provider:model`` (``ollama:llama3.2`` for a local server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+__all__ = ["PROVIDERS", "default_model", "main"]
+
+#: provider -> (the environment variable that configures it, a sensible default model)
+PROVIDERS: dict[str, tuple[str | None, str]] = {
+    "openai": ("OPENAI_API_KEY", "gpt-4o-mini"),
+    "anthropic": ("ANTHROPIC_API_KEY", "claude-haiku-4-5"),
+    "groq": ("GROQ_API_KEY", "llama-3.3-70b-versatile"),
+    "grok": ("XAI_API_KEY", "grok-3-mini"),
+    "ollama": ("OLLAMA_BASE_URL", "llama3.2"),
+    "mock": (None, "echo"),
+}
+DEFAULT_STORE = "conduit-index.npz"
+HOW_TO_ADD_A_MODEL = (
+    "No model is configured, so Conduit is running offline. To get written answers, set "
+    "OPENAI_API_KEY (or ANTHROPIC_API_KEY, GROQ_API_KEY, XAI_API_KEY), or start a local "
+    "server and pass -m ollama:llama3.2 (any OpenAI-compatible server: set OPENAI_BASE_URL)."
+)
+
+
+def default_model(env: dict[str, str] | None = None) -> str | None:
+    """Return ``provider:model`` for the first configured provider, or None when offline.
+
+    ``CONDUIT_MODEL`` wins; then the providers in :data:`PROVIDERS` order.
+
+    >>> default_model({"ANTHROPIC_API_KEY": "k"})
+    'anthropic:claude-haiku-4-5'
+    >>> default_model({}) is None
+    True
+    """
+    env = dict(os.environ) if env is None else env
+    if env.get("CONDUIT_MODEL"):
+        return env["CONDUIT_MODEL"]
+    for provider, (var, model) in PROVIDERS.items():
+        if var and env.get(var):
+            return f"{provider}:{model}"
+    return None
+
+
+def _offline_note(err: TextIO) -> None:
+    err.write(f"note: {HOW_TO_ADD_A_MODEL}\n")
+
+
+# -- chat ---------------------------------------------------------------------------------------
+
+
+def _chat_request(model: str | None, messages: Sequence[Any]) -> Any:
+    import conduit as c
+
+    if model is None or model.split(":", 1)[0] == "mock":
+        echo = c.mock_script(lambda req: c.content(req["messages"][-1]), chunk_delay=0.04)
+        return c.request(f"mock:{(model or 'mock:echo').split(':', 1)[-1]}", messages, mock=echo)
+    return c.request(model, messages)
+
+
+def _run_stream(req: Any, out: TextIO) -> Any:
+    """Print the answer token by token as it streams; return the context with its response."""
+    import conduit as c
+
+    events = []
+    for event in c.stream(req):
+        events.append(event)
+        if event["type"] == "content_delta":
+            out.write(event["text"])
+            out.flush()
+    out.write("\n")
+    out.flush()
+    return req.set("response", c.collect(events))
+
+
+def cmd_chat(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -> int:
+    import conduit as c
+    from conduit.request import response_message
+
+    model = args.model or default_model()
+    if model is None:
+        err.write("(offline: the mock echoes what you type)\n")
+        _offline_note(err)
+    history: list[Any] = [c.system(args.system)] if args.system else []
+    if args.history and Path(args.history).exists():
+        history = list(c.load_conversation(args.history)["messages"])
+    prompt = " ".join(args.prompt).strip()
+    if prompt:
+        ctx = _run_stream(_chat_request(model, [*history, c.user(prompt)]), out)
+        _save(args, ctx)
+        return 0
+    interactive = inp.isatty()
+    if interactive:
+        _readline()
+        err.write("Conduit chat — /exit to leave, /reset to forget, /save FILE to keep it.\n")
+    while True:
+        try:
+            line = input("you> ") if interactive and inp is sys.stdin else inp.readline()
+        except EOFError:
+            break
+        if not line:
+            break
+        text = line.strip()
+        if not text:
+            continue
+        if text in ("/exit", "/quit"):
+            break
+        if text == "/reset":
+            history = [m for m in history if m["role"] == "system"]
+            err.write("(history cleared)\n")
+            continue
+        if text.startswith("/save"):
+            target = text[5:].strip() or "conversation.json"
+            c.save_conversation(history, target, model=model or "mock:echo")
+            err.write(f"(saved to {target})\n")
+            continue
+        history.append(c.user(text))
+        if interactive:
+            out.write("assistant> ")
+        ctx = _run_stream(_chat_request(model, history), out)
+        history.append(response_message(ctx["response"]))
+    if args.history:
+        c.save_conversation(history, args.history, model=model or "mock:echo")
+    return 0
+
+
+def _save(args: argparse.Namespace, ctx: Any) -> None:
+    if args.history and ctx is not None:
+        import conduit as c
+
+        c.save_conversation(ctx, args.history, model=ctx["model"])
+
+
+def _readline() -> None:
+    import importlib
+
+    with contextlib.suppress(ImportError):  # line editing and up-arrow history for input()
+        importlib.import_module("readline")
+
+
+# -- index and ask ------------------------------------------------------------------------------
+
+
+def _meta_path(store: Path) -> Path:
+    return store.with_name(store.name + ".json")
+
+
+def _embedder(meta: dict[str, Any]) -> Any:
+    import conduit as c
+
+    if meta["embedder"] == "hash":
+        return c.hash_embedder(int(meta["dim"]))
+    return c.provider_embedder(meta["embedder"])
+
+
+def cmd_index(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -> int:
+    import conduit as c
+    from conduit.batching import Progress
+
+    folder = Path(args.folder)
+    if not folder.exists():
+        err.write(f"error: no such file or folder: {folder}\n")
+        return 2
+    docs = c.load_documents(folder)
+    if not docs:
+        err.write(
+            f"error: found no readable documents under {folder} (text, Markdown, rST, "
+            "Python, HTML; PDF with the pdf extra)\n"
+        )
+        return 2
+    chunks = c.split_recursive(docs, chunk_size=args.chunk_size, chunk_overlap=args.overlap)
+    meta = {
+        "embedder": args.embedder,
+        "dim": args.dim,
+        "folder": str(folder),
+        "files": len(docs),
+        "chunks": len(chunks),
+    }
+    embed = _embedder(meta)
+    err.write(f"indexing {len(docs)} files as {len(chunks)} chunks\n")
+    bar = Progress(len(chunks), stream=err)
+    store = c.add_documents(c.memory_store(), chunks, embed, batch_size=64, progress=bar)
+    target = c.save_store(store, args.store)
+    _meta_path(target).write_text(json.dumps(meta, indent=1))
+    out.write(f"wrote {target} ({len(store)} chunks from {len(docs)} files)\n")
+    return 0
+
+
+def _source(hit: Any) -> str:
+    meta = hit["document"]["metadata"]
+    where = meta.get("source") or hit["document"]["id"]
+    start = meta.get("start")
+    return f"{where}" + (f" @{start}" if start is not None else "")
+
+
+def cmd_ask(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -> int:
+    import conduit as c
+
+    store_path = Path(args.store)
+    if not store_path.exists():
+        err.write(f"error: no index at {store_path}; build one first: conduit index FOLDER\n")
+        return 2
+    meta_file = _meta_path(store_path)
+    meta = (
+        json.loads(meta_file.read_text())
+        if meta_file.exists()
+        else {"embedder": "hash", "dim": 384}
+    )
+    question = " ".join(args.question).strip()
+    if not question:
+        err.write('error: ask needs a question: conduit ask "How do retries work?"\n')
+        return 2
+    find = c.retriever(_embedder(meta), c.load_store(store_path), k=args.k)
+    hits = find(question)
+    model = args.model or default_model()
+    if model is None or model.startswith("mock"):
+        out.write(f"Passages for: {question}\n\n")
+        for i, hit in enumerate(hits, 1):
+            text = " ".join(hit["document"]["text"].split())
+            out.write(f"[{i}] {_source(hit)} (score {hit['score']:.2f})\n    {text[:400]}\n\n")
+        _offline_note(out)
+        return 0
+    req = c.with_retrieval(lambda q: hits)(c.request(model, question))
+    _run_stream(req, out)
+    out.write("\nSources:\n")
+    for i, hit in enumerate(hits, 1):
+        out.write(f"[{i}] {_source(hit)}\n")
+    return 0
+
+
+# -- models -------------------------------------------------------------------------------------
+
+
+def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -> int:
+    from conduit.cost import PRICES
+
+    chosen = default_model()
+    out.write(f"default model: {chosen or 'none (offline: mock)'}\n\n")
+    for provider, (var, model) in PROVIDERS.items():
+        if var is None:
+            state = "always available (offline)"
+        else:
+            state = "configured" if os.environ.get(var) else f"set {var} to use"
+        out.write(f"{provider:<10} {state}\n    e.g. -m {provider}:{model}\n")
+    out.write("\nPriced models (USD per million tokens, input/output):\n")
+    for name, price in PRICES.items():
+        out.write(f"  {name:<28} {price['input']:>7.3f} / {price['output']:.3f}\n")
+    return 0
+
+
+# -- entry point --------------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``conduit`` command."""
+    top = argparse.ArgumentParser(
+        prog="conduit", description="Chat with models and ask questions over your files."
+    )
+    sub = top.add_subparsers(dest="command", required=True)
+    chat = sub.add_parser("chat", help="chat with a model, streaming its answer")
+    chat.add_argument("prompt", nargs="*", help="one message (none: interactive)")
+    chat.add_argument("-m", "--model", help="provider:model, e.g. anthropic:claude-haiku-4-5")
+    chat.add_argument("-s", "--system", help="a system prompt")
+    chat.add_argument("--history", help="a JSON file to continue from and save to")
+    chat.set_defaults(run=cmd_chat)
+    index = sub.add_parser("index", help="index a folder into a store file")
+    index.add_argument("folder")
+    index.add_argument("-o", "--store", default=DEFAULT_STORE, help=f"(default {DEFAULT_STORE})")
+    index.add_argument("--chunk-size", type=int, default=800)
+    index.add_argument("--overlap", type=int, default=100)
+    index.add_argument("--embedder", default="hash", help="hash, or provider:model")
+    index.add_argument("--dim", type=int, default=384, help="hash embedder dimensions")
+    index.set_defaults(run=cmd_index)
+    ask = sub.add_parser("ask", help="answer a question from an index, citing sources")
+    ask.add_argument("question", nargs="*")
+    ask.add_argument("-s", "--store", default=DEFAULT_STORE)
+    ask.add_argument("-k", type=int, default=4, help="passages to retrieve")
+    ask.add_argument("-m", "--model", help="provider:model")
+    ask.set_defaults(run=cmd_ask)
+    models = sub.add_parser("models", help="list providers, which are configured, and prices")
+    models.set_defaults(run=cmd_models)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``conduit`` command; return its exit status."""
+    import conduit as c
+
+    args = parser().parse_args(argv)
+    try:
+        status: int = args.run(args, sys.stdout, sys.stderr, sys.stdin)
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        return 130
+    except BrokenPipeError:  # e.g. `conduit models | head`: the reader left; stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except c.ConduitError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    return status

@@ -1,0 +1,179 @@
+"""The conduit command: chat, index, ask and models, offline and against a (respx-served) model."""
+
+import io
+import json
+
+import httpx
+import pytest
+import respx
+
+import conduit as c
+from conduit import cli
+from tests.providers.helpers import raw
+
+KEYS = [
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "GROQ_API_KEY",
+    "XAI_API_KEY",
+    "OLLAMA_BASE_URL",
+    "CONDUIT_MODEL",
+]
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    for key in KEYS:
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture
+def notes(tmp_path):
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "retry.md").write_text("# Retries\n\nA retry waits with exponential backoff.\n")
+    (folder / "cache.md").write_text("# Cache\n\nA cache hit is never billed twice.\n")
+    (folder / "image.bin").write_bytes(b"\x00\x01")
+    return folder
+
+
+def run(capsys, *argv, stdin=""):
+    import sys
+
+    old = sys.stdin
+    sys.stdin = io.StringIO(stdin)
+    try:
+        status = cli.main(list(argv))
+    finally:
+        sys.stdin = old
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_default_model_follows_the_environment():
+    assert cli.default_model({}) is None
+    assert cli.default_model({"GROQ_API_KEY": "k"}) == "groq:llama-3.3-70b-versatile"
+    assert cli.default_model({"OPENAI_API_KEY": "k", "ANTHROPIC_API_KEY": "k"}).startswith(
+        "openai:"
+    )
+    assert (
+        cli.default_model({"CONDUIT_MODEL": "ollama:qwen3", "OPENAI_API_KEY": "k"})
+        == "ollama:qwen3"
+    )
+
+
+def test_chat_offline_echoes_and_says_how_to_add_a_model(capsys):
+    status, out, err = run(capsys, "chat", "hello", "there")
+    assert status == 0 and out == "hello there\n"
+    assert "offline" in err and "OPENAI_API_KEY" in err
+
+
+def test_chat_session_keeps_history_resets_and_saves(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    typed = "first\n\n/save kept.json\n/reset\nsecond\n/exit\nnever sent\n"
+    status, out, err = run(capsys, "chat", "-s", "Be brief.", "--history", "h.json", stdin=typed)
+    assert status == 0 and out.splitlines() == ["first", "second"]
+    assert "(saved to kept.json)" in err and "(history cleared)" in err
+    kept = c.load_conversation(tmp_path / "kept.json")["messages"]
+    assert [m["content"] for m in kept] == ["Be brief.", "first", "first"]
+    saved = c.load_conversation(tmp_path / "h.json")["messages"]
+    assert [m["content"] for m in saved] == ["Be brief.", "second", "second"]  # after /reset
+    status, out, _ = run(capsys, "chat", "--history", "h.json", "third")  # continues the file
+    assert [m["content"] for m in c.load_conversation(tmp_path / "h.json")["messages"]][-2:] == [
+        "third",
+        "third",
+    ]
+
+
+@respx.mock
+def test_chat_with_a_configured_model_streams_from_the_provider(capsys, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret")
+    route = respx.post("https://api.openai.com/v1/chat/completions").mock(
+        return_value=httpx.Response(
+            200,
+            content=raw("openai/stream_text.sse"),
+            headers={"content-type": "text/event-stream"},
+        )
+    )
+    status, out, err = run(capsys, "chat", "-s", "Be brief.", "Weather in Paris?")
+    assert status == 0 and out.startswith("I'm unable to provide real-time weather updates.")
+    body = json.loads(route.calls[0].request.content)
+    assert body["model"] == "gpt-4o-mini" and body["stream"] is True
+    assert body["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert "sk-test-secret" not in out + err
+
+
+def test_index_then_ask_offline_prints_passages_and_their_sources(capsys, notes, tmp_path):
+    store = tmp_path / "idx.npz"
+    status, out, err = run(capsys, "index", str(notes), "-o", str(store), "--chunk-size", "200")
+    assert status == 0 and "2 files" in out and store.exists()
+    assert "indexing 2 files" in err and "2/2" in err  # the progress bar reached the end
+    assert json.loads((tmp_path / "idx.npz.json").read_text())["embedder"] == "hash"
+    status, out, err = run(
+        capsys, "ask", "is", "a", "cache", "hit", "billed?", "-s", str(store), "-k", "1"
+    )
+    assert status == 0
+    assert "[1] " in out and "cache.md" in out and "never billed twice" in out
+    assert "retry.md" not in out  # k=1: only the best passage
+    assert "No model is configured" in out
+
+
+@respx.mock
+def test_ask_with_a_model_answers_from_the_passages_and_lists_sources(
+    capsys, notes, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    store = tmp_path / "idx.npz"
+    run(capsys, "index", str(notes), "-o", str(store))
+    route = respx.post("https://api.openai.com/v1/chat/completions").mock(
+        return_value=httpx.Response(
+            200,
+            content=raw("openai/stream_text.sse"),
+            headers={"content-type": "text/event-stream"},
+        )
+    )
+    status, out, _ = run(capsys, "ask", "How long does a retry wait?", "-s", str(store), "-k", "2")
+    assert status == 0 and "Sources:\n[1] " in out and "retry.md" in out.split("Sources:")[1]
+    sent = json.loads(route.calls[0].request.content)["messages"]
+    assert any("exponential backoff" in m["content"] for m in sent if m["role"] == "system")
+    assert sent[-1] == {"role": "user", "content": "How long does a retry wait?"}
+
+
+def test_index_and_ask_errors(capsys, tmp_path):
+    status, _, err = run(capsys, "index", str(tmp_path / "missing"))
+    assert status == 2 and "no such file or folder" in err
+    (tmp_path / "empty").mkdir()
+    status, _, err = run(capsys, "index", str(tmp_path / "empty"))
+    assert status == 2 and "no readable documents" in err
+    status, _, err = run(capsys, "ask", "q", "-s", str(tmp_path / "none.npz"))
+    assert status == 2 and "conduit index FOLDER" in err
+
+
+def test_ask_without_a_question(capsys, notes, tmp_path):
+    store = tmp_path / "idx.npz"
+    run(capsys, "index", str(notes), "-o", str(store))
+    status, _, err = run(capsys, "ask", "-s", str(store))
+    assert status == 2 and "needs a question" in err
+
+
+def test_models_lists_providers_and_prices(capsys, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
+    status, out, _ = run(capsys, "models")
+    assert status == 0 and "default model: anthropic:claude-haiku-4-5" in out
+    assert "anthropic  configured" in out and "openai     set OPENAI_API_KEY" in out
+    assert "gpt-4o-mini" in out and "0.150 / 0.600" in out
+
+
+def test_provider_errors_are_one_clear_line(capsys, monkeypatch):
+    status, _, err = run(capsys, "chat", "-m", "openai:gpt-4o-mini", "hi")
+    assert status == 1 and err.startswith("error: no API key for openai")
+
+
+def test_python_dash_m_conduit_runs_the_same_command():
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "conduit", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0 and "chat" in out.stdout and "index" in out.stdout
