@@ -15,6 +15,7 @@ Modules that pull in heavy dependencies (httpx, numpy) load on first use of one 
 import importlib as _importlib
 import typing as _typing
 
+from conduit import display as _display
 from conduit._data import Secret, freeze, thaw
 from conduit.agent import aagent, aagent_stream, agent, agent_stream
 from conduit.budget import Budget, with_budget
@@ -27,6 +28,7 @@ from conduit.conversation import (
     save_conversation,
 )
 from conduit.cost import PRICES, with_cost
+from conduit.display import show
 from conduit.errors import (
     AuthenticationError,
     BadRequestError,
@@ -121,6 +123,8 @@ from conduit.tools import arun_tool_calls, run_tool_calls, tool, with_tools
 from conduit.workflow import Step, branch, llm_step, parallel, pipeline, step
 
 __version__ = "0.1.0"
+
+_display._auto()  # readable maps at an interactive prompt (conduit.display)
 
 if _typing.TYPE_CHECKING:
     from conduit.batching import abatch, batch
@@ -354,6 +358,7 @@ __all__ = [
     "sentence_transformer_embedder",
     "set_model",
     "set_options",
+    "show",
     "split_character",
     "split_code",
     "split_markdown",
