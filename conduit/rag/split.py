@@ -9,6 +9,7 @@ Separators are regular expressions, tried coarsest first; a text is cut after ea
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 from collections.abc import Callable, Sequence
@@ -61,18 +62,23 @@ def _pieces(text: str, start: int, end: int, separator: str) -> list[Span]:
     """Cut [start, end) after each separator match; the pieces cover the span exactly."""
     if separator == "":
         return [(i, i + 1) for i in range(start, end)]
-    cuts = [m.end() for m in re.finditer(separator, text[start:end]) if m.end() > 0]
-    bounds = [start, *(start + c for c in cuts if start + c < end), end]
+    pattern = re.compile(separator)
+    bounds = [
+        start,
+        *(e for m in pattern.finditer(text, start, end) if start < (e := m.end()) < end),
+    ]
+    bounds.append(end)
     return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def _trim(text: str, span: Span) -> Span | None:
     a, b = span
-    while a < b and text[a].isspace():
-        a += 1
-    while b > a and text[b - 1].isspace():
-        b -= 1
-    return (a, b) if b > a else None
+    piece = text[a:b]
+    body = piece.strip()
+    if not body:
+        return None
+    a += len(piece) - len(piece.lstrip())
+    return (a, a + len(body))
 
 
 def split_spans(
@@ -118,7 +124,53 @@ def _atoms(
     return out
 
 
+_NON_SPACE = re.compile(r"\S")
+
+
+def _merge_fast(text: str, atoms: list[Span], size: int, overlap: int) -> list[Span]:
+    """:func:`_merge` for character lengths: one binary search per chunk, not a step per atom.
+
+    A chunk's trimmed length is at most its last atom's end minus its first non-space offset,
+    so every atom whose end is within ``lead + size`` fits; only the next few need the exact
+    (trailing-space-trimmed) check.
+    """
+    ends = [b for _, b in atoms]
+    n = len(atoms)
+    chunks: list[Span] = []
+    i = 0
+    while i < n:
+        found = _NON_SPACE.search(text, atoms[i][0])
+        lead = found.start() if found else len(text)
+        j = max(bisect.bisect_right(ends, lead + size, i) - 1, i)
+        while j + 1 < n:
+            a, b = atoms[j + 1]
+            tail = len(text[a:b].rstrip())
+            if tail and a + tail - lead > size:
+                break
+            j += 1
+        chunks.append((atoms[i][0], ends[j]))
+        if j + 1 >= n:
+            break
+        if overlap:
+            kept = _tail(text, atoms[i : j + 1], overlap, atoms[j + 1], size, len)
+            i = max(j + 1 - len(kept), i + 1)  # always moves on
+        else:
+            i = j + 1
+    return _trimmed(text, chunks)
+
+
+def _trimmed(text: str, chunks: list[Span]) -> list[Span]:
+    out: list[Span] = []
+    for span in chunks:
+        trimmed = _trim(text, span)
+        if trimmed is not None and (not out or trimmed != out[-1]):
+            out.append(trimmed)
+    return out
+
+
 def _merge(text: str, atoms: list[Span], size: int, overlap: int, length: Length) -> list[Span]:
+    if length is len:
+        return _merge_fast(text, atoms, size, overlap)
     chunks: list[Span] = []
     current: list[Span] = []
     fast = length is len  # then a chunk's trimmed length follows from offsets: no slicing
