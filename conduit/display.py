@@ -40,7 +40,7 @@ def _content(value: Any) -> str:
 
 
 def _call(call: Mapping[str, Any]) -> str:
-    args = ", ".join(f"{k}={v!r}" for k, v in (call.get("arguments") or {}).items())
+    args = ", ".join(f"{k}={v!r}" for k, v in sorted((call.get("arguments") or {}).items()))
     return f"→ {call['name']}({args})"
 
 

@@ -217,3 +217,55 @@ def test_provider_embedder_batches_and_normalises():
         ["a", "b"],
         ["c"],
     ]
+
+
+def text_pdf(pages):
+    """A real PDF file, written by hand: one Helvetica text line per page (PDF 1.4 syntax)."""
+    objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        None,
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    kids = []
+    for text in pages:
+        stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+        objects.append(f"<< /Length {len(stream)} >>\nstream\n{stream.decode()}\nendstream")
+        content = len(objects)
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {content} 0 R "
+            "/Resources << /Font << /F1 3 0 R >> >> >>"
+        )
+        kids.append(f"{len(objects)} 0 R")
+    objects[1] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(kids)} >>"
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n{body}\nendobj\n".encode()
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += "".join(f"{o:010d} 00000 n \n" for o in offsets).encode()
+    out += (
+        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    )
+    return bytes(out)
+
+
+def test_pdf_files_load_through_the_pdf_extra(tmp_path):
+    pytest.importorskip("pypdf")
+    (tmp_path / "report.pdf").write_bytes(
+        text_pdf(["Quarterly revenue grew.", "Costs fell sharply."])
+    )
+    (tmp_path / "notes.txt").write_text("plain notes")
+    docs = c.load_documents(tmp_path)
+    pdf = next(d for d in docs if d["id"] == "report.pdf")
+    assert pdf["metadata"]["type"] == "pdf"
+    assert "Quarterly revenue grew." in pdf["text"] and "Costs fell sharply." in pdf["text"]
+    assert pdf["text"].index("Quarterly") < pdf["text"].index("Costs")  # pages in order
+    hits = c.search(
+        c.add_documents(c.memory_store(), docs, c.hash_embedder(64)),
+        "revenue growth",
+        1,
+        embed=c.hash_embedder(64),
+    )
+    assert hits[0]["document"]["id"] == "report.pdf"

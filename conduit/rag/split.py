@@ -10,7 +10,9 @@ Separators are regular expressions, tried coarsest first; a text is cut after ea
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
+import operator
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -58,17 +60,40 @@ CODE_SEPARATORS: tuple[str, ...] = (
 )
 
 
+_SPECIAL = frozenset(".^$*+?{}[]\\|()")
+
+
+@functools.lru_cache(maxsize=64)
+def _literal(separator: str) -> str | None:
+    """The plain text *separator* matches, if it is one (then ``str.split`` finds the cuts)."""
+    if not _SPECIAL.intersection(separator):
+        return separator
+    plain = re.sub(r"\\(.)", r"\1", separator, flags=re.S)
+    return plain if plain and re.escape(plain) == separator else None
+
+
 def _pieces(text: str, start: int, end: int, separator: str) -> list[Span]:
     """Cut [start, end) after each separator match; the pieces cover the span exactly."""
     if separator == "":
         return [(i, i + 1) for i in range(start, end)]
-    pattern = re.compile(separator)
-    bounds = [
-        start,
-        *(e for m in pattern.finditer(text, start, end) if start < (e := m.end()) < end),
-    ]
-    bounds.append(end)
-    return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+    plain = _literal(separator)
+    if plain is not None:  # the same cuts as the pattern, found by str.split in C
+        parts = text[start:end].split(plain)
+        step = len(plain)
+        bounds = list(
+            itertools.accumulate(
+                map(operator.add, map(len, parts[:-1]), itertools.repeat(step)), initial=start
+            )
+        )
+        if bounds[-1] != end:
+            bounds.append(end)
+    else:
+        pattern = re.compile(separator)
+        bounds = [start]
+        bounds.extend(e for m in pattern.finditer(text, start, end) if start < (e := m.end()) < end)
+        bounds.append(end)
+        return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+    return list(itertools.pairwise(bounds))
 
 
 def _trim(text: str, span: Span) -> Span | None:
@@ -114,13 +139,22 @@ def _atoms(
     if not separators:
         return [(start, end)]  # unreachable with "" as the last separator
     head, *rest = separators
+    pieces = _pieces(text, start, end, head)
+    if length is len:  # only pieces longer than size need a second look: find them in one pass
+        long = [k for k, (a, b) in enumerate(pieces) if b - a > size]
+        if not long:
+            return pieces
+    else:
+        long = list(range(len(pieces)))
     out: list[Span] = []
-    fits = (lambda a, b: b - a <= size) if length is len else (lambda a, b: False)
-    for a, b in _pieces(text, start, end, head):
-        if fits(a, b) or length(text[a:b].strip()) <= size:  # raw length fits: no need to slice
-            out.append((a, b))
-        else:
+    done = 0
+    for k in long:
+        a, b = pieces[k]
+        if length(text[a:b].strip()) > size:  # separators around a piece do not count
+            out.extend(pieces[done:k])
             out.extend(_atoms(text, a, b, rest, size, length))
+            done = k + 1
+    out.extend(pieces[done:])
     return out
 
 
