@@ -294,3 +294,32 @@ def test_arun_graph_awaits_async_nodes_and_gathers_parallel_steps():
     assert seen == ["node_start", "node_end", "node_start", "node_end", "graph_end"]
     with pytest.raises(c.ValidationError, match="is async"):
         c.run_graph(g, {})
+
+
+@st.composite
+def fixed_graphs(draw):
+    n = draw(st.integers(1, 6))
+    names = [f"n{i}" for i in range(n)]
+    targets = st.sampled_from([*names, c.END])
+    edges = {name: draw(targets) for name in names}
+    return names, edges
+
+
+@given(fixed_graphs())
+def test_validate_and_mermaid_agree_with_a_plain_walk_of_the_edges(spec):
+    names, edges = spec
+    g = c.graph({n: (lambda s: None) for n in names}, edges)
+    seen, node = [], names[0]
+    while node != c.END and node not in seen:  # one fixed edge out of each node: a path
+        seen.append(node)
+        node = edges[node]
+    problems = c.validate_graph(g)
+    unreachable = {n for n in names if n not in seen}
+    assert {p.split("'")[1] for p in problems if "cannot be reached" in p} == unreachable
+    assert any("no route leads to c.END" in p for p in problems) == (node != c.END)
+    arrows = [ln for ln in c.to_mermaid(g).splitlines() if "-->" in ln]
+    assert len(arrows) == len(names) + 1  # the start arrow and one per node
+    if node == c.END:  # a path that ends: running it visits exactly the walked nodes
+        visited = []
+        c.run_graph(g, {}, on_event=lambda e: e["type"] == "node_end" and visited.append(e["node"]))
+        assert visited == seen

@@ -269,3 +269,13 @@ def test_pdf_files_load_through_the_pdf_extra(tmp_path):
         embed=c.hash_embedder(64),
     )
     assert hits[0]["document"]["id"] == "report.pdf"
+
+
+def test_sentence_transformer_embedder_says_how_to_install_its_extra():
+    import importlib.util
+
+    if importlib.util.find_spec("sentence_transformers") is not None:
+        pytest.skip("sentence-transformers is installed here")
+    embed = c.sentence_transformer_embedder("all-MiniLM-L6-v2")  # lazy: nothing loads yet
+    with pytest.raises(c.ConduitError, match=r"pip install 'conduit-llm\[sentence-transformers\]'"):
+        embed(["hello"])
