@@ -279,3 +279,40 @@ def test_sentence_transformer_embedder_says_how_to_install_its_extra():
     embed = c.sentence_transformer_embedder("all-MiniLM-L6-v2")  # lazy: nothing loads yet
     with pytest.raises(c.ConduitError, match=r"pip install 'conduit-llm\[sentence-transformers\]'"):
         embed(["hello"])
+
+
+def test_sentence_transformer_embedder_glue_normalises_and_loads_the_model_once(monkeypatch):
+    """The adapter against sentence-transformers' documented API (``SentenceTransformer(name)``,
+    ``.encode(list, convert_to_numpy=True)``); the library itself needs torch and downloaded
+    weights, which this machine cannot fetch, so a stand-in module plays it here."""
+    import sys
+    import types
+
+    from conduit.rag import embed as embed_module
+
+    loads = []
+
+    class SentenceTransformer:
+        def __init__(self, name):
+            loads.append(name)
+
+        def encode(self, texts, convert_to_numpy):
+            assert convert_to_numpy is True and isinstance(texts, list)
+            return np.array([[len(t), 2.0, 0.0] for t in texts], dtype=np.float64)
+
+    monkeypatch.setitem(
+        sys.modules,
+        "sentence_transformers",
+        types.SimpleNamespace(SentenceTransformer=SentenceTransformer),
+    )
+    embed_module._st_model.cache_clear()
+    try:
+        embed = c.sentence_transformer_embedder("tiny-model")
+        vectors = embed(("ab", "abcd"))
+        again = embed(["x"])
+    finally:
+        embed_module._st_model.cache_clear()
+    assert vectors.dtype == np.float32 and vectors.shape == (2, 3)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0)
+    assert np.allclose(vectors[0], np.array([2, 2, 0]) / np.sqrt(8))
+    assert again.shape == (1, 3) and loads == ["tiny-model"]  # one load, reused
