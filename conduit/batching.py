@@ -48,23 +48,33 @@ def error_record(exc: BaseException) -> dict[str, Any]:
 
 
 class Progress:
-    """A one-line progress bar on a terminal stream (done/total, rate, time left)."""
+    """A progress bar (done/total, rate, time left): redrawn in place on a terminal; on a file
+    or pipe, one line per tenth of the work, so logs stay readable."""
 
     def __init__(self, total: int, stream: TextIO | None = None, width: int = 30) -> None:
         self.total, self.stream, self.width = total, stream or sys.stderr, width
         self.start = time.monotonic()
         self.errors = 0
+        isatty = getattr(self.stream, "isatty", None)
+        self.live = bool(isatty and isatty())
+        self._tenth = -1
 
     def __call__(self, done: int, total: int) -> None:
+        tenth = 10 * done // total if total else 10
+        if not self.live and tenth == self._tenth and done < total:
+            return
+        self._tenth = tenth
         elapsed = max(time.monotonic() - self.start, 1e-9)
         rate = done / elapsed
         left = (total - done) / rate if rate > 0 else 0.0
         filled = int(self.width * done / total) if total else self.width
         bar = "#" * filled + "-" * (self.width - filled)
         note = f" {self.errors} failed" if self.errors else ""
-        self.stream.write(f"\r[{bar}] {done}/{total} {rate:.1f}/s {left:.0f}s left{note}")
-        if done >= total:
-            self.stream.write("\n")
+        line = f"[{bar}] {done}/{total} {rate:.1f}/s {left:.0f}s left{note}"
+        if self.live:
+            self.stream.write(f"\r{line}" + ("\n" if done >= total else ""))
+        else:
+            self.stream.write(line + "\n")
         self.stream.flush()
 
 

@@ -79,6 +79,23 @@ def test_progress_callback_and_bar():
     bar.errors = 1
     bar(4, 4)
     assert "[" + "#" * 30 + "] 4/4" in stream.getvalue() and "1 failed" in stream.getvalue()
+    log = io.StringIO()  # not a terminal: the first item, then a line per tenth of the work
+    bar = Progress(1000, stream=log)
+    for done in range(1, 1001):
+        bar(done, 1000)
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 11 and lines[-1].startswith("[" + "#" * 30 + "] 1000/1000")
+    assert "\r" not in log.getvalue()
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    bar = Progress(3, stream=screen)
+    for done in (1, 2, 3):
+        bar(done, 3)
+    assert screen.getvalue().count("\r") == 3 and screen.getvalue().endswith("left\n")
     with pytest.raises(c.ValidationError, match="progress is True, False, None"):
         c.batch(c.mock_call, [], progress="yes")
     with pytest.raises(c.ValidationError, match="concurrency must be at least 1"):
