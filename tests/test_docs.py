@@ -34,3 +34,18 @@ def test_every_guide_is_in_the_site_navigation():
     pages = {p.name for p in DOCS.glob("*.md")}
     missing = {p for p in pages if p not in nav}
     assert not missing, f"add these pages to mkdocs.yml's nav: {missing}"
+
+
+def test_the_api_reference_extension_fences_doctests_and_rewrites_roles():
+    import doctest
+    import importlib.util
+
+    pytest.importorskip("griffe")
+    spec = importlib.util.spec_from_file_location("doctest_fences", DOCS / "doctest_fences.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert doctest.testmod(module).failed == 0
+    text = "Add.\n\n>>> 1 + 1\n2\n\nMore, see :func:`~conduit.graphs.route`."
+    assert module.roles(module.fence(text)) == (
+        "Add.\n\n```pycon\n>>> 1 + 1\n2\n```\n\nMore, see `route`."
+    )
