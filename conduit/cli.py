@@ -166,6 +166,30 @@ def _embedder(meta: dict[str, Any]) -> Any:
     return c.provider_embedder(meta["embedder"])
 
 
+def _digest(doc: Any) -> str:
+    import hashlib
+
+    return hashlib.sha256(doc["text"].encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def _previous(store: Path, settings: dict[str, Any]) -> tuple[Any, dict[str, str]]:
+    """The store and file digests of an earlier index built with the same settings, if any."""
+    import conduit as c
+
+    meta_file = _meta_path(store)
+    if not (store.exists() and meta_file.exists()):
+        return None, {}
+    try:
+        meta = json.loads(meta_file.read_text())
+    except ValueError:
+        return None, {}
+    if any(meta.get(k) != v for k, v in settings.items()) or not isinstance(
+        meta.get("digests"), dict
+    ):
+        return None, {}
+    return c.load_store(store), meta["digests"]
+
+
 def cmd_index(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -> int:
     import conduit as c
     from conduit.batching import Progress
@@ -181,19 +205,37 @@ def cmd_index(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -
             "Python, HTML; PDF with the pdf extra)\n"
         )
         return 2
-    chunks = c.split_recursive(docs, chunk_size=args.chunk_size, chunk_overlap=args.overlap)
-    meta = {
+    settings = {
         "embedder": args.embedder,
         "dim": args.dim,
-        "folder": str(folder),
-        "files": len(docs),
-        "chunks": len(chunks),
+        "folder": str(folder.resolve()),
+        "chunk_size": args.chunk_size,
+        "overlap": args.overlap,
     }
-    embed = _embedder(meta)
-    err.write(f"indexing {len(docs)} files as {len(chunks)} chunks\n")
-    bar = Progress(len(chunks), stream=err)
-    store = c.add_documents(c.memory_store(), chunks, embed, batch_size=64, progress=bar)
-    target = c.save_store(store, args.store)
+    target = Path(args.store)
+    store, before = (None, {}) if args.rebuild else _previous(target, settings)
+    digests = {d["id"]: _digest(d) for d in docs}
+    changed = [d for d in docs if before.get(d["id"]) != digests[d["id"]]]
+    gone = set(before) - set(digests)
+    stale = {d["id"] for d in changed} | gone
+    if store is None:
+        store = c.memory_store()
+    elif stale:  # drop the chunks of files that changed or went away
+        old = [x["id"] for x in store.documents if x["metadata"].get("parent") in stale]
+        store = c.delete_documents(store, old)
+    chunks = c.split_recursive(changed, chunk_size=args.chunk_size, chunk_overlap=args.overlap)
+    embed = _embedder(settings)
+    kept = len(docs) - len(changed)
+    err.write(
+        f"indexing {len(changed)} of {len(docs)} files as {len(chunks)} chunks"
+        + (f" ({kept} unchanged, {len(gone)} removed)" if before else "")
+        + "\n"
+    )
+    if chunks:
+        bar = Progress(len(chunks), stream=err)
+        store = c.add_documents(store, chunks, embed, batch_size=64, progress=bar)
+    c.save_store(store, target)
+    meta = {**settings, "files": len(docs), "chunks": len(store), "digests": digests}
     _meta_path(target).write_text(json.dumps(meta, indent=1))
     out.write(f"wrote {target} ({len(store)} chunks from {len(docs)} files)\n")
     return 0
@@ -283,6 +325,9 @@ def parser() -> argparse.ArgumentParser:
     index.add_argument("--overlap", type=int, default=100)
     index.add_argument("--embedder", default="hash", help="hash, or provider:model")
     index.add_argument("--dim", type=int, default=384, help="hash embedder dimensions")
+    index.add_argument(
+        "--rebuild", action="store_true", help="re-embed every file (default: only changed ones)"
+    )
     index.set_defaults(run=cmd_index)
     ask = sub.add_parser("ask", help="answer a question from an index, citing sources")
     ask.add_argument("question", nargs="*")

@@ -107,7 +107,7 @@ def test_index_then_ask_offline_prints_passages_and_their_sources(capsys, notes,
     store = tmp_path / "idx.npz"
     status, out, err = run(capsys, "index", str(notes), "-o", str(store), "--chunk-size", "200")
     assert status == 0 and "2 files" in out and store.exists()
-    assert "indexing 2 files" in err and "2/2" in err  # the progress bar reached the end
+    assert "indexing 2 of 2 files" in err and "2/2" in err  # the progress bar reached the end
     assert json.loads((tmp_path / "idx.npz.json").read_text())["embedder"] == "hash"
     status, out, err = run(
         capsys, "ask", "is", "a", "cache", "hit", "billed?", "-s", str(store), "-k", "1"
@@ -177,3 +177,29 @@ def test_python_dash_m_conduit_runs_the_same_command():
         [sys.executable, "-m", "conduit", "--help"], capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0 and "chat" in out.stdout and "index" in out.stdout
+
+
+def test_index_again_re_embeds_only_what_changed(capsys, notes, tmp_path):
+    store = tmp_path / "idx.npz"
+    run(capsys, "index", str(notes), "-o", str(store))
+    first = c.load_store(store)
+    status, out, err = run(capsys, "index", str(notes), "-o", str(store))
+    assert status == 0 and "indexing 0 of 2 files as 0 chunks (2 unchanged, 0 removed)" in err
+    assert [d["id"] for d in c.load_store(store).documents] == [d["id"] for d in first.documents]
+
+    (notes / "retry.md").write_text("# Retries\n\nA retry now waits at most eight seconds.\n")
+    (notes / "cache.md").unlink()
+    (notes / "tea.md").write_text("# Tea\n\nGreen tea wants water at 80 degrees.\n")
+    status, out, err = run(capsys, "index", str(notes), "-o", str(store))
+    assert "indexing 2 of 2 files" in err and "(0 unchanged, 1 removed)" in err
+    texts = {d["metadata"]["parent"]: d["text"] for d in c.load_store(store).documents}
+    assert set(texts) == {"retry.md", "tea.md"} and "eight seconds" in texts["retry.md"]
+    status, out, _ = run(capsys, "ask", "how long does a retry wait?", "-s", str(store), "-k", "1")
+    assert "eight seconds" in out and "exponential" not in out
+
+    status, out, err = run(capsys, "index", str(notes), "-o", str(store), "--chunk-size", "300")
+    assert "indexing 2 of 2 files" in err and "unchanged" not in err  # new settings: a rebuild
+    status, out, err = run(
+        capsys, "index", str(notes), "-o", str(store), "--chunk-size", "300", "--rebuild"
+    )
+    assert "indexing 2 of 2 files" in err
