@@ -65,7 +65,7 @@ class Edge:
 class Graph:
     """Nodes (name -> :class:`~conduit.workflow.Step`), one :class:`Edge` per node, a start."""
 
-    nodes: PMap[str, Step] = attrs.field(repr=lambda n: repr(list(n)))
+    nodes: PMap[str, Step]
     edges: PMap[str, Edge] = attrs.field(repr=False)
     start: str
     order: tuple[str, ...] = attrs.field(default=(), repr=False)  # the nodes as given
@@ -73,6 +73,9 @@ class Graph:
     def names(self) -> tuple[str, ...]:
         """The node names in the order they were given."""
         return self.order or tuple(sorted(self.nodes))
+
+    def __repr__(self) -> str:
+        return f"Graph(nodes={list(self.names())!r}, start={self.start!r})"
 
 
 def _edge(source: str, spec: Any) -> Edge:

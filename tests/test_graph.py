@@ -35,6 +35,7 @@ def test_a_cycle_runs_until_its_condition_routes_out():
     assert run["status"] == "done" and run["next"] == c.END and run["node"] == "finish"
     assert run["state"]["n"] == 3 and list(run["state"]["log"]) == ["work0", "work1", "work2"]
     assert run["step"] == 5  # start, work x3, finish
+    assert repr(counter_graph()) == "Graph(nodes=['start', 'work', 'finish'], start='start')"
 
 
 def test_events_arrive_in_order_with_the_state():
