@@ -67,7 +67,7 @@ def _chat_request(model: str | None, messages: Sequence[Any]) -> Any:
 
     if model is None or model.split(":", 1)[0] == "mock":
         echo = c.mock_script(lambda req: c.content(req["messages"][-1]), chunk_delay=0.04)
-        return c.request(f"mock:{(model or 'mock:echo').split(':', 1)[-1]}", messages, mock=echo)
+        return c.request(model if model and ":" in model else "mock:echo", messages, mock=echo)
     return c.request(model, messages)
 
 

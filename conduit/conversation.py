@@ -18,7 +18,7 @@ from pyrsistent import PMap, PVector
 
 from conduit._data import freeze_map, thaw
 from conduit.errors import ValidationError
-from conduit.request import request
+from conduit.request import request, response_message
 
 __all__ = [
     "FORMAT",
@@ -39,8 +39,6 @@ def _messages(x: Any) -> Any:
             )
         msgs = x["messages"]
         if "response" in x:  # a context: the answer is part of the conversation
-            from conduit.request import response_message
-
             msgs = [*msgs, response_message(x["response"])]
         return msgs
     return x

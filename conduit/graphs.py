@@ -22,12 +22,12 @@ import attrs
 from pyrsistent import PMap, pmap
 
 from conduit._data import freeze_map
-from conduit._drive import Effect, adrive, drive
+from conduit._drive import Effect
 from conduit._event import Event
 from conduit._types import Flow
 from conduit.checkpoints import Checkpoints
 from conduit.errors import MaxIterationsError, ValidationError
-from conduit.workflow import State, Step, as_state, merge, step
+from conduit.workflow import State, Step, arun_effects, as_state, merge, run_effects, step
 
 __all__ = [
     "END",
@@ -244,8 +244,9 @@ def _graph_flow(
     interrupt_before: frozenset[str],
     resumed: bool,
 ) -> Flow:
-    def save(record: PMap[str, Any]) -> Any:
-        return Effect(partial(checkpoints.put, record)) if checkpoints is not None else None
+    def save(record: PMap[str, Any]) -> Effect:
+        assert checkpoints is not None
+        return Effect(partial(checkpoints.put, record))
 
     def emit(event: Event) -> Any:
         assert on_event is not None
@@ -383,8 +384,7 @@ def run_graph(
     True
     """
     flow = _flow(g, state, locals())
-    out: PMap[str, Any] = drive("graph", flow, _no_request)
-    return out
+    return run_effects("graph", flow)
 
 
 async def arun_graph(
@@ -401,16 +401,7 @@ async def arun_graph(
 ) -> PMap[str, Any]:
     """The async twin of :func:`run_graph`: async nodes are awaited, ``parallel`` steps gather."""
     flow = _flow(g, state, locals())
-    out: PMap[str, Any] = await adrive("graph", flow, _ano_request)
-    return out
-
-
-def _no_request(req: Any) -> Any:
-    raise ValidationError("a graph node yielded a request; nodes yield effects only")
-
-
-async def _ano_request(req: Any) -> Any:
-    return _no_request(req)
+    return await arun_effects("graph", flow)
 
 
 _RESERVED = {"end", "graph", "subgraph", "flowchart", "style", "class", "click", "default"}

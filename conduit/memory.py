@@ -81,13 +81,18 @@ def window(messages: Sequence[Mapping[str, Any]], n: int) -> PVector[Any]:
     """
     if n < 0:
         raise ValidationError(f"a window keeps a non-negative number of messages, got {n}")
+    return _keep(messages, _recent(messages, n))
+
+
+def _recent(messages: Sequence[Mapping[str, Any]], n: int) -> set[int]:
+    """The indexes of the most recent whole units, at most *n* messages; no orphaned result."""
     kept: set[int] = set()
     for group in reversed(units(messages)):
         if len(kept) + len(group) > n:
             break
         if not _orphans(messages, group):
             kept.update(group)
-    return _keep(messages, kept)
+    return kept
 
 
 def token_window(
@@ -179,16 +184,12 @@ def _is_summary(msg: Mapping[str, Any]) -> bool:
 def _kept_units(messages: Sequence[Mapping[str, Any]], keep: int) -> set[int]:
     if not isinstance(keep, int) or isinstance(keep, bool) or keep < 0:
         raise ValidationError(f"keep is a non-negative number of recent messages, got {keep!r}")
-    kept: set[int] = set()
-    for group in reversed(units(messages)):
-        if len(kept) + len(group) > keep:
-            break
-        kept.update(group)
-    return kept
+    return _recent(messages, keep)
 
 
 def _older(messages: Sequence[Mapping[str, Any]], keep: int) -> list[Mapping[str, Any]]:
-    """The messages a summary replaces: an earlier summary and the turns before the kept ones."""
+    """The messages a summary replaces: an earlier summary and every turn not kept (a tool
+    result whose calling turn is gone included: its text goes into the summary)."""
     kept = _kept_units(messages, keep)
     return [
         m
@@ -269,14 +270,7 @@ def summarize(
         elif note is not None:  # the summary takes the place of the first turn it replaces
             out.append(note)
             note = None
-    return pvector(_drop_orphans(out))
-
-
-def _drop_orphans(msgs: list[Any]) -> list[Any]:
-    """Drop tool results whose calling turn was summarised away."""
-    groups = units(msgs)
-    orphaned = {i for g in groups if _orphans(msgs, g) for i in g}
-    return [m for i, m in enumerate(msgs) if i not in orphaned]
+    return pvector(out)
 
 
 def _too_long(

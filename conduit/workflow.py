@@ -32,6 +32,7 @@ from conduit._data import freeze, freeze_map
 from conduit._drive import Effect, adrive, drive
 from conduit._types import AsyncHandler, Flow, Handler
 from conduit.errors import ConduitError, ValidationError
+from conduit.request import as_request, content
 
 __all__ = [
     "State",
@@ -41,10 +42,12 @@ __all__ = [
     "branch",
     "invoke",
     "ainvoke",
+    "arun_effects",
     "llm_step",
     "merge",
     "parallel",
     "pipeline",
+    "run_effects",
     "step",
 ]
 
@@ -131,21 +134,31 @@ class Step:
     parts: tuple[Any, ...] = attrs.field(default=(), repr=False)
 
     def __call__(self, state: Any) -> State:
-        out: State = drive(self.name, self.flow(as_state(state)), _no_handler)
-        return out
+        return run_effects(self.name, self.flow(as_state(state)))
 
     async def arun(self, state: Any) -> State:
         """Run this step on the event loop (async step functions are awaited)."""
-        out: State = await adrive(self.name, self.flow(as_state(state)), _ano_handler)
-        return out
+        return await arun_effects(self.name, self.flow(as_state(state)))
 
 
 def _no_handler(req: Any) -> Any:
-    raise ConduitError("a workflow step yielded a request instead of an Effect")
+    raise ConduitError("a workflow flow yielded a request; steps and graphs yield Effects only")
 
 
 async def _ano_handler(req: Any) -> Any:
     return _no_handler(req)
+
+
+def run_effects(name: str, flow: Flow) -> State:
+    """Drive a workflow *flow* (one that yields only Effects) in this thread; return its state."""
+    out: State = drive(name, flow, _no_handler)
+    return out
+
+
+async def arun_effects(name: str, flow: Flow) -> State:
+    """The async twin of :func:`run_effects`."""
+    out: State = await adrive(name, flow, _ano_handler)
+    return out
 
 
 def _fn_flow(name: str, fn: StepFn, state: State) -> Flow:
@@ -299,8 +312,6 @@ def _llm_flow(
     into: str,
     state: State,
 ) -> Flow:
-    from conduit.request import as_request, content
-
     try:
         req = as_request(invoke(name, build, state))
     except Exception as exc:

@@ -203,3 +203,19 @@ def test_index_again_re_embeds_only_what_changed(capsys, notes, tmp_path):
         capsys, "index", str(notes), "-o", str(store), "--chunk-size", "300", "--rebuild"
     )
     assert "indexing 2 of 2 files" in err
+
+
+def test_the_cli_provider_table_names_the_variables_the_providers_read():
+    """The CLI keeps its own table (importing the providers would load httpx on every start);
+    it must agree with the provider specs."""
+    import importlib
+
+    from conduit.dispatch import PROVIDERS as MODULES
+
+    for name, (var, _) in cli.PROVIDERS.items():
+        if name == "mock":
+            assert var is None
+            continue
+        spec = getattr(importlib.import_module(MODULES[name]), name.upper())
+        assert var == (spec.env_key or spec.base_url_env), name
+    assert {MODULES[n] for n in cli.PROVIDERS} == set(MODULES.values())  # "xai" is an alias

@@ -261,3 +261,10 @@ def test_conversation_errors(tmp_path):
         c.conversation_to_json([c.user("x")], messages=[])
     with pytest.raises(c.ValidationError, match="a list of messages"):
         c.conversation_to_json({"model": "m"})
+
+
+def test_an_orphaned_tool_result_goes_into_the_summary_not_the_kept_turns():
+    msgs = [c.tool_result("gone", "42 degrees"), c.user("a"), c.assistant("b"), c.user("q")]
+    assert "tool: 42 degrees" in c.summary_prompt(msgs, keep=3)[1]["content"]
+    out = c.summarize(msgs, "It was 42 degrees.", keep=3)
+    assert [m["role"] for m in out] == ["system", "user", "assistant", "user"]
