@@ -1,0 +1,212 @@
+"""The provider registry: every provider Conduit knows, as data, in one table.
+
+Dispatch, the CLI, cost, the docs and the exchange all read this table; nothing else names a
+provider. It imports nothing heavy (no httpx), so the CLI can read it at start-up. A model
+string ``"provider:model"`` names its provider by prefix; any other name goes to the default
+provider of the handler that was called (OpenAI for ``c.call``).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+
+import attrs
+
+from conduit.errors import ValidationError
+
+__all__ = [
+    "CONTEXT_WINDOWS",
+    "PROVIDERS",
+    "ProviderInfo",
+    "context_window",
+    "lookup",
+    "provider_names",
+    "split_model",
+]
+
+
+@attrs.frozen(kw_only=True)
+class ProviderInfo:
+    """One provider: how it is named, reached and configured, and what it can do."""
+
+    name: str
+    title: str
+    prefixes: tuple[str, ...]
+    codec: str  # the module holding its pure codec and its ``SPEC`` (imported when first used)
+    env_key: str | None = None  # the environment variable holding its API key
+    base_url: str | None = None
+    base_url_env: str | None = None  # the environment variable overriding ``base_url``
+    default_model: str = ""
+    streaming: bool = True
+    tools: bool = True
+    vision: bool = False
+    embeddings: bool = False
+    json_schema: bool = False
+
+
+PROVIDERS: tuple[ProviderInfo, ...] = (
+    ProviderInfo(
+        name="openai",
+        title="OpenAI's chat completions (or any compatible server at base_url)",
+        prefixes=("openai",),
+        codec="conduit.providers.openai",
+        env_key="OPENAI_API_KEY",
+        base_url="https://api.openai.com/v1",
+        base_url_env="OPENAI_BASE_URL",
+        default_model="gpt-4o-mini",
+        vision=True,
+        embeddings=True,
+        json_schema=True,
+    ),
+    ProviderInfo(
+        name="anthropic",
+        title="Anthropic's Messages API",
+        prefixes=("anthropic",),
+        codec="conduit.providers.anthropic",
+        env_key="ANTHROPIC_API_KEY",
+        base_url="https://api.anthropic.com/v1",
+        base_url_env="ANTHROPIC_BASE_URL",
+        default_model="claude-haiku-4-5",
+        vision=True,
+        json_schema=True,
+    ),
+    ProviderInfo(
+        name="groq",
+        title="Groq",
+        prefixes=("groq",),
+        codec="conduit.providers.groq",
+        env_key="GROQ_API_KEY",
+        base_url="https://api.groq.com/openai/v1",
+        base_url_env="GROQ_BASE_URL",
+        default_model="llama-3.3-70b-versatile",
+        json_schema=True,
+    ),
+    ProviderInfo(
+        name="grok",
+        title="xAI's Grok",
+        prefixes=("grok", "xai"),
+        codec="conduit.providers.grok",
+        env_key="XAI_API_KEY",
+        base_url="https://api.x.ai/v1",
+        base_url_env="XAI_BASE_URL",
+        default_model="grok-3-mini",
+        vision=True,
+        json_schema=True,
+    ),
+    ProviderInfo(
+        name="ollama",
+        title="a local Ollama server",
+        prefixes=("ollama",),
+        codec="conduit.providers.ollama",
+        base_url="http://localhost:11434/v1",
+        base_url_env="OLLAMA_BASE_URL",
+        default_model="llama3.2",
+        vision=True,
+        embeddings=True,
+        json_schema=True,
+    ),
+    ProviderInfo(
+        name="mock",
+        title="the mock provider (scripted, echoing or function-backed; offline)",
+        prefixes=("mock",),
+        codec="conduit.providers.mock",
+        default_model="echo",
+        vision=True,
+        embeddings=True,
+        json_schema=True,
+    ),
+)
+
+_BY_PREFIX: dict[str, ProviderInfo] = {p: info for info in PROVIDERS for p in info.prefixes}
+
+
+def provider_names() -> tuple[str, ...]:
+    """Return the providers' names, in the registry's order.
+
+    >>> provider_names()[:2]
+    ('openai', 'anthropic')
+    """
+    return tuple(info.name for info in PROVIDERS)
+
+
+def lookup(name: str) -> ProviderInfo:
+    """Return the provider named (or prefixed) *name*; an unknown one is a ``ValidationError``.
+
+    >>> lookup("xai").name
+    'grok'
+    >>> lookup("antropic")
+    Traceback (most recent call last):
+    conduit.errors.ValidationError: unknown provider 'antropic': did you mean 'anthropic'? ...
+    """
+    found = _BY_PREFIX.get(name)
+    if found is None:
+        raise ValidationError(_unknown(name))
+    return found
+
+
+def _unknown(name: str) -> str:
+    close = difflib.get_close_matches(name, _BY_PREFIX, n=1, cutoff=0.75)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return (
+        f"unknown provider {name!r}: {hint}known providers are {', '.join(sorted(_BY_PREFIX))}; "
+        "for any OpenAI-compatible server use openai with base_url"
+    )
+
+
+def split_model(model: str, default: str = "openai") -> tuple[ProviderInfo, str]:
+    """Return (provider, bare model) for ``"provider:model"``; other names go to *default*.
+
+    Model names with colons of their own keep working (``ollama:llama3.2:3b``,
+    ``ft:gpt-4o-mini:org::id``); a prefix close to a known provider's is an error with a
+    did-you-mean rather than a silent trip to the default.
+
+    >>> info, bare = split_model("anthropic:claude-sonnet-4-5")
+    >>> info.name, bare
+    ('anthropic', 'claude-sonnet-4-5')
+    >>> split_model("ollama:llama3.2:3b")[1]
+    'llama3.2:3b'
+    >>> [x.name if hasattr(x, "name") else x for x in split_model("ft:gpt-4o-mini:org::id")]
+    ['openai', 'ft:gpt-4o-mini:org::id']
+    >>> split_model("antropic:claude-haiku-4-5")
+    Traceback (most recent call last):
+    conduit.errors.ValidationError: unknown provider 'antropic': did you mean 'anthropic'? ...
+    """
+    prefix, sep, rest = model.partition(":")
+    if sep:
+        found = _BY_PREFIX.get(prefix)
+        if found is not None:
+            return found, rest
+        if "/" not in prefix and difflib.get_close_matches(prefix, _BY_PREFIX, n=1, cutoff=0.75):
+            raise ValidationError(_unknown(prefix))
+    return lookup(default), model
+
+
+#: Context windows (input plus output tokens) of model families, from the providers' model
+#: pages as of 2026-11; ``with_token_limit`` uses them when given no number.
+CONTEXT_WINDOWS: Mapping[str, int] = {
+    "gpt-5": 400_000,
+    "gpt-4.1": 1_047_576,
+    "gpt-4o": 128_000,
+    "o3": 200_000,
+    "o4-mini": 200_000,
+    "claude": 200_000,
+    "llama-3.3-70b-versatile": 131_072,
+    "llama-3.1-8b-instant": 131_072,
+    "grok-4": 256_000,
+    "grok-3": 131_072,
+}
+
+
+def context_window(model: str) -> int | None:
+    """Return the context window of *model* (longest known family prefix), or None.
+
+    >>> context_window("anthropic:claude-haiku-4-5"), context_window("gpt-4o-mini")
+    (200000, 128000)
+    >>> context_window("my-finetune") is None
+    True
+    """
+    prefix, sep, rest = model.partition(":")
+    name = rest if sep and prefix in _BY_PREFIX else model
+    matches = [k for k in CONTEXT_WINDOWS if name == k or name.startswith(k + "-")]
+    return CONTEXT_WINDOWS[max(matches, key=len)] if matches else None
