@@ -29,6 +29,7 @@ from conduit.conversation import (
 )
 from conduit.cost import PRICES, with_cost
 from conduit.display import show
+from conduit.embeddings import Embeddings, embedding_request, vectors
 from conduit.errors import (
     AuthenticationError,
     BadRequestError,
@@ -48,6 +49,44 @@ from conduit.errors import (
     error_from_response,
     is_retryable,
     retry_after,
+)
+from conduit.exchange import (
+    acall,
+    aembed,
+    anthropic_acall,
+    anthropic_astream,
+    anthropic_call,
+    anthropic_stream,
+    astream,
+    call,
+    embed,
+    grok_acall,
+    grok_astream,
+    grok_call,
+    grok_stream,
+    groq_acall,
+    groq_astream,
+    groq_call,
+    groq_stream,
+    mock_acall,
+    mock_aembed,
+    mock_astream,
+    mock_call,
+    mock_embed,
+    mock_stream,
+    ollama_acall,
+    ollama_aembed,
+    ollama_astream,
+    ollama_call,
+    ollama_embed,
+    ollama_stream,
+    openai_acall,
+    openai_aembed,
+    openai_astream,
+    openai_call,
+    openai_embed,
+    openai_stream,
+    stream,
 )
 from conduit.fallback import with_fallback
 from conduit.graphs import (
@@ -76,14 +115,6 @@ from conduit.middleware import (
     on_request,
     on_response,
     with_middleware,
-)
-from conduit.providers.mock import (
-    MockScript,
-    mock_acall,
-    mock_astream,
-    mock_call,
-    mock_script,
-    mock_stream,
 )
 from conduit.rag.documents import document, load_documents
 from conduit.rag.split import (
@@ -115,6 +146,7 @@ from conduit.request import (
 )
 from conduit.response import make_response, make_tool_call, make_usage
 from conduit.retry import with_retry
+from conduit.script import MockScript, mock_script
 from conduit.streams import collect, response_events
 from conduit.structured import classify, extract, with_schema
 from conduit.timeout import with_timeout
@@ -128,32 +160,6 @@ _display._auto()  # readable maps at an interactive prompt (conduit.display)
 
 if _typing.TYPE_CHECKING:
     from conduit.batching import abatch, batch
-    from conduit.dispatch import acall, astream, call, embed, stream
-    from conduit.providers._embed import Embeddings
-    from conduit.providers.anthropic import (
-        anthropic_acall,
-        anthropic_astream,
-        anthropic_call,
-        anthropic_stream,
-    )
-    from conduit.providers.grok import grok_acall, grok_astream, grok_call, grok_stream
-    from conduit.providers.groq import groq_acall, groq_astream, groq_call, groq_stream
-    from conduit.providers.ollama import (
-        ollama_acall,
-        ollama_aembed,
-        ollama_astream,
-        ollama_call,
-        ollama_embed,
-        ollama_stream,
-    )
-    from conduit.providers.openai import (
-        openai_acall,
-        openai_aembed,
-        openai_astream,
-        openai_call,
-        openai_embed,
-        openai_stream,
-    )
     from conduit.rag.embed import hash_embedder, provider_embedder, sentence_transformer_embedder
     from conduit.rag.retrieve import retriever, with_retrieval
     from conduit.rag.store import (
@@ -189,36 +195,6 @@ _LAZY: dict[str, str] = {
     "with_retrieval": "conduit.rag.retrieve",
     "RedisCache": "conduit.redis_backend",
     "RedisRateLimiter": "conduit.redis_backend",
-    "openai_call": "conduit.providers.openai",
-    "openai_acall": "conduit.providers.openai",
-    "openai_stream": "conduit.providers.openai",
-    "openai_astream": "conduit.providers.openai",
-    "openai_embed": "conduit.providers.openai",
-    "openai_aembed": "conduit.providers.openai",
-    "anthropic_call": "conduit.providers.anthropic",
-    "anthropic_acall": "conduit.providers.anthropic",
-    "anthropic_stream": "conduit.providers.anthropic",
-    "anthropic_astream": "conduit.providers.anthropic",
-    "groq_call": "conduit.providers.groq",
-    "groq_acall": "conduit.providers.groq",
-    "groq_stream": "conduit.providers.groq",
-    "groq_astream": "conduit.providers.groq",
-    "grok_call": "conduit.providers.grok",
-    "grok_acall": "conduit.providers.grok",
-    "grok_stream": "conduit.providers.grok",
-    "grok_astream": "conduit.providers.grok",
-    "ollama_call": "conduit.providers.ollama",
-    "ollama_acall": "conduit.providers.ollama",
-    "ollama_stream": "conduit.providers.ollama",
-    "ollama_astream": "conduit.providers.ollama",
-    "ollama_embed": "conduit.providers.ollama",
-    "ollama_aembed": "conduit.providers.ollama",
-    "call": "conduit.dispatch",
-    "acall": "conduit.dispatch",
-    "stream": "conduit.dispatch",
-    "astream": "conduit.dispatch",
-    "embed": "conduit.dispatch",
-    "Embeddings": "conduit.providers._embed",
 }
 
 
@@ -273,6 +249,7 @@ __all__ = [
     "acall",
     "add_documents",
     "add_message",
+    "aembed",
     "agent",
     "agent_stream",
     "anthropic_acall",
@@ -295,6 +272,7 @@ __all__ = [
     "delete_documents",
     "document",
     "embed",
+    "embedding_request",
     "error_from_response",
     "estimate_tokens",
     "extract",
@@ -323,8 +301,10 @@ __all__ = [
     "memory_store",
     "middleware",
     "mock_acall",
+    "mock_aembed",
     "mock_astream",
     "mock_call",
+    "mock_embed",
     "mock_script",
     "mock_stream",
     "ollama_acall",
@@ -379,6 +359,7 @@ __all__ = [
     "usage",
     "user",
     "validate_graph",
+    "vectors",
     "window",
     "with_budget",
     "with_cache",

@@ -23,14 +23,21 @@ from conduit.errors import ConduitError, TimeoutError
 __all__ = [
     "Done",
     "Effect",
+    "Emit",
     "adrive",
     "adrive_stream",
+    "arun_effects",
     "check_deadline",
+    "deadline_error",
     "drive",
     "drive_stream",
     "finish",
+    "overdue",
     "plan",
     "remaining",
+    "asleep",
+    "run_effects",
+    "time_left",
 ]
 
 StreamFn = Callable[[Request], Iterator[Any]]
@@ -53,6 +60,13 @@ class Effect:
 
     run: Callable[[], Any]
     arun: Callable[[], Awaitable[Any]] | None = None
+
+
+@attrs.frozen
+class Emit:
+    """An event a stream flow hands to the consumer of the stream (an agent's tool result)."""
+
+    event: Any
 
 
 def deadline_error(now: float, deadline: float) -> TimeoutError:
@@ -109,7 +123,30 @@ def remaining(req: Mapping[str, Any], now: float) -> float | None:
     return float(deadline - now)
 
 
-async def _asleep(seconds: float) -> None:
+def time_left(req: Mapping[str, Any]) -> float | None:
+    """Return the seconds left before *req*'s deadline now (None: no deadline); raise once passed.
+
+    The one place the shells read the clock against a deadline (``with_timeout``).
+    """
+    if req.get("conduit/deadline") is None:
+        return None
+    return remaining(req, time.monotonic())
+
+
+def overdue(req: Mapping[str, Any], slack: float = 0.0) -> TimeoutError | None:
+    """Return the deadline error if *req*'s deadline is (within *slack* seconds of) passed.
+
+    A transport timeout that fires at the deadline is the deadline's doing, not the server's.
+    """
+    deadline = req.get("conduit/deadline")
+    if deadline is None:
+        return None
+    now = time.monotonic()
+    return deadline_error(now, deadline) if now >= deadline - slack else None
+
+
+async def asleep(seconds: float) -> None:
+    """Sleep *seconds* on the running event loop (the async twin of ``time.sleep``)."""
     import asyncio  # deferred: most programs never sleep in a flow, and asyncio is slow to import
 
     await asyncio.sleep(seconds)
@@ -170,7 +207,7 @@ async def adrive(name: str, flow: Flow, handler: AsyncHandler) -> Request:
                 else:
                     pause, req = _prepare(item)
                     if pause > 0:
-                        await _asleep(pause)
+                        await asleep(pause)
                     out = await handler(req)
             except Exception as exc:
                 item = flow.throw(exc)
@@ -178,6 +215,27 @@ async def adrive(name: str, flow: Flow, handler: AsyncHandler) -> Request:
                 item = flow.send(out)
     except StopIteration as done:
         return finish(name, done.value)
+
+
+def _no_handler(req: Request) -> Request:
+    raise ConduitError(
+        "this flow yielded a request, but it runs without a handler: yield Effects only",
+        data={"model": req.get("model")},
+    )
+
+
+async def _ano_handler(req: Request) -> Request:
+    return _no_handler(req)
+
+
+def run_effects(name: str, flow: Flow) -> Any:
+    """Drive a *flow* that yields only Effects, in this thread; return what it returns."""
+    return drive(name, flow, _no_handler)
+
+
+async def arun_effects(name: str, flow: Flow) -> Any:
+    """The async twin of :func:`run_effects`."""
+    return await adrive(name, flow, _ano_handler)
 
 
 def _no_restart(name: str, flow: Flow, cause: BaseException | None) -> ConduitError:
@@ -191,6 +249,13 @@ def _no_restart(name: str, flow: Flow, cause: BaseException | None) -> ConduitEr
     return err
 
 
+def _collected(req: Request, events: list[Any]) -> Request:
+    """The context of a stream that ended without ``Done`` (a plain event stream)."""
+    from conduit.streams import collect
+
+    return req.set("response", collect(events))
+
+
 def _replay(ctx: Request) -> Iterator[Any]:
     from conduit.streams import response_events
 
@@ -200,12 +265,23 @@ def _replay(ctx: Request) -> Iterator[Any]:
         yield from response_events(ctx["response"])
 
 
-def drive_stream(name: str, flow: Flow, inner: StreamFn) -> Iterator[Any]:
-    """Run *flow* around a stream layer; a flow that answers without the inner layer replays."""
+def drive_stream(name: str, flow: Flow, inner: StreamFn, *, turns: bool = False) -> Iterator[Any]:
+    """Run *flow* around a stream layer; a flow that answers without the inner layer replays.
+
+    A flow may also yield :class:`Emit` to hand an event to the consumer. With *turns*, the
+    flow may yield one request after another (an agent's model calls), each streamed in turn,
+    and *inner* may be a plain event stream (its events are collected into the response);
+    otherwise a request after delivered events is an error (a stream cannot be retried then).
+    """
     emitted = False
     try:
         item: Any = next(flow)
         while True:
+            if isinstance(item, Emit):
+                emitted = True
+                yield item.event
+                item = flow.send(None)
+                continue
             if isinstance(item, Effect):
                 try:
                     result = item.run()
@@ -214,25 +290,29 @@ def drive_stream(name: str, flow: Flow, inner: StreamFn) -> Iterator[Any]:
                 else:
                     item = flow.send(result)
                 continue
-            if emitted:
+            if emitted and not turns:
                 raise _no_restart(name, flow, None)
             pause, req = _prepare(item)
             if pause > 0:
                 time.sleep(pause)
-            out: Request = req
+            out: Request | None = None
+            seen: list[Any] = []
+            this_turn = False
             try:
                 for event in inner(req):
                     if isinstance(event, Done):
                         out = event.ctx
                     else:
-                        emitted = True
+                        emitted = this_turn = True
+                        if turns:
+                            seen.append(event)
                         yield event
             except Exception as exc:
                 item = flow.throw(exc)
-                if emitted and not isinstance(item, Effect):
+                if this_turn and not isinstance(item, Effect | Emit):
                     raise _no_restart(name, flow, exc) from exc
             else:
-                item = flow.send(out)
+                item = flow.send(out if out is not None else _collected(req, seen))
     except StopIteration as done:
         ctx = finish(name, done.value)
         if not emitted:
@@ -240,12 +320,19 @@ def drive_stream(name: str, flow: Flow, inner: StreamFn) -> Iterator[Any]:
         yield Done(ctx)
 
 
-async def adrive_stream(name: str, flow: Flow, inner: AsyncStreamFn) -> AsyncIterator[Any]:
+async def adrive_stream(
+    name: str, flow: Flow, inner: AsyncStreamFn, *, turns: bool = False
+) -> AsyncIterator[Any]:
     """The async twin of :func:`drive_stream`."""
     emitted = False
     try:
         item: Any = next(flow)
         while True:
+            if isinstance(item, Emit):
+                emitted = True
+                yield item.event
+                item = flow.send(None)
+                continue
             if isinstance(item, Effect):
                 try:
                     result = await _aperform(item)
@@ -254,25 +341,29 @@ async def adrive_stream(name: str, flow: Flow, inner: AsyncStreamFn) -> AsyncIte
                 else:
                     item = flow.send(result)
                 continue
-            if emitted:
+            if emitted and not turns:
                 raise _no_restart(name, flow, None)
             pause, req = _prepare(item)
             if pause > 0:
-                await _asleep(pause)
-            out: Request = req
+                await asleep(pause)
+            out: Request | None = None
+            seen: list[Any] = []
+            this_turn = False
             try:
                 async for event in inner(req):
                     if isinstance(event, Done):
                         out = event.ctx
                     else:
-                        emitted = True
+                        emitted = this_turn = True
+                        if turns:
+                            seen.append(event)
                         yield event
             except Exception as exc:
                 item = flow.throw(exc)
-                if emitted and not isinstance(item, Effect):
+                if this_turn and not isinstance(item, Effect | Emit):
                     raise _no_restart(name, flow, exc) from exc
             else:
-                item = flow.send(out)
+                item = flow.send(out if out is not None else _collected(req, seen))
     except StopIteration as done:
         ctx = finish(name, done.value)
         if not emitted:

@@ -1,8 +1,9 @@
 """Agents: call the model, run the tools it asks for, feed back the results, until it answers.
 
-The loop is a flow: the model calls are what it yields, and running tools or reporting events
-are effects, so the same loop drives ``agent`` (tools one after another) and ``aagent`` (the
-tool calls of one turn concurrently). ``agent_stream`` yields events as they happen.
+The loop is one flow: the model calls are what it yields, and running tools or reporting events
+are effects, so the same loop drives ``agent`` (tools one after another), ``aagent`` (the tool
+calls of one turn concurrently) and the streaming agents (``agent_stream``, ``aagent_stream``:
+the model's events as they arrive, and a ``tool_result`` event per tool run).
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ from typing import Any
 
 from pyrsistent import pvector
 
-from conduit._drive import Effect, adrive, drive
+from conduit._drive import Done, Effect, Emit, adrive, adrive_stream, drive, drive_stream
 from conduit._event import Event
 from conduit._types import AsyncHandler, Flow, Handler, Request
 from conduit.errors import MaxIterationsError, ValidationError
 from conduit.request import as_request, response_message, tool_calls
-from conduit.streams import collect
 from conduit.tools import arun_tool_calls, run_tool_calls, tool, with_tools
 
 __all__ = ["aagent", "aagent_stream", "agent", "agent_flow", "agent_stream"]
@@ -51,33 +51,52 @@ def _too_many(n: int, ctx: Request) -> MaxIterationsError:
     )
 
 
+Report = Callable[[Event], Any]
+
+
 def agent_flow(
-    req: Request, *, tools: tuple[Any, ...], max_iterations: int, on_event: EventSink | None
+    req: Request, *, tools: tuple[Any, ...], max_iterations: int, report: Report | None = None
 ) -> Flow:
-    """Yield model calls until the model answers without tool calls; tools run as effects."""
-    emit = (lambda e: Effect(partial(on_event, e))) if on_event else None
+    """Yield model calls until the model answers without tool calls; tools run as effects.
+
+    *report* turns each event (``model_response``, ``tool_call``, ``tool_result``) into
+    something to yield (an Effect calling ``on_event``, or an ``Emit`` into a stream), or None.
+    This is the one agent loop: ``agent``, ``aagent`` and the streaming agents all drive it.
+    """
     made: list[Any] = []
     history = req
     for iteration in range(1, max_iterations + 1):
         ctx: Request = yield history
-        if emit:
-            yield emit(Event(type="model_response", response=ctx["response"], iteration=iteration))
+        events = [Event(type="model_response", response=ctx["response"], iteration=iteration)]
         calls = tool_calls(ctx)
+        events.extend(Event(type="tool_call", tool_call=call) for call in calls)
+        yield from _reported(report, events)
         if not calls:
             done: Request = ctx.update({"iterations": iteration, "tool_calls_made": pvector(made)})
             return done
-        if emit:
-            for call in calls:
-                yield emit(Event(type="tool_call", tool_call=call))
         results = yield Effect(
             partial(run_tool_calls, ctx, tools), partial(arun_tool_calls, ctx, tools)
         )
-        if emit:
-            for msg in results:
-                yield emit(_result_event(msg))
+        yield from _reported(report, [_result_event(msg) for msg in results])
         made.extend(calls)
         history = _next_turn(ctx, results)
     raise _too_many(max_iterations, history.set("response", ctx["response"]))
+
+
+def _reported(report: Report | None, events: list[Event]) -> Iterator[Any]:
+    for event in events if report else ():
+        item = report(event)  # type: ignore[misc]
+        if item is not None:
+            yield item
+
+
+def _on_event(sink: EventSink | None) -> Report | None:
+    return (lambda e: Effect(partial(sink, e))) if sink else None
+
+
+def _stream_report(event: Event) -> Any:
+    """In a stream the model's own events are already out: only tool results are added."""
+    return Emit(event) if event["type"] == "tool_result" else None
 
 
 def _check(max_iterations: int) -> None:
@@ -113,7 +132,9 @@ def agent(
 
     def run(req: Any) -> Request:
         prepared = with_tools(specs)(as_request(req))
-        flow = agent_flow(prepared, tools=specs, max_iterations=max_iterations, on_event=on_event)
+        flow = agent_flow(
+            prepared, tools=specs, max_iterations=max_iterations, report=_on_event(on_event)
+        )
         return drive("agent", flow, call)
 
     run.__name__ = run.__qualname__ = "agent"
@@ -134,7 +155,9 @@ def aagent(
 
     async def run(req: Any) -> Request:
         prepared = with_tools(specs)(as_request(req))
-        flow = agent_flow(prepared, tools=specs, max_iterations=max_iterations, on_event=on_event)
+        flow = agent_flow(
+            prepared, tools=specs, max_iterations=max_iterations, report=_on_event(on_event)
+        )
         return await adrive("aagent", flow, call)
 
     run.__name__ = run.__qualname__ = "aagent"
@@ -162,18 +185,12 @@ def agent_stream(
 
     def run(req: Any) -> Iterator[Event]:
         history = with_tools(specs)(as_request(req))
-        for _ in range(max_iterations):
-            events = []
-            for item in stream(history):
-                events.append(item)
+        flow = agent_flow(
+            history, tools=specs, max_iterations=max_iterations, report=_stream_report
+        )
+        for item in drive_stream("agent_stream", flow, stream, turns=True):
+            if not isinstance(item, Done):
                 yield item
-            ctx = history.set("response", collect(events))
-            if not tool_calls(ctx):
-                return
-            results = run_tool_calls(ctx, specs)
-            yield from map(_result_event, results)
-            history = _next_turn(ctx, results)
-        raise _too_many(max_iterations, history)
 
     run.__name__ = run.__qualname__ = "agent_stream"
     return run
@@ -191,19 +208,12 @@ def aagent_stream(
 
     async def run(req: Any) -> AsyncIterator[Event]:
         history = with_tools(specs)(as_request(req))
-        for _ in range(max_iterations):
-            events = []
-            async for item in stream(history):
-                events.append(item)
+        flow = agent_flow(
+            history, tools=specs, max_iterations=max_iterations, report=_stream_report
+        )
+        async for item in adrive_stream("aagent_stream", flow, stream, turns=True):
+            if not isinstance(item, Done):
                 yield item
-            ctx = history.set("response", collect(events))
-            if not tool_calls(ctx):
-                return
-            results = await arun_tool_calls(ctx, specs)
-            for msg in results:
-                yield _result_event(msg)
-            history = _next_turn(ctx, results)
-        raise _too_many(max_iterations, history)
 
     run.__name__ = run.__qualname__ = "aagent_stream"
     return run

@@ -17,17 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["PROVIDERS", "default_model", "main"]
+from conduit.registry import PROVIDERS, ProviderInfo
 
-#: provider -> (the environment variable that configures it, a sensible default model)
-PROVIDERS: dict[str, tuple[str | None, str]] = {
-    "openai": ("OPENAI_API_KEY", "gpt-4o-mini"),
-    "anthropic": ("ANTHROPIC_API_KEY", "claude-haiku-4-5"),
-    "groq": ("GROQ_API_KEY", "llama-3.3-70b-versatile"),
-    "grok": ("XAI_API_KEY", "grok-3-mini"),
-    "ollama": ("OLLAMA_BASE_URL", "llama3.2"),
-    "mock": (None, "echo"),
-}
+__all__ = ["default_model", "main"]
 DEFAULT_STORE = "conduit-index.npz"
 HOW_TO_ADD_A_MODEL = (
     "No model is configured, so Conduit is running offline. To get written answers, set "
@@ -39,7 +31,7 @@ HOW_TO_ADD_A_MODEL = (
 def default_model(env: dict[str, str] | None = None) -> str | None:
     """Return ``provider:model`` for the first configured provider, or None when offline.
 
-    ``CONDUIT_MODEL`` wins; then the providers in :data:`PROVIDERS` order.
+    ``CONDUIT_MODEL`` wins; then the providers in the registry's order.
 
     >>> default_model({"ANTHROPIC_API_KEY": "k"})
     'anthropic:claude-haiku-4-5'
@@ -49,10 +41,16 @@ def default_model(env: dict[str, str] | None = None) -> str | None:
     env = dict(os.environ) if env is None else env
     if env.get("CONDUIT_MODEL"):
         return env["CONDUIT_MODEL"]
-    for provider, (var, model) in PROVIDERS.items():
+    for info in PROVIDERS:
+        var = _variable(info)
         if var and env.get(var):
-            return f"{provider}:{model}"
+            return f"{info.name}:{info.default_model}"
     return None
+
+
+def _variable(info: ProviderInfo) -> str | None:
+    """The environment variable that makes a provider usable (its key, or a local server's URL)."""
+    return info.env_key or (info.base_url_env if info.name != "mock" else None)
 
 
 def _offline_note(err: TextIO) -> None:
@@ -291,12 +289,13 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) 
 
     chosen = default_model()
     out.write(f"default model: {chosen or 'none (offline: mock)'}\n\n")
-    for provider, (var, model) in PROVIDERS.items():
+    for info in PROVIDERS:
+        var = _variable(info)
         if var is None:
             state = "always available (offline)"
         else:
             state = "configured" if os.environ.get(var) else f"set {var} to use"
-        out.write(f"{provider:<10} {state}\n    e.g. -m {provider}:{model}\n")
+        out.write(f"{info.name:<10} {state}\n    e.g. -m {info.name}:{info.default_model}\n")
     out.write("\nPriced models (USD per million tokens, input/output):\n")
     for name, price in PRICES.items():
         out.write(f"  {name:<28} {price['input']:>7.3f} / {price['output']:.3f}\n")

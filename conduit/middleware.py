@@ -26,9 +26,11 @@ from conduit._drive import (
 )
 from conduit._types import AsyncHandler, Flow, Handler, Request, Transform
 from conduit.errors import ValidationError
-from conduit.request import as_request
+from conduit.request import CONNECTION_KEYS, as_request
 
 __all__ = [
+    "HISTORY",
+    "REQUEST_KEYS",
     "Middleware",
     "acall_with",
     "add_middleware",
@@ -39,6 +41,7 @@ __all__ = [
     "middlewares",
     "on_request",
     "on_response",
+    "restore",
     "stream_with",
     "with_middleware",
 ]
@@ -194,22 +197,59 @@ def _name(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__name__", type(fn).__name__)
 
 
-def call_with(base: Handler, req: Any) -> Request:
-    """Call *base* with *req*, inside the middleware recorded on *req* (outermost first)."""
-    req = as_request(req)
+#: The keys that make up a request; whatever else a context holds is a result.
+REQUEST_KEYS = frozenset({"model", "messages", "options", "middleware", "input", *CONNECTION_KEYS})
+#: Where a middleware that rewrites the conversation (``with_summary``) leaves the new one.
+HISTORY = "conduit/history"
+
+
+def restore(caller: Request, out: Request) -> Request:
+    """Return the caller's request plus the result keys of *out* (the context rule, DESIGN §1).
+
+    What middleware changed on the way in (messages, options, tools, deadlines, the model a
+    fallback switched to) stays on the wire request; results (``response``, ``attempts``,
+    ``cost``, ...) come back. Internal ``conduit/`` keys stay inside, except ``HISTORY``,
+    which replaces the messages: the one documented way to rewrite a conversation.
+
+    >>> from pyrsistent import pmap
+    >>> caller = pmap({"model": "m", "messages": ("hi",), "options": pmap()})
+    >>> out = caller.update({"messages": ("ctx", "hi"), "response": "r", "attempts": 2})
+    >>> ctx = restore(caller, out)
+    >>> ctx["messages"], ctx["response"], ctx["attempts"]
+    (('hi',), 'r', 2)
+    """
+    if out is caller:
+        return out
+    results = {
+        k: v for k, v in out.items() if k not in REQUEST_KEYS and not k.startswith("conduit/")
+    }
+    history = out.get(HISTORY)
+    if history is not None:
+        results["messages"] = history
+    restored: Request = caller.update(results)
+    return restored
+
+
+def _stack(base: Any, req: Request, wrap: Callable[[Middleware, Any], Any]) -> Any:
     handler = base
     for mw in reversed(_stacked(req)):
-        handler = mw.wrap(handler)
-    return handler(req)
+        handler = wrap(mw, handler)
+    return handler
+
+
+def call_with(base: Handler, req: Any) -> Request:
+    """Call *base* with *req* inside the middleware recorded on *req* (outermost first).
+
+    The context that comes back is *req* plus result keys (:func:`restore`).
+    """
+    caller = as_request(req)
+    return restore(caller, _stack(base, caller, Middleware.wrap)(caller))
 
 
 async def acall_with(base: AsyncHandler, req: Any) -> Request:
     """The async twin of :func:`call_with`."""
-    req = as_request(req)
-    handler = base
-    for mw in reversed(_stacked(req)):
-        handler = mw.awrap(handler)
-    return await handler(req)
+    caller = as_request(req)
+    return restore(caller, await _stack(base, caller, Middleware.awrap)(caller))
 
 
 def stream_with(base: StreamFn, req: Any) -> Iterator[Any]:
@@ -217,29 +257,31 @@ def stream_with(base: StreamFn, req: Any) -> Iterator[Any]:
 
     *base* yields events and ends with a :class:`Done`; middleware sees the collected context.
     """
-    req = as_request(req)
-    layer = base
-    for mw in reversed(_stacked(req)):
-        layer = functools.partial(_stream_layer, mw, layer)
-    for item in layer(req):
+    caller = as_request(req)
+    for item in _stack(base, caller, _stream_layer)(caller):
         if not isinstance(item, Done):
             yield item
 
 
-def _stream_layer(mw: Middleware, inner: StreamFn, req: Request) -> Iterator[Any]:
+def _stream_layer(mw: Middleware, inner: StreamFn) -> StreamFn:
+    return functools.partial(_run_stream_layer, mw, inner)
+
+
+def _run_stream_layer(mw: Middleware, inner: StreamFn, req: Request) -> Iterator[Any]:
     return drive_stream(mw.name, mw.start(req), inner)
 
 
-def _astream_layer(mw: Middleware, inner: AsyncStreamFn, req: Request) -> AsyncIterator[Any]:
+def _astream_layer(mw: Middleware, inner: AsyncStreamFn) -> AsyncStreamFn:
+    return functools.partial(_arun_stream_layer, mw, inner)
+
+
+def _arun_stream_layer(mw: Middleware, inner: AsyncStreamFn, req: Request) -> AsyncIterator[Any]:
     return adrive_stream(mw.name, mw.start(req), inner)
 
 
 async def astream_with(base: AsyncStreamFn, req: Any) -> AsyncIterator[Any]:
     """The async twin of :func:`stream_with`."""
-    req = as_request(req)
-    layer = base
-    for mw in reversed(_stacked(req)):
-        layer = functools.partial(_astream_layer, mw, layer)
-    async for item in layer(req):
+    caller = as_request(req)
+    async for item in _stack(base, caller, _astream_layer)(caller):
         if not isinstance(item, Done):
             yield item

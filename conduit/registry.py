@@ -8,7 +8,6 @@ provider of the handler that was called (OpenAI for ``c.call``).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 
 import attrs
@@ -19,6 +18,7 @@ __all__ = [
     "CONTEXT_WINDOWS",
     "PROVIDERS",
     "ProviderInfo",
+    "bare_model",
     "context_window",
     "lookup",
     "provider_names",
@@ -38,11 +38,16 @@ class ProviderInfo:
     base_url: str | None = None
     base_url_env: str | None = None  # the environment variable overriding ``base_url``
     default_model: str = ""
+    embed_model: str | None = None  # the default model of ``<name>_embed``, if it embeds
     streaming: bool = True
     tools: bool = True
     vision: bool = False
-    embeddings: bool = False
     json_schema: bool = False
+
+    @property
+    def embeddings(self) -> bool:
+        """Whether the provider embeds texts."""
+        return self.embed_model is not None
 
 
 PROVIDERS: tuple[ProviderInfo, ...] = (
@@ -55,8 +60,8 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
         base_url="https://api.openai.com/v1",
         base_url_env="OPENAI_BASE_URL",
         default_model="gpt-4o-mini",
+        embed_model="text-embedding-3-small",
         vision=True,
-        embeddings=True,
         json_schema=True,
     ),
     ProviderInfo(
@@ -102,8 +107,8 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
         base_url="http://localhost:11434/v1",
         base_url_env="OLLAMA_BASE_URL",
         default_model="llama3.2",
+        embed_model="all-minilm",
         vision=True,
-        embeddings=True,
         json_schema=True,
     ),
     ProviderInfo(
@@ -112,8 +117,8 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
         prefixes=("mock",),
         codec="conduit.providers.mock",
         default_model="echo",
+        embed_model="mock-embed",
         vision=True,
-        embeddings=True,
         json_schema=True,
     ),
 )
@@ -145,8 +150,14 @@ def lookup(name: str) -> ProviderInfo:
     return found
 
 
+def _close(name: str) -> list[str]:
+    import difflib  # deferred: only a misspelt name needs it
+
+    return difflib.get_close_matches(name, _BY_PREFIX, n=1, cutoff=0.75)
+
+
 def _unknown(name: str) -> str:
-    close = difflib.get_close_matches(name, _BY_PREFIX, n=1, cutoff=0.75)
+    close = _close(name)
     hint = f"did you mean {close[0]!r}? " if close else ""
     return (
         f"unknown provider {name!r}: {hint}known providers are {', '.join(sorted(_BY_PREFIX))}; "
@@ -177,9 +188,19 @@ def split_model(model: str, default: str = "openai") -> tuple[ProviderInfo, str]
         found = _BY_PREFIX.get(prefix)
         if found is not None:
             return found, rest
-        if "/" not in prefix and difflib.get_close_matches(prefix, _BY_PREFIX, n=1, cutoff=0.75):
+        if "/" not in prefix and _close(prefix):
             raise ValidationError(_unknown(prefix))
     return lookup(default), model
+
+
+def bare_model(model: str) -> str:
+    """Return *model* without a known ``provider:`` prefix (other colons stay).
+
+    >>> bare_model("xai:grok-4"), bare_model("ft:gpt-4o-mini:org::id")
+    ('grok-4', 'ft:gpt-4o-mini:org::id')
+    """
+    prefix, sep, rest = model.partition(":")
+    return rest if sep and prefix in _BY_PREFIX else model
 
 
 #: Context windows (input plus output tokens) of model families, from the providers' model
@@ -206,7 +227,6 @@ def context_window(model: str) -> int | None:
     >>> context_window("my-finetune") is None
     True
     """
-    prefix, sep, rest = model.partition(":")
-    name = rest if sep and prefix in _BY_PREFIX else model
+    name = bare_model(model)
     matches = [k for k in CONTEXT_WINDOWS if name == k or name.startswith(k + "-")]
     return CONTEXT_WINDOWS[max(matches, key=len)] if matches else None

@@ -348,8 +348,8 @@ def llm_step(
     if not callable(build):
         raise ValidationError(f"llm_step {name!r} needs a function building a request")
     if call is None:
-        from conduit.dispatch import acall as dispatch_acall
-        from conduit.dispatch import call as dispatch_call
+        from conduit.exchange import acall as dispatch_acall
+        from conduit.exchange import call as dispatch_call
 
         call, acall = dispatch_call, acall or dispatch_acall
     flow = partial(_llm_flow, name, build, call, acall, into or name)

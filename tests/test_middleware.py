@@ -16,7 +16,7 @@ from tests.strategies import requests
 
 
 def _trace(req, entry):
-    return req.set("conduit/trace", req.get("conduit/trace", pvector()).append(entry))
+    return req.set("trace", req.get("trace", pvector()).append(entry))
 
 
 def trace(req, label):
@@ -64,13 +64,13 @@ RUNNERS = {
 def _stream_ctx(req):
     """Run a stream, returning the final context as the middleware saw it."""
     from conduit._drive import Done
+    from conduit.exchange import exchange_stream
     from conduit.middleware import stream_with
-    from conduit.providers import mock
 
     seen = {}
 
     def base(r):
-        for item in mock._events(r):
+        for item in exchange_stream("mock", r):
             if isinstance(item, Done):
                 seen["ctx"] = item.ctx
             yield item
@@ -88,7 +88,7 @@ def run(request):
 def test_enter_in_order_leave_in_reverse(run):
     req = pipe(c.request("m", "hi"), c.with_middleware(tracer("a"), tracer("b"), tracer("c")))
     ctx = run(req)
-    assert list(ctx["conduit/trace"]) == [
+    assert list(ctx["trace"]) == [
         "enter a",
         "enter b",
         "enter c",
@@ -107,7 +107,7 @@ def test_error_unwinds_to_the_nearest_handler_and_leave_resumes_outside(run):
     )
     ctx = run(req)
     # inner never leaves (its flow re-raised); catcher handles; outer leaves normally
-    assert list(ctx["conduit/trace"]) == [
+    assert list(ctx["trace"]) == [
         "enter outer",
         "enter catcher",
         "error catcher: 503",
@@ -132,7 +132,7 @@ def test_termination_skips_inner_middleware_and_the_handler(run):
         c.with_middleware(tracer("outer"), terminate, tracer("inner")),
     )
     ctx = run(req)
-    assert list(ctx["conduit/trace"]) == ["enter outer", "terminate", "leave outer"]
+    assert list(ctx["trace"]) == ["enter outer", "terminate", "leave outer"]
     assert c.content(ctx) == "short-circuit"
     assert script.calls == ()
 
@@ -144,7 +144,7 @@ def test_reentry_reruns_inner_middleware_and_the_handler(run):
         c.with_middleware(tracer("outer"), retry_twice, tracer("inner")),
     )
     ctx = run(req)
-    assert list(ctx["conduit/trace"]) == [
+    assert list(ctx["trace"]) == [
         "enter outer",
         "attempt 2",
         "enter inner",
@@ -153,7 +153,7 @@ def test_reentry_reruns_inner_middleware_and_the_handler(run):
     ]
     assert len(script.calls) == 3
     # each attempt's request passed through the inner middleware again
-    assert [list(r["conduit/trace"]) for r in script.calls] == [
+    assert [list(r["trace"]) for r in script.calls] == [
         ["enter outer", f"attempt {i}", "enter inner"] for i in range(3)
     ]
 
@@ -194,9 +194,9 @@ def test_flow_driven_by_hand_with_canned_results():
     req = c.request("m", "hi")
     flow = retry_twice(req)
     first = next(flow)
-    assert first["conduit/trace"] == ["attempt 0"]
+    assert first["trace"] == ["attempt 0"]
     second = flow.throw(c.ServerError("busy", status_code=503))
-    assert second["conduit/trace"] == ["attempt 1"]
+    assert second["trace"] == ["attempt 1"]
     with pytest.raises(StopIteration) as done:
         flow.send(second.set("response", c.make_response("fine")))
     assert c.content(done.value.value) == "fine"
@@ -205,7 +205,7 @@ def test_flow_driven_by_hand_with_canned_results():
 def test_drive_with_a_plain_handler():
     handler = lambda r: r.set("response", c.make_response("x"))  # noqa: E731
     out = drive("t", trace(c.request("m"), "t"), handler)
-    assert list(out["conduit/trace"]) == ["enter t", "leave t"]
+    assert list(out["trace"]) == ["enter t", "leave t"]
 
 
 def test_on_request_and_on_response():
@@ -241,7 +241,7 @@ def test_stream_runs_middleware_and_leave_sees_collected_response():
     req = pipe(c.request("m", "hi", mock="Hello there friend"), c.with_middleware(tracer("a")))
     seen = _stream_ctx(req)
     assert c.collect(seen["events"])["content"] == "Hello there friend"
-    assert seen["ctx"]["conduit/trace"] == ["enter a"]
+    assert seen["ctx"]["trace"] == ["enter a"]
 
 
 def test_stream_termination_replays_the_response_as_events():

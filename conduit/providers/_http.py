@@ -1,56 +1,54 @@
-"""The imperative shell shared by every HTTP provider: pooled clients, send/asend, streams.
+"""The imperative shell shared by every HTTP provider: pooled clients, post/apost, streams.
 
 Nothing here decides anything about a provider's format: that is the codec's job. This module
-reads the API key (request, else environment), performs the exchange, and maps transport
-failures and HTTP errors to Conduit's errors.
+reads the API key (request, else environment), performs the I/O the exchange asks for, and
+maps transport failures and HTTP errors to Conduit's errors. :func:`wire` turns a
+:class:`Provider` into the :class:`~conduit.providers._wire.Wire` the exchange runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
-import functools
 import json
 import os
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Mapping
+from functools import partial
 from typing import Any
 
 import attrs
 import httpx
 
 from conduit._data import reveal
-from conduit._drive import Done, check_deadline, deadline_error, remaining
-from conduit._types import Request
-from conduit.dispatch import reroute
+from conduit._drive import Effect, overdue, time_left
+from conduit._types import Flow, Request
 from conduit.errors import (
     AuthenticationError,
     ConnectionError,
     ProviderError,
     TimeoutError,
+    ValidationError,
     error_from_response,
 )
-from conduit.middleware import acall_with, astream_with, call_with, stream_with
-from conduit.sse import SSE, aiter_sse, iter_sse
-from conduit.streams import collect
+from conduit.providers._wire import Decoder, Wire
+from conduit.sse import SSE
 
 __all__ = [
     "Provider",
-    "acall",
     "aclient",
-    "aevents",
-    "asend",
-    "astream",
+    "aopen_stream",
+    "apost",
     "bearer",
-    "call",
+    "call_flow",
     "client",
-    "events",
-    "handlers",
+    "embed_flow",
+    "open_stream",
+    "post",
     "prepare",
-    "send",
-    "stream",
+    "wire",
 ]
 
 DEFAULT_TIMEOUT = httpx.Timeout(600.0, connect=5.0)
@@ -75,6 +73,10 @@ class Provider:
     auth: Callable[[str], dict[str, str]]
     headers: Mapping[str, str] = attrs.field(factory=dict)
     base_url_env: str | None = None
+    embed_path: str | None = None  # where embeddings are served, if the service has them
+    encode_embed: Callable[[Request], dict[str, Any]] | None = None
+    decode_embed: Callable[[Request, Mapping[str, Any]], Request] | None = None
+    embed_at_root: bool = False  # the embeddings path hangs off the server root, not ``/v1``
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -97,23 +99,36 @@ def _api_key(spec: Provider, req: Request) -> str | None:
     return None  # a custom base_url (a local OpenAI-compatible server) may need no key
 
 
-def prepare(spec: Provider, req: Request, stream: bool) -> tuple[str, dict[str, str], bytes]:
-    """Return (url, headers, body) for *req*; reads the API key from the environment if needed."""
+def _url(spec: Provider, req: Request, path: str, root: bool = False) -> str:
     base = req.get("base_url") or (spec.base_url_env and os.environ.get(spec.base_url_env))
-    url = (base or spec.base_url).rstrip("/") + spec.path
+    base = (base or spec.base_url).rstrip("/")
+    if root and base.endswith("/v1"):
+        base = base[: -len("/v1")]
+    return base + path
+
+
+def _headers(spec: Provider, req: Request) -> dict[str, str]:
     headers = {"Content-Type": "application/json", **spec.headers}
     key = _api_key(spec, req)
     if key:
         headers.update(spec.auth(key))
     headers.update(req.get("headers") or {})
-    body = json.dumps(spec.encode(req, stream), separators=(",", ":")).encode()
-    return url, headers, body
+    return headers
+
+
+def _body(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def prepare(spec: Provider, req: Request, stream: bool) -> tuple[str, dict[str, str], bytes]:
+    """Return (url, headers, body) for *req*; reads the API key from the environment if needed."""
+    return _url(spec, req, spec.path), _headers(spec, req), _body(spec.encode(req, stream))
 
 
 def _timeout(req: Request) -> Any:
     """The request's timeout, shortened to what is left before its deadline."""
     seconds = req.get("timeout")
-    left = remaining(req, time.monotonic())
+    left = time_left(req)
     if seconds is None and left is None:  # passing a Timeout costs httpx ~25 us a call
         return httpx.USE_CLIENT_DEFAULT
     limit = min(float(x) for x in (seconds, left) if x is not None)
@@ -167,11 +182,9 @@ async def aclient() -> httpx.AsyncClient:
 
 
 def _transport_error(spec: Provider, exc: httpx.HTTPError, req: Request | None = None) -> Exception:
-    deadline = req.get("conduit/deadline") if req is not None else None
-    if isinstance(exc, httpx.TimeoutException) and deadline is not None:
-        now = time.monotonic()
-        if now >= deadline - 0.01:
-            return deadline_error(now, deadline)
+    late = overdue(req, slack=0.01) if req is not None else None
+    if isinstance(exc, httpx.TimeoutException) and late is not None:
+        return late
     if isinstance(exc, httpx.TimeoutException):
         return TimeoutError(
             f"{spec.name} did not answer in time ({type(exc).__name__}); raise the request's "
@@ -202,58 +215,57 @@ def _json(spec: Provider, response: httpx.Response) -> Any:
         ) from None
 
 
-def send(spec: Provider, req: Request) -> Request:
-    """Perform one chat call for *req* and return the context with its response."""
-    other, req = reroute(req, spec.name, "call")
-    if other is not None:
-        return other(req)  # type: ignore[no-any-return]
-    url, headers, body = prepare(spec, req, False)
+def post(spec: Provider, req: Request, url: str, headers: dict[str, str], body: bytes) -> Any:
+    """POST *body* for *req* and return the response (the sync effect shell)."""
     try:
-        r = client().post(url, content=body, headers=headers, timeout=_timeout(req))
+        return client().post(url, content=body, headers=headers, timeout=_timeout(req))
     except httpx.HTTPError as exc:
         raise _transport_error(spec, exc, req) from exc
-    if r.status_code >= 400:
-        raise _fail(spec, r.status_code, r.headers, r.content)
-    return spec.decode(req, _json(spec, r), spec.name)
 
 
-async def asend(spec: Provider, req: Request) -> Request:
-    """The async twin of :func:`send`."""
-    other, req = reroute(req, spec.name, "acall")
-    if other is not None:
-        return await other(req)  # type: ignore[no-any-return]
-    url, headers, body = prepare(spec, req, False)
+async def apost(
+    spec: Provider, req: Request, url: str, headers: dict[str, str], body: bytes
+) -> Any:
+    """The async twin of :func:`post`."""
     try:
-        r = await (await aclient()).post(url, content=body, headers=headers, timeout=_timeout(req))
+        return await (await aclient()).post(
+            url, content=body, headers=headers, timeout=_timeout(req)
+        )
     except httpx.HTTPError as exc:
         raise _transport_error(spec, exc, req) from exc
+
+
+def _answer(spec: Provider, r: httpx.Response) -> Any:
     if r.status_code >= 400:
         raise _fail(spec, r.status_code, r.headers, r.content)
-    return spec.decode(req, _json(spec, r), spec.name)
+    return _json(spec, r)
 
 
-def _decode_events(spec: Provider, req: Request, sses: Iterator[SSE]) -> Iterator[Any]:
-    state = spec.stream_start(spec.name)
-    seen: list[Any] = []
-    deadline = req.get("conduit/deadline")
-    for sse in sses:
-        if deadline is not None:
-            check_deadline(req, time.monotonic())
-        state, out = spec.stream_step(state, sse)
-        seen.extend(out)
-        yield from out
-    end = spec.stream_end(state)
-    seen.extend(end)
-    yield from end
-    yield Done(req.update({"response": collect(seen), "conduit/events": tuple(seen)}))
+def _exchange(spec: Provider, req: Request, url: str, body: bytes) -> Generator[Any, Any, Any]:
+    args = (spec, req, url, _headers(spec, req), body)
+    r = yield Effect(partial(post, *args), partial(apost, *args))
+    return _answer(spec, r)
 
 
-def events(spec: Provider, req: Request) -> Iterator[Any]:
-    """Yield the Conduit events of a streamed chat call, then :class:`Done`."""
-    other, req = reroute(req, spec.name, "stream")
-    if other is not None:
-        yield from other(req)
-        return
+def call_flow(spec: Provider, req: Request) -> Flow:
+    """Yield the POST of one chat call for *req* as an Effect; return the decoded context."""
+    body = yield from _exchange(
+        spec, req, _url(spec, req, spec.path), _body(spec.encode(req, False))
+    )
+    return spec.decode(req, body, spec.name)
+
+
+def embed_flow(spec: Provider, req: Request) -> Flow:
+    """Yield the POST of one embedding request as an Effect; return the decoded context."""
+    if spec.embed_path is None or spec.encode_embed is None or spec.decode_embed is None:
+        raise ValidationError(f"{spec.name} has no embeddings: use openai, ollama or mock")
+    url = _url(spec, req, spec.embed_path, spec.embed_at_root)
+    body = yield from _exchange(spec, req, url, _body(spec.encode_embed(req)))
+    return spec.decode_embed(req, body)
+
+
+def open_stream(spec: Provider, req: Request) -> Iterator[bytes]:
+    """Yield the raw bytes of a streamed chat call (the sync stream shell)."""
     url, headers, body = prepare(spec, req, True)
     try:
         with client().stream(
@@ -261,18 +273,13 @@ def events(spec: Provider, req: Request) -> Iterator[Any]:
         ) as r:
             if r.status_code >= 400:
                 raise _fail(spec, r.status_code, r.headers, r.read())
-            yield from _decode_events(spec, req, iter_sse(r.iter_bytes()))
+            yield from r.iter_bytes()
     except httpx.HTTPError as exc:
         raise _transport_error(spec, exc, req) from exc
 
 
-async def aevents(spec: Provider, req: Request) -> AsyncIterator[Any]:
-    """The async twin of :func:`events`."""
-    other, req = reroute(req, spec.name, "astream")
-    if other is not None:
-        async for item in other(req):
-            yield item
-        return
+async def aopen_stream(spec: Provider, req: Request) -> AsyncIterator[bytes]:
+    """The async twin of :func:`open_stream`."""
     url, headers, body = prepare(spec, req, True)
     try:
         async with (await aclient()).stream(
@@ -280,86 +287,24 @@ async def aevents(spec: Provider, req: Request) -> AsyncIterator[Any]:
         ) as r:
             if r.status_code >= 400:
                 raise _fail(spec, r.status_code, r.headers, await r.aread())
-            state = spec.stream_start(spec.name)
-            seen: list[Any] = []
-            deadline = req.get("conduit/deadline")
-            async for sse in aiter_sse(r.aiter_bytes()):
-                if deadline is not None:
-                    check_deadline(req, time.monotonic())
-                state, out = spec.stream_step(state, sse)
-                seen.extend(out)
-                for event in out:
-                    yield event
-            end = spec.stream_end(state)
-            seen.extend(end)
-            for event in end:
-                yield event
-            yield Done(req.update({"response": collect(seen), "conduit/events": tuple(seen)}))
+            async for chunk in r.aiter_bytes():
+                yield chunk
     except httpx.HTTPError as exc:
         raise _transport_error(spec, exc, req) from exc
 
 
-def call(spec: Provider, req: Any) -> Request:
-    """Call *spec* for *req* inside the middleware recorded on it."""
-    return call_with(functools.partial(send, spec), req)
+def decoder(spec: Provider, req: Request) -> Decoder:
+    """Return the stream decoder for *spec*'s server-sent events."""
+    return Decoder(req, spec.stream_start(spec.name), spec.stream_step, spec.stream_end, sse=True)
 
 
-async def acall(spec: Provider, req: Any) -> Request:
-    """The async twin of :func:`call`."""
-    return await acall_with(functools.partial(asend, spec), req)
-
-
-def stream(spec: Provider, req: Any) -> Iterator[Any]:
-    """Stream *spec*'s answer to *req* as events, inside the middleware recorded on it."""
-    return stream_with(functools.partial(events, spec), req)
-
-
-def astream(spec: Provider, req: Any) -> AsyncIterator[Any]:
-    """The async twin of :func:`stream`."""
-    return astream_with(functools.partial(aevents, spec), req)
-
-
-def handlers(
-    spec: Provider, module: str, title: str
-) -> tuple[
-    Callable[[Any], Request],
-    Callable[[Any], Awaitable[Request]],
-    Callable[[Any], Iterator[Any]],
-    Callable[[Any], AsyncIterator[Any]],
-]:
-    """Return *spec*'s ``call``, ``acall``, ``stream`` and ``astream`` handlers.
-
-    Each is named ``<provider>_<kind>`` in *module*, so that once the module binds it to that
-    name it pickles by reference (Dask, multiprocessing) like a function written there.
-    """
-
-    def call_(req: Any) -> Request:
-        return call(spec, req)
-
-    async def acall_(req: Any) -> Request:
-        return await acall(spec, req)
-
-    def stream_(req: Any) -> Iterator[Any]:
-        return stream(spec, req)
-
-    def astream_(req: Any) -> AsyncIterator[Any]:
-        return astream(spec, req)
-
-    docs = {
-        call_: f"Call {title} for *req*, inside its middleware; return the context.",
-        acall_: f"Call {title} for *req* (async), inside its middleware; return the context.",
-        stream_: f"Stream the answer of {title} to *req* as Conduit events.",
-        astream_: f"Stream the answer of {title} to *req* as Conduit events (async).",
-    }
-    for fn, doc in docs.items():
-        kind = fn.__name__.rstrip("_")
-        fn.__name__ = fn.__qualname__ = f"{spec.name}_{kind}"
-        fn.__module__ = module
-        fn.__doc__ = doc + _key_note(spec)
-    return call_, acall_, stream_, astream_
-
-
-def _key_note(spec: Provider) -> str:
-    if spec.env_key is None:
-        return " No API key is needed."
-    return f" The key comes from the request's ``api_key`` or ``{spec.env_key}``."
+def wire(spec: Provider) -> Wire:
+    """Return the :class:`Wire` the exchange uses to talk to *spec*'s service."""
+    return Wire(
+        name=spec.name,
+        call=partial(call_flow, spec),
+        open=partial(open_stream, spec),
+        aopen=partial(aopen_stream, spec),
+        decoder=partial(decoder, spec),
+        embed=partial(embed_flow, spec),
+    )

@@ -17,10 +17,7 @@ from conduit.sse import SSE
 
 __all__ = [
     "ANTHROPIC",
-    "anthropic_acall",
-    "anthropic_astream",
-    "anthropic_call",
-    "anthropic_stream",
+    "WIRE",
     "DEFAULT_MAX_TOKENS",
     "StreamState",
     "decode_chat",
@@ -381,9 +378,10 @@ def stream_end(state: StreamState) -> list[Event]:
     ]
 
 
-# --- the handlers: the shared HTTP shell around this codec ------------------------------------
+# --- the wire: the shared HTTP shell around this codec ---------------------------------------
 
 from conduit.providers import _http  # noqa: E402  (the codec above stays importable alone)
+from conduit.registry import lookup  # noqa: E402
 
 API_VERSION = "2023-06-01"
 
@@ -392,12 +390,13 @@ def _auth(key: str) -> dict[str, str]:
     return {"x-api-key": key}
 
 
+_INFO = lookup("anthropic")
 ANTHROPIC = _http.Provider(
-    name="anthropic",
-    base_url="https://api.anthropic.com/v1",
-    base_url_env="ANTHROPIC_BASE_URL",
+    name=_INFO.name,
+    base_url=_INFO.base_url or "",
+    base_url_env=_INFO.base_url_env,
     path="/messages",
-    env_key="ANTHROPIC_API_KEY",
+    env_key=_INFO.env_key,
     encode=encode_chat,
     decode=decode_chat,
     stream_start=stream_start,
@@ -406,8 +405,4 @@ ANTHROPIC = _http.Provider(
     auth=_auth,
     headers={"anthropic-version": API_VERSION},
 )
-
-
-anthropic_call, anthropic_acall, anthropic_stream, anthropic_astream = _http.handlers(
-    ANTHROPIC, __name__, "Anthropic's Messages API"
-)
+WIRE = _http.wire(ANTHROPIC)

@@ -1,228 +1,39 @@
-"""The mock provider: scripted, echoing or function-backed replies, for offline runs and tests.
+"""The mock provider's wire: scripted, echoing or function-backed answers, for offline runs.
 
-The script lives on the request (``c.request(..., mock=...)``): one reply (every call gets it),
-a sequence (one per call, in order), or a function of the request. A reply is text, a response
-map (missing keys are filled), or an exception instance to raise. With no script the mock echoes
-the last user message. The script records every request it receives (``script.calls``).
+The mock goes through the same exchange as the HTTP providers (``conduit.exchange``); only its
+effects differ: instead of a POST it waits the script's ``delay`` (an Effect, so ``with_timeout``
+bounds it) and answers from the script (``conduit.script``). Its embeddings are deterministic
+unit vectors derived from each text's hash, so offline pipelines get stable results.
 """
 
 from __future__ import annotations
 
-import copy
-import threading
+import hashlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator
+from functools import partial
 from typing import Any
 
-import attrs
 from pyrsistent import PMap
 
-from conduit._drive import Done, _asleep, remaining
-from conduit._event import Event
-from conduit._types import Request
-from conduit.dispatch import reroute
-from conduit.errors import ConduitError, ServerError, TimeoutError, ValidationError
-from conduit.middleware import acall_with, astream_with, call_with, stream_with
-from conduit.request import text
-from conduit.response import make_response, make_tool_call, make_usage
-from conduit.streams import collect, response_events
-from conduit.tokens import estimate_message_tokens, estimate_tokens
+from conduit._drive import Effect, arun_effects, asleep, run_effects, time_left
+from conduit._types import Flow, Request
+from conduit.embeddings import embedding_response
+from conduit.errors import TimeoutError
+from conduit.providers._wire import Wire, passthrough
+from conduit.response import make_usage
+from conduit.script import MockScript, answer
+from conduit.streams import response_events
+from conduit.tokens import estimate_tokens
 
-__all__ = [
-    "MockScript",
-    "as_script",
-    "mock_acall",
-    "mock_astream",
-    "mock_call",
-    "mock_reply",
-    "mock_script",
-    "mock_stream",
-]
+__all__ = ["WIRE", "call_flow", "embed_flow", "mock_vectors"]
 
-
-class _State:
-    """The script's record of calls (mutable, shared by every request holding the script)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.calls: list[Request] = []
-
-    def __getstate__(self) -> list[Request]:
-        return self.calls
-
-    def __setstate__(self, calls: list[Request]) -> None:
-        self.lock = threading.Lock()
-        self.calls = calls
-
-    def record(self, req: Request) -> int:
-        with self.lock:
-            self.calls.append(req)
-            return len(self.calls) - 1
-
-
-@attrs.frozen
-class MockScript:
-    """What the mock answers; build with :func:`mock_script` or pass ``mock=`` to ``request``.
-
-    >>> s = mock_script(["a", "b"])
-    >>> s.calls
-    ()
-    """
-
-    replies: tuple[Any, ...] = ()
-    fn: Callable[[Request], Any] | None = None
-    repeat: bool = True
-    fail_first: int = 0
-    error: BaseException | None = attrs.field(default=None, eq=False)
-    delay: float = 0.0
-    chunk_delay: float = 0.0
-    _state: _State = attrs.field(factory=_State, eq=False, repr=False, alias="_state")
-
-    @property
-    def calls(self) -> tuple[Request, ...]:
-        """The requests this script has received, in order."""
-        return tuple(self._state.calls)
-
-
-def mock_script(
-    replies: Any = None,
-    *,
-    fail_first: int = 0,
-    error: BaseException | None = None,
-    delay: float = 0.0,
-    chunk_delay: float = 0.0,
-) -> MockScript:
-    """Return a mock script: *replies* is one reply, a list of them, a function, or None (echo).
-
-    The first *fail_first* calls raise *error* (a ``ServerError`` 503 by default); each call
-    waits *delay* seconds first, and streams wait *chunk_delay* between events.
-
-    >>> import conduit as c
-    >>> s = mock_script(["one", "two"])
-    >>> [c.content(c.mock_call(c.request("m", "hi", mock=s))) for _ in range(2)]
-    ['one', 'two']
-    >>> len(s.calls)
-    2
-    """
-    if replies is None:
-        seq: tuple[Any, ...] = ()
-        fn = None
-        repeat = True
-    elif callable(replies) and not isinstance(replies, BaseException):
-        seq, fn, repeat = (), replies, True
-    elif isinstance(replies, str | Mapping | BaseException):
-        seq, fn, repeat = (replies,), None, True
-    elif isinstance(replies, Sequence):
-        seq, fn, repeat = tuple(replies), None, False
-        if not seq:
-            raise ValidationError("a mock script needs at least one reply (or None to echo)")
-    else:
-        raise ValidationError(
-            f"a mock reply is text, a response map, an exception or a function; got "
-            f"{type(replies).__name__}"
-        )
-    return MockScript(
-        replies=seq,
-        fn=fn,
-        repeat=repeat,
-        fail_first=fail_first,
-        error=error,
-        delay=delay,
-        chunk_delay=chunk_delay,
-    )
-
-
-def as_script(value: Any) -> MockScript:
-    """Return *value* as a :class:`MockScript` (what ``request(..., mock=value)`` stores)."""
-    return value if isinstance(value, MockScript) else mock_script(value)
-
-
-def _echo(req: Request) -> str:
-    for msg in reversed(req.get("messages") or ()):
-        if msg["role"] == "user":
-            return text(msg["content"])
-    return ""
-
-
-def _choose(script: MockScript, req: Request, n: int) -> Any:
-    if n < script.fail_first:
-        return script.error or ServerError(
-            f"mock: simulated failure {n + 1} of {script.fail_first}",
-            provider="mock",
-            status_code=503,
-        )
-    n -= script.fail_first
-    if script.fn is not None:
-        return script.fn(req)
-    if not script.replies:
-        return _echo(req)
-    if n < len(script.replies):
-        return _resolve(script.replies[n], req)
-    if script.repeat:
-        return _resolve(script.replies[-1], req)
-    raise ConduitError(
-        f"mock script exhausted: it has {len(script.replies)} replies and this is call "
-        f"{n + 1}; add replies to the list (or pass one reply to repeat it)",
-        data={"calls": n + 1},
-    )
-
-
-def _resolve(reply: Any, req: Request) -> Any:
-    """A function in a reply list answers that one call."""
-    return reply(req) if callable(reply) and not isinstance(reply, BaseException) else reply
-
-
-def _tool_calls(calls: Any, n: int) -> list[PMap[str, Any]]:
-    return [
-        make_tool_call(c.get("id") or f"call_{n}_{i}", c["name"], c.get("arguments") or {})
-        for i, c in enumerate(calls or ())
-    ]
-
-
-def mock_reply(req: Request, reply: Any, n: int = 0) -> PMap[str, Any] | BaseException:
-    """Return the response map for one scripted *reply* to *req* (or the exception to raise).
-
-    >>> import conduit as c
-    >>> calls = [{"name": "add", "arguments": {"a": 1}}]
-    >>> r = mock_reply(c.request("m", "hi"), {"tool_calls": calls})
-    >>> r["stop_reason"], r["tool_calls"][0]["id"]
-    ('tool_use', 'call_0_0')
-    """
-    if isinstance(reply, BaseException):
-        return copy.copy(reply)
-    prompt = estimate_message_tokens(req.get("messages") or ())
-    if isinstance(reply, str):
-        reply = {"content": reply}
-    if not isinstance(reply, Mapping):
-        raise ValidationError(f"mock reply must be text, a map or an exception, got {reply!r:.60}")
-    fields = dict(reply)
-    body = fields.pop("content", "")
-    out = estimate_tokens(text(body))
-    return make_response(
-        body,
-        model=fields.pop("model", None) or req["model"],
-        id=fields.pop("id", None) or f"mock-{n}",
-        stop_reason=fields.pop("stop_reason", None),
-        usage=fields.pop("usage", None) or make_usage(prompt, out),
-        tool_calls=_tool_calls(fields.pop("tool_calls", None), n),
-        **fields,
-    )
-
-
-def _answer(req: Request) -> tuple[MockScript, PMap[str, Any] | BaseException]:
-    script = req.get("mock")
-    if script is None:  # no script: echo, and keep no record (nothing to read it from)
-        return _ECHO, mock_reply(req, _echo(req))
-    n = script._state.record(req)
-    return script, mock_reply(req, _choose(script, req, n), n)
-
-
-_ECHO = MockScript()
+DIMENSIONS = 16
 
 
 def _wait(script: MockScript, req: Request) -> tuple[float, BaseException | None]:
     """Return (seconds to wait, the error once waited): a delay past the deadline times out."""
-    left = remaining(req, time.monotonic())
+    left = time_left(req)
     if left is not None and script.delay > left:
         return left, TimeoutError(
             "mock: the call's deadline passed while waiting for the answer",
@@ -231,116 +42,74 @@ def _wait(script: MockScript, req: Request) -> tuple[float, BaseException | None
     return script.delay, None
 
 
-def _send(req: Request) -> Request:
-    other, req = reroute(req, "mock", "call")
-    if other is not None:
-        return other(req)  # type: ignore[no-any-return]
-    script, resp = _answer(req)
+def _answered(req: Request) -> Flow:
+    """Wait as scripted (an Effect), then return the response map or raise the scripted error."""
+    script, resp = answer(req)
     pause, late = _wait(script, req)
     if pause:
-        time.sleep(pause)
+        yield Effect(partial(time.sleep, pause), partial(asleep, pause))
     if late is not None:
         raise late
     if isinstance(resp, BaseException):
         raise resp
+    return resp
+
+
+def call_flow(req: Request) -> Flow:
+    """Answer *req* from its script (or echo it); waits are Effects."""
+    resp: PMap[str, Any] = yield from _answered(req)
     return req.set("response", resp)
 
 
-async def _asend(req: Request) -> Request:
-    other, req = reroute(req, "mock", "acall")
-    if other is not None:
-        return await other(req)  # type: ignore[no-any-return]
-    script, resp = _answer(req)
-    pause, late = _wait(script, req)
-    if pause:
-        await _asleep(pause)
-    if late is not None:
-        raise late
-    if isinstance(resp, BaseException):
-        raise resp
+def _open(req: Request) -> Iterator[Any]:
+    script = req.get("mock")
+    resp = run_effects("mock", _answered(req))
+    delay = getattr(script, "chunk_delay", 0.0)
+    for i, event in enumerate(response_events(resp)):
+        if delay and i:
+            time.sleep(delay)
+        yield event
+
+
+async def _aopen(req: Request) -> AsyncIterator[Any]:
+    script = req.get("mock")
+    resp = await arun_effects("mock", _answered(req))
+    delay = getattr(script, "chunk_delay", 0.0)
+    for i, event in enumerate(response_events(resp)):
+        if delay and i:
+            await asleep(delay)
+        yield event
+
+
+def mock_vectors(texts: Any) -> list[list[float]]:
+    """Return a deterministic unit vector for each text (from its hash): offline embeddings.
+
+    >>> a, b, a2 = mock_vectors(["cat", "dog", "cat"])
+    >>> a == a2, a == b, round(sum(x * x for x in a), 6)
+    (True, False, 1.0)
+    """
+    out = []
+    for t in texts:
+        digest = hashlib.blake2b(t.encode(), digest_size=DIMENSIONS * 2).digest()
+        raw = [
+            int.from_bytes(digest[i : i + 2], "little") - 32768 for i in range(0, len(digest), 2)
+        ]
+        norm = sum(x * x for x in raw) ** 0.5 or 1.0
+        out.append([x / norm for x in raw])
+    return out
+
+
+def embed_flow(req: Request) -> Flow:
+    """Embed the request's ``input`` with :func:`mock_vectors` (waits as scripted)."""
+    script = req.get("mock")
+    if isinstance(script, MockScript) and script.delay:
+        yield Effect(partial(time.sleep, script.delay), partial(asleep, script.delay))
+    texts = req["input"]
+    used = sum(estimate_tokens(t) for t in texts)
+    resp = embedding_response(req["model"], mock_vectors(texts), make_usage(used, 0))
     return req.set("response", resp)
 
 
-def _events(req: Request) -> Iterator[Any]:
-    other, req = reroute(req, "mock", "stream")
-    if other is not None:
-        yield from other(req)
-        return
-    script, resp = _answer(req)
-    pause, late = _wait(script, req)
-    if pause:
-        time.sleep(pause)
-    if late is not None:
-        raise late
-    if isinstance(resp, BaseException):
-        raise resp
-    seen: list[Event] = []
-    for event in response_events(resp):
-        if script.chunk_delay and seen:
-            time.sleep(script.chunk_delay)
-        seen.append(event)
-        yield event
-    yield Done(req.update({"response": collect(seen), "conduit/events": tuple(seen)}))
-
-
-async def _aevents(req: Request) -> AsyncIterator[Any]:
-    other, req = reroute(req, "mock", "astream")
-    if other is not None:
-        async for item in other(req):
-            yield item
-        return
-    script, resp = _answer(req)
-    pause, late = _wait(script, req)
-    if pause:
-        await _asleep(pause)
-    if late is not None:
-        raise late
-    if isinstance(resp, BaseException):
-        raise resp
-    seen: list[Event] = []
-    for event in response_events(resp):
-        if script.chunk_delay and seen:
-            await _asleep(script.chunk_delay)
-        seen.append(event)
-        yield event
-    yield Done(req.update({"response": collect(seen), "conduit/events": tuple(seen)}))
-
-
-def mock_call(req: Any) -> Request:
-    """Answer *req* from its mock script (or echo), inside its middleware; return the context.
-
-    >>> import conduit as c
-    >>> c.content(c.mock_call(c.request("m", "echo me")))
-    'echo me'
-    >>> c.content(c.mock_call(c.request("m", "hi", mock="Hello!")))
-    'Hello!'
-    """
-    return call_with(_send, req)
-
-
-async def mock_acall(req: Any) -> Request:
-    """The async twin of :func:`mock_call`.
-
-    >>> import asyncio, conduit as c
-    >>> c.content(asyncio.run(c.mock_acall(c.request("m", "hi", mock="Hey"))))
-    'Hey'
-    """
-    return await acall_with(_asend, req)
-
-
-def mock_stream(req: Any) -> Iterator[Event]:
-    """Yield the stream events of the mock's answer to *req* (DESIGN §2 order).
-
-    >>> import conduit as c
-    >>> events = list(c.mock_stream(c.request("m", "hi", mock="Hello there")))
-    >>> [e["text"] for e in events if e["type"] == "content_delta"]
-    ['Hello ', 'there']
-    >>> c.collect(events)["content"]
-    'Hello there'
-    """
-    return stream_with(_events, req)
-
-
-def mock_astream(req: Any) -> AsyncIterator[Event]:
-    """The async twin of :func:`mock_stream`."""
-    return astream_with(_aevents, req)
+WIRE = Wire(
+    name="mock", call=call_flow, open=_open, aopen=_aopen, decoder=passthrough, embed=embed_flow
+)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from pyrsistent import PMap
@@ -11,21 +11,18 @@ from pyrsistent import PMap
 from conduit._data import freeze_map, thaw
 from conduit._event import Event, event
 from conduit._types import Request
+from conduit.embeddings import embedding_response
 from conduit.errors import ValidationError, decode_event, error_from_response
+from conduit.registry import lookup
 from conduit.response import make_response, make_tool_call, make_usage
 from conduit.sse import SSE
 from conduit.streams import parse_arguments
 
 __all__ = [
     "OPENAI",
-    "compatible",
-    "openai_acall",
-    "openai_aembed",
-    "openai_astream",
-    "openai_call",
-    "openai_embed",
-    "openai_stream",
+    "WIRE",
     "StreamState",
+    "compatible",
     "decode_chat",
     "decode_embeddings",
     "decode_usage",
@@ -34,6 +31,7 @@ __all__ = [
     "encode_messages",
     "encode_tool_choice",
     "encode_tools",
+    "from_registry",
     "stream_end",
     "stream_start",
     "stream_step",
@@ -321,26 +319,50 @@ def stream_end(state: StreamState) -> list[Event]:
     return [*ends, end]
 
 
-def encode_embeddings(model: str, texts: Any, options: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the JSON body of an embeddings request.
+def encode_embeddings(req: Request) -> dict[str, Any]:
+    """Return the JSON body of an embeddings request (vectors asked for as base64, as the SDK does).
 
-    >>> encode_embeddings("text-embedding-3-small", ["a"], {})["encoding_format"]
-    'float'
+    >>> import conduit as c
+    >>> body = encode_embeddings(c.embedding_request("text-embedding-3-small", ["a"]))
+    >>> body["input"], body["encoding_format"]
+    (['a'], 'base64')
     """
-    return {"model": model, "input": list(texts), "encoding_format": "float", **thaw(options)}
+    return {
+        "model": req["model"],
+        "input": list(req["input"]),
+        "encoding_format": "base64",
+        **thaw(req["options"]),
+    }
 
 
-def decode_embeddings(body: Mapping[str, Any]) -> tuple[list[list[float]], PMap[str, Any]]:
-    """Return (vectors in input order, usage) from an embeddings response."""
-    rows = sorted(body.get("data") or (), key=lambda d: d.get("index", 0))
+def decode_embeddings(req: Request, body: Mapping[str, Any]) -> Request:
+    """Return *req* with the response of an embeddings *body* (base64 or float rows, any order).
+
+    >>> import conduit as c
+    >>> ctx = decode_embeddings(c.embedding_request("m", ["a"]), {"model": "m", "data": [
+    ...     {"index": 0, "embedding": [1.0, 0.0]}], "usage": {"prompt_tokens": 1}})
+    >>> c.vectors(ctx).tolist(), ctx["response"]["usage"]["input_tokens"]
+    ([[1.0, 0.0]], 1)
+    """
+    if "data" not in body:
+        raise (
+            error_from_response("openai", None, {}, body)
+            if "error" in body
+            else ValidationError(f"embeddings answer without data: {json.dumps(body)[:200]}")
+        )
+    rows = sorted(body["data"], key=lambda d: d.get("index", 0))
     usage = body.get("usage") or {}
-    return [r["embedding"] for r in rows], make_usage(usage.get("prompt_tokens") or 0, 0)
+    resp = embedding_response(
+        body.get("model") or req["model"],
+        [r["embedding"] for r in rows],
+        make_usage(usage.get("prompt_tokens") or 0, 0),
+    )
+    return req.set("response", resp)
 
 
-# --- the handlers: the shared HTTP shell around this codec ------------------------------------
+# --- the wire: the shared HTTP shell around this codec ---------------------------------------
 
-from conduit.providers import _embed, _http  # noqa: E402  (the codec stays importable alone)
-from conduit.providers._embed import Embeddings  # noqa: E402
+from conduit.providers import _http  # noqa: E402  (the codec stays importable alone)
 
 
 def compatible(
@@ -359,30 +381,17 @@ def compatible(
         stream_step=stream_step,
         stream_end=stream_end,
         auth=_http.bearer,
+        embed_path="/embeddings",
+        encode_embed=encode_embeddings,
+        decode_embed=decode_embeddings,
     )
 
 
-OPENAI = compatible("openai", "https://api.openai.com/v1", "OPENAI_API_KEY", "OPENAI_BASE_URL")
+def from_registry(name: str) -> _http.Provider:
+    """Return the OpenAI-compatible service the registry describes under *name*."""
+    info = lookup(name)
+    return compatible(info.name, info.base_url or "", info.env_key, info.base_url_env)
 
 
-openai_call, openai_acall, openai_stream, openai_astream = _http.handlers(
-    OPENAI, __name__, "OpenAI's chat completions (or any compatible server at ``base_url``)"
-)
-
-
-def openai_embed(
-    texts: Sequence[str], model: str = "text-embedding-3-small", **settings: Any
-) -> Embeddings:
-    """Return OpenAI embeddings of *texts* (``api_key``, ``base_url`` and options as keywords)."""
-    return _embed.embed(
-        OPENAI, "/embeddings", encode_embeddings, decode_embeddings, model, texts, **settings
-    )
-
-
-async def openai_aembed(
-    texts: Sequence[str], model: str = "text-embedding-3-small", **settings: Any
-) -> Embeddings:
-    """The async twin of :func:`openai_embed`."""
-    return await _embed.aembed(
-        OPENAI, "/embeddings", encode_embeddings, decode_embeddings, model, texts, **settings
-    )
+OPENAI = from_registry("openai")
+WIRE = _http.wire(OPENAI)

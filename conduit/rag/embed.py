@@ -88,24 +88,53 @@ def hash_embedder(dim: int = 384) -> Embedder:
 
 
 def _provider_embed(
-    texts: Sequence[str], model: str, batch_size: int, settings: dict[str, Any]
+    texts: Sequence[str],
+    model: str,
+    batch_size: int,
+    settings: dict[str, Any],
+    middleware: tuple[Any, ...] = (),
 ) -> np.ndarray[Any, Any]:
-    from conduit.dispatch import embed
+    from toolz import compose_left
+
+    from conduit.embeddings import embedding_request, vectors
+    from conduit.exchange import embed
 
     if isinstance(texts, str):
         raise ValidationError("embedders take a list of texts; wrap a single text in a list")
+    prepare = compose_left(*middleware) if middleware else (lambda r: r)
     parts = [
-        embed(model, list(texts[i : i + batch_size]), **settings).vectors
+        vectors(
+            embed(prepare(embedding_request(model, list(texts[i : i + batch_size]), **settings)))
+        )
         for i in range(0, len(texts), batch_size)
     ]
     return normalize(np.vstack(parts)) if parts else np.zeros((0, 0), dtype=np.float32)
 
 
 def provider_embedder(
-    model: str = "openai:text-embedding-3-small", *, batch_size: int = 256, **settings: Any
+    model: str = "openai:text-embedding-3-small",
+    *,
+    batch_size: int = 256,
+    middleware: Sequence[Any] = (),
+    **settings: Any,
 ) -> Embedder:
-    """Return an embedder calling ``"openai:..."`` or ``"ollama:..."`` in batches."""
-    return functools.partial(_provider_embed, model=model, batch_size=batch_size, settings=settings)
+    """Return an embedder calling ``"openai:..."`` or ``"ollama:..."`` in batches.
+
+    Each batch is an embedding request: *middleware* (``c.with_retry``, ``c.with_cache(...)``,
+    ``c.with_budget(...)``, ...) applies to it as to any call.
+
+    >>> import conduit as c
+    >>> embed = provider_embedder("mock:any", middleware=[c.with_retry])
+    >>> embed(["a", "b"]).shape
+    (2, 16)
+    """
+    return functools.partial(
+        _provider_embed,
+        model=model,
+        batch_size=batch_size,
+        settings=settings,
+        middleware=tuple(middleware),
+    )
 
 
 def _st_embed(texts: Sequence[str], name: str) -> np.ndarray[Any, Any]:

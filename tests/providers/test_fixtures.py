@@ -93,8 +93,10 @@ def test_openai_stream_tool_call():
 
 
 def test_openai_embeddings():
-    vectors, usage = openai.decode_embeddings(load("openai/embeddings_float.json"))
-    m = c.Embeddings(vectors=vectors, model="text-embedding-ada-002", usage=usage)
+    ctx = openai.decode_embeddings(
+        c.embedding_request("text-embedding-ada-002", ["x"]), load("openai/embeddings_float.json")
+    )
+    m = c.Embeddings(vectors=c.vectors(ctx), model="text-embedding-ada-002", usage=c.usage(ctx))
     assert m.vectors.shape == (1, 1536) and m.vectors.dtype == np.float32
     assert not m.vectors.flags.writeable
     assert m.usage["input_tokens"] == load("openai/embeddings_float.json")["usage"]["prompt_tokens"]
@@ -105,7 +107,8 @@ def test_openai_embeddings():
 
 def test_openai_request_embeddings_body():
     body = load("openai/request_embeddings.json")
-    assert openai.encode_embeddings(body["model"], [body["input"]], {}) == {
+    req = c.embedding_request(body["model"], [body["input"]], encoding_format="float")
+    assert openai.encode_embeddings(req) == {
         **body,
         "input": [body["input"]],
     }
@@ -375,8 +378,11 @@ def test_ollama_native_chat_tool_calls():
 
 
 def test_ollama_native_embed():
-    vectors, usage = ollama.decode_embed(load("ollama/native_embed.json"))
-    m = c.Embeddings(vectors=vectors, model="all-minilm", usage=usage)
+    ctx = ollama.decode_embed(
+        c.embedding_request("all-minilm", ["x"]), load("ollama/native_embed.json")
+    )
+    usage = c.usage(ctx)
+    m = c.Embeddings(vectors=c.vectors(ctx), model="all-minilm", usage=usage)
     assert m.vectors.shape == (1, 10) and m.vectors.dtype == np.float32
     assert m.vectors[0, 0] == np.float32(0.010071029) and usage["input_tokens"] == 8
 

@@ -301,14 +301,16 @@ def test_embeddings_openai_and_ollama_sync_and_async():
     assert e.vectors.shape == (1, 1536) and e.usage["input_tokens"] > 0
     e2 = asyncio.run(c.openai_aembed(["The food was delicious"], api_key=KEY))
     assert (e.vectors == e2.vectors).all()
-    o = c.embed("ollama:all-minilm", ["hi"], base_url="http://localhost:11434/v1")
-    assert o.vectors.shape == (1, 10)
+    o = c.embed(
+        c.embedding_request("ollama:all-minilm", ["hi"], base_url="http://localhost:11434/v1")
+    )
+    assert c.vectors(o).shape == (1, 10)
     assert json.loads(route.calls.last.request.content) == {"model": "all-minilm", "input": ["hi"]}
     assert asyncio.run(c.ollama_aembed(["hi"])).vectors.shape == (1, 10)
     with pytest.raises(c.ValidationError, match="list of texts"):
         c.openai_embed("not a list", api_key=KEY)
     with pytest.raises(c.ValidationError, match="has no embeddings"):
-        c.embed("anthropic:claude", ["x"])
+        c.embed(c.embedding_request("anthropic:claude", ["x"]))
 
 
 # --- the law: any chunking of a real stream yields the same events ---------------------------
@@ -364,7 +366,7 @@ def test_sse_line_endings_and_byte_splits(data):
 def test_a_dispatched_conversation_stays_with_its_provider():
     script = c.mock_script(["first", "second", "third"])
     ctx = c.call(c.request("mock:demo", "hi", mock=script))
-    assert (ctx["model"], ctx["provider"]) == ("demo", "mock")
+    assert ctx["model"] == "mock:demo" and "provider" not in ctx  # the caller's request, kept
     assert c.content(c.call(c.reply(ctx, "again"))) == "second"
     assert c.collect(c.stream(c.reply(ctx, "more")))["content"] == "third"
 

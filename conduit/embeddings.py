@@ -1,0 +1,132 @@
+"""Embeddings as requests: build one, read its vectors; pure functions over frozen maps.
+
+An embedding request is a request whose texts are under ``"input"``; the provider's
+``<p>_embed`` handler answers it with a context whose ``response`` holds the vectors as
+base64 rows of little-endian float32 (the form OpenAI sends with ``encoding_format=base64``).
+That keeps the response plain data (it caches, replays and compares like any other) and makes
+:func:`vectors` one ``numpy.frombuffer`` over the joined rows.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from pyrsistent import PMap, pmap, pvector
+
+from conduit._types import Request
+from conduit.errors import ValidationError
+from conduit.request import as_request, request
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = [
+    "Embeddings",
+    "as_embeddings",
+    "embedding_request",
+    "embedding_response",
+    "encode_rows",
+    "vectors",
+]
+
+
+def embedding_request(model: str, texts: Sequence[str], **settings: Any) -> Request:
+    """Return a request embedding *texts* with *model* (``"provider:model"`` dispatches).
+
+    Connection settings stay at the top level; other keywords (``dimensions``, ...) are options.
+
+    >>> req = embedding_request("text-embedding-3-small", ["a", "b"], dimensions=256)
+    >>> list(req["input"]), req["options"]["dimensions"]
+    (['a', 'b'], 256)
+    """
+    if isinstance(texts, str) or not isinstance(texts, Sequence):
+        raise ValidationError(
+            "embedding_request takes a list of texts; wrap a single text in a list: "
+            f"c.embedding_request(model, [text]), got {type(texts).__name__}"
+        )
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        raise ValidationError(
+            f"input[{bad[0]}] is a {type(texts[bad[0]]).__name__}; every text to embed is a str"
+        )
+    return request(model, (), **settings).set("input", pvector(texts))
+
+
+def encode_rows(rows: Any) -> tuple[str, ...]:
+    """Return each row of *rows* (floats) as base64 little-endian float32.
+
+    >>> encode_rows([[1.0, 0.0]])
+    ('AACAPwAAAAA=',)
+    """
+    import numpy as np
+
+    matrix = np.asarray(rows, dtype="<f4")
+    if matrix.ndim == 1:
+        matrix = matrix.reshape(len(matrix) and 1, -1)
+    return tuple(base64.b64encode(row.tobytes()).decode("ascii") for row in matrix)
+
+
+def embedding_response(model: str, rows: Any, usage: Mapping[str, Any]) -> PMap[str, Any]:
+    """Return the response of an embedding call: base64 rows (strings pass through), usage.
+
+    >>> embedding_response("m", [[1.0, 0.0]], {})["embeddings"]
+    pvector(['AACAPwAAAAA='])
+    """
+    if rows and not isinstance(rows[0], str):
+        rows = encode_rows(rows)
+    return pmap({"model": model, "embeddings": pvector(rows), "usage": pmap(usage)})
+
+
+def vectors(ctx: Any) -> np.ndarray[Any, Any]:
+    """Return the float32 matrix (one row per input text, read-only) of an embedding context.
+
+    >>> import conduit as c
+    >>> ctx = c.mock_embed(c.embedding_request("mock:any", ["a", "b"]))
+    >>> c.vectors(ctx).shape
+    (2, 16)
+    """
+    import numpy as np
+
+    frozen = as_request(ctx) if not isinstance(ctx, PMap) else ctx
+    resp = frozen.get("response")
+    if resp is None or "embeddings" not in resp:
+        raise ValidationError(
+            "this context holds no embeddings: pass an embedding request through an embed "
+            "handler first, e.g. c.embed(c.embedding_request(model, texts))"
+        )
+    rows = resp["embeddings"]
+    if not rows:
+        return _read_only(np.zeros((0, 0), dtype=np.float32))
+    raw = b"".join(base64.b64decode(r) for r in rows)
+    matrix = np.frombuffer(raw, dtype="<f4").reshape(len(rows), -1).astype(np.float32, copy=False)
+    return _read_only(matrix)
+
+
+def _read_only(rows: Any) -> np.ndarray[Any, Any]:
+    import numpy as np
+
+    matrix = np.asarray(rows, dtype=np.float32)
+    if matrix.ndim == 1:
+        matrix = matrix.reshape(0 if matrix.size == 0 else 1, -1)
+    matrix.setflags(write=False)
+    return matrix
+
+
+@attrs.frozen(kw_only=True)
+class Embeddings:
+    """Vectors for texts: ``vectors`` (n by d float32, read-only), ``model`` and ``usage``."""
+
+    vectors: np.ndarray[Any, Any] = attrs.field(eq=False, converter=_read_only)
+    model: str
+    usage: PMap[str, Any]
+
+
+def as_embeddings(ctx: Request) -> Embeddings:
+    """Return the :class:`Embeddings` value of an embedding context (the shortcuts' result)."""
+    resp = ctx["response"]
+    return Embeddings(
+        vectors=vectors(ctx), model=resp.get("model") or ctx["model"], usage=resp["usage"]
+    )

@@ -1,0 +1,237 @@
+"""The one exchange: every provider call runs the request's middleware around it.
+
+At the bottom of the stack the provider is chosen once, from the wire request's model
+(``"anthropic:claude-haiku-4-5"``; other names go to the handler's own provider), through the
+registry; then the provider's :class:`~conduit.providers._wire.Wire` runs: a flow of Effects for
+calls and embeddings (driven by the one driver pair), or a stream shell and its decoder. So a
+``with_fallback`` that switches provider needs no back-channel, and the mock goes through the
+same exchange as HTTP providers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from functools import partial
+from typing import Any
+
+from conduit._drive import arun_effects, run_effects
+from conduit._types import Request
+from conduit.embeddings import as_embeddings, embedding_request
+from conduit.errors import ValidationError
+from conduit.middleware import acall_with, astream_with, call_with, stream_with
+from conduit.providers._wire import Wire
+from conduit.registry import PROVIDERS, lookup, split_model
+
+__all__ = [
+    "acall",
+    "aembed",
+    "aexchange",
+    "aexchange_stream",
+    "anthropic_acall",
+    "anthropic_astream",
+    "anthropic_call",
+    "anthropic_stream",
+    "astream",
+    "call",
+    "embed",
+    "exchange",
+    "exchange_stream",
+    "grok_acall",
+    "grok_astream",
+    "grok_call",
+    "grok_stream",
+    "groq_acall",
+    "groq_astream",
+    "groq_call",
+    "groq_stream",
+    "mock_acall",
+    "mock_aembed",
+    "mock_astream",
+    "mock_call",
+    "mock_embed",
+    "mock_stream",
+    "ollama_acall",
+    "ollama_aembed",
+    "ollama_astream",
+    "ollama_call",
+    "ollama_embed",
+    "ollama_stream",
+    "openai_acall",
+    "openai_aembed",
+    "openai_astream",
+    "openai_call",
+    "openai_embed",
+    "openai_stream",
+    "route",
+    "stream",
+    "wire_of",
+]
+
+_WIRES: dict[str, Wire] = {}
+
+
+def wire_of(provider: str) -> Wire:
+    """Return the :class:`Wire` of *provider* (its codec module is imported on first use)."""
+    found = _WIRES.get(provider)
+    if found is None:
+        found = _WIRES[provider] = importlib.import_module(lookup(provider).codec).WIRE
+    return found
+
+
+def route(default: str, req: Request) -> tuple[Wire, Request]:
+    """Return (the wire for *req*, *req* with the bare model name): the one provider choice.
+
+    >>> import conduit as c
+    >>> wire, sent = route("openai", c.request("mock:any"))
+    >>> wire.name, sent["model"]
+    ('mock', 'any')
+    """
+    info, bare = split_model(req["model"], req.get("provider") or default)
+    return wire_of(info.name), (req if bare == req["model"] else req.set("model", bare))
+
+
+def _flow_of(wire: Wire, kind: str) -> Callable[[Request], Any]:
+    flow = wire.call if kind == "call" else wire.embed
+    if flow is None:
+        embedders = ", ".join(p.name for p in PROVIDERS if p.embeddings)
+        raise ValidationError(f"{wire.name} has no embeddings: use one of {embedders}")
+    return flow
+
+
+def exchange(default: str, kind: str, req: Request) -> Request:
+    """Perform one call (*kind* ``"call"`` or ``"embed"``) for the wire request *req*."""
+    wire, req = route(default, req)
+    out: Request = run_effects(wire.name, _flow_of(wire, kind)(req))
+    return out
+
+
+async def aexchange(default: str, kind: str, req: Request) -> Request:
+    """The async twin of :func:`exchange`."""
+    wire, req = route(default, req)
+    out: Request = await arun_effects(wire.name, _flow_of(wire, kind)(req))
+    return out
+
+
+def exchange_stream(default: str, req: Request) -> Iterator[Any]:
+    """Yield the events of a streamed call for the wire request *req*, then ``Done``."""
+    wire, req = route(default, req)
+    decoder = wire.decoder(req)
+    for raw in wire.open(req):
+        yield from decoder.feed(raw)
+    yield from decoder.finish()
+
+
+async def aexchange_stream(default: str, req: Request) -> AsyncIterator[Any]:
+    """The async twin of :func:`exchange_stream`."""
+    wire, req = route(default, req)
+    decoder = wire.decoder(req)
+    async for raw in wire.aopen(req):
+        for event in decoder.feed(raw):
+            yield event
+    for event in decoder.finish():
+        yield event
+
+
+def _named(fn: Any, name: str, doc: str) -> Any:
+    fn.__name__ = fn.__qualname__ = name
+    fn.__module__ = __name__
+    fn.__doc__ = doc
+    return fn
+
+
+def _key_note(provider: str) -> str:
+    info = lookup(provider)
+    if provider == "openai" or info.env_key is None:
+        return "" if info.env_key else " No API key is needed."
+    return f" The key comes from the request's ``api_key`` or ``{info.env_key}``."
+
+
+def handlers(
+    provider: str, prefix: str | None = None
+) -> tuple[
+    Callable[[Any], Request],
+    Callable[[Any], Awaitable[Request]],
+    Callable[[Any], Iterator[Any]],
+    Callable[[Any], AsyncIterator[Any]],
+]:
+    """Return *provider*'s call, acall, stream and astream handlers, named ``<prefix>_<kind>``.
+
+    Each runs the request's middleware around the one exchange; it is bound in this module under
+    its name, so it pickles by reference (Dask, multiprocessing).
+    """
+    base = partial(exchange, provider, "call")
+    abase = partial(aexchange, provider, "call")
+    sbase = partial(exchange_stream, provider)
+    asbase = partial(aexchange_stream, provider)
+    stem = f"{provider}_" if prefix is None else prefix
+    title = lookup(provider).title if prefix is None else "the provider the model names"
+    note = _key_note(provider) if prefix is None else ""
+
+    def call_(req: Any) -> Request:
+        return call_with(base, req)
+
+    async def acall_(req: Any) -> Request:
+        return await acall_with(abase, req)
+
+    def stream_(req: Any) -> Iterator[Any]:
+        return stream_with(sbase, req)
+
+    def astream_(req: Any) -> AsyncIterator[Any]:
+        return astream_with(asbase, req)
+
+    return (
+        _named(call_, stem + "call", f"Call {title} for *req*, inside its middleware.{note}"),
+        _named(acall_, stem + "acall", f"Call {title} for *req* (async), inside its middleware."),
+        _named(stream_, stem + "stream", f"Stream the answer of {title} to *req* as events."),
+        _named(astream_, stem + "astream", f"Stream {title}'s answer to *req* (async)."),
+    )
+
+
+def _embed_request(provider: str, req: Any, model: str | None, settings: Any) -> Any:
+    if isinstance(req, Mapping):
+        if model is not None or settings:
+            raise ValidationError("pass settings to c.embedding_request, not to the handler")
+        return req
+    chosen = model or lookup(provider).embed_model or ""
+    return embedding_request(chosen, req, **settings)
+
+
+def embedders(
+    provider: str, prefix: str | None = None
+) -> tuple[Callable[..., Any], Callable[..., Awaitable[Any]]]:
+    """Return *provider*'s embed and aembed handlers.
+
+    Given an embedding request (``c.embedding_request``) they return the context (read it with
+    ``c.vectors``); given a list of texts (``openai_embed(["a", "b"], model=...)``, the
+    shortcut) they return :class:`~conduit.embeddings.Embeddings`.
+    """
+    base = partial(exchange, provider, "embed")
+    abase = partial(aexchange, provider, "embed")
+    stem = f"{provider}_" if prefix is None else prefix
+
+    def embed_(req: Any, model: str | None = None, **settings: Any) -> Any:
+        built = _embed_request(provider, req, model, settings)
+        ctx = call_with(base, built)
+        return ctx if built is req else as_embeddings(ctx)
+
+    async def aembed_(req: Any, model: str | None = None, **settings: Any) -> Any:
+        built = _embed_request(provider, req, model, settings)
+        ctx = await acall_with(abase, built)
+        return ctx if built is req else as_embeddings(ctx)
+
+    doc = "Embed the texts of an embedding request inside its middleware (or a list of texts)."
+    return _named(embed_, stem + "embed", doc), _named(aembed_, stem + "aembed", doc)
+
+
+openai_call, openai_acall, openai_stream, openai_astream = handlers("openai")
+anthropic_call, anthropic_acall, anthropic_stream, anthropic_astream = handlers("anthropic")
+groq_call, groq_acall, groq_stream, groq_astream = handlers("groq")
+grok_call, grok_acall, grok_stream, grok_astream = handlers("grok")
+ollama_call, ollama_acall, ollama_stream, ollama_astream = handlers("ollama")
+mock_call, mock_acall, mock_stream, mock_astream = handlers("mock")
+call, acall, stream, astream = handlers("openai", prefix="")
+openai_embed, openai_aembed = embedders("openai")
+ollama_embed, ollama_aembed = embedders("ollama")
+mock_embed, mock_aembed = embedders("mock")
+embed, aembed = embedders("openai", prefix="")
