@@ -42,6 +42,12 @@ def main() -> None:
             f" | filtered: {[Path(h['document']['metadata']['source']).name for h in only_memory]}"
         )
 
+    # Another handle on the same file (or another process) writes; the first handle sees it.
+    note = {"id": "note", "text": "Checkpoints live in one file.", "metadata": {"source": "n.md"}}
+    c.add_documents(c.SQLiteStore(folder / "docs.db"), note, embed)
+    seen = c.search(stores["sqlite"], "checkpoints", k=1, embed=embed, filter={"source": "n.md"})
+    print("a second handle's write, seen by the first:", [h["document"]["id"] for h in seen])
+
     diverse = c.retriever(embed, c.add_documents(c.memory_store(), chunks, embed), k=3, mmr=True)
     print(
         "mmr:", [" > ".join(h["document"]["metadata"]["headings"])[:50] for h in diverse(question)]
