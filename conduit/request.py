@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from pyrsistent import PMap, PVector, pmap, pvector
 
+from conduit._content import text
 from conduit._data import Secret, freeze, freeze_map
 from conduit._types import Request, Transform
 from conduit.errors import ValidationError
 
 __all__ = [
+    "BLOCK_TYPES",
     "CONNECTION_KEYS",
     "ROLES",
     "add_message",
@@ -38,6 +40,7 @@ __all__ = [
 ]
 
 ROLES = ("system", "user", "assistant", "tool")
+BLOCK_TYPES = ("text", "reasoning", "document", "image")
 #: Request keys that are not sampling options: they stay at the top level of the map.
 CONNECTION_KEYS = frozenset(
     {"base_url", "api_key", "headers", "timeout", "provider", "mock", "tools", "metadata"}
@@ -72,25 +75,128 @@ def image_base64(data: str, media_type: str = "image/png") -> PMap[str, Any]:
     return freeze_map({"type": "image", "source": source})
 
 
+def _fail(path: str, problem: str, fix: str) -> NoReturn:
+    raise ValidationError(f"{path}: {problem}; {fix}", data={"path": path})
+
+
+def _problem(value: Any, wanted: str) -> str:
+    return "missing" if value is None else f"expected {wanted}, got {type(value).__name__}"
+
+
+def _string(m: Mapping[str, Any], key: str, path: str, fix: str, required: bool = True) -> None:
+    value = m.get(key)
+    if not (isinstance(value, str) or (value is None and not required)):
+        _fail(f"{path}.{key}", _problem(value, "a string"), fix)
+
+
+_SOURCE = 'use {"type": "url", "url": ...} or {"type": "base64", "data": ..., "media_type": ...}'
+_CALL = 'use {"id": ..., "name": ..., "arguments": {...}}'
+_SEQUENCE = (list, tuple, PVector)
+
+
+def _check_source(source: Any, path: str) -> None:
+    if not isinstance(source, Mapping):
+        _fail(path, _problem(source, "a map"), _SOURCE)
+    kind = source.get("type")
+    if kind == "url":
+        _string(source, "url", path, "give the http(s) or data: URL as a string")
+    elif kind == "base64":
+        _string(source, "data", path, "give the base64-encoded bytes as a string")
+        _string(source, "media_type", path, 'give the MIME type, e.g. "image/png"')
+    else:
+        wrong = "missing" if kind is None else f"unknown source {kind!r:.40}"
+        _fail(f"{path}.type", wrong, _SOURCE)
+
+
+def _check_block(block: Any, path: str) -> None:
+    if not isinstance(block, Mapping):
+        _fail(path, _problem(block, "a block map"), "build one with c.text_block or c.image_url")
+    kind = block.get("type")
+    if kind == "text" or kind == "reasoning":
+        _string(block, "text", path, "give the block's text as a string")
+        for key in ("signature", "redacted") if kind == "reasoning" else ():
+            _string(block, key, path, "keep it exactly as the provider sent it", required=False)
+    elif kind == "image" or kind == "document":
+        _check_source(block.get("source"), f"{path}.source")
+        _string(block, "title", path, "give the document's title as a string", required=False)
+    else:
+        wrong = "missing" if kind is None else f"unknown block type {kind!r:.40}"
+        _fail(f"{path}.type", wrong, f"use one of {', '.join(BLOCK_TYPES)}")
+
+
+def _check_tool_call(call: Any, path: str) -> None:
+    if not isinstance(call, Mapping):
+        _fail(path, _problem(call, "a tool call map"), _CALL)
+    _string(call, "id", path, "give the id the model gave the call")
+    _string(call, "name", path, "give the name of the tool called")
+    if not call["name"]:
+        _fail(f"{path}.name", "empty", "give the name of the tool called")
+    args = call.get("arguments")
+    if args is not None and not isinstance(args, Mapping):
+        _fail(f"{path}.arguments", _problem(args, "a map"), "parse them first (json.loads)")
+
+
+def _check_fields(m: Mapping[str, Any], role: str, path: str) -> None:
+    _string(m, "name", path, "give the participant's name as a string", required=False)
+    fix = "give the id of the tool call this message answers: c.tool_result(call['id'], ...)"
+    _string(m, "tool_call_id", path, fix, required=role == "tool")
+    flag = m.get("is_error")
+    if flag is not None and not isinstance(flag, bool):
+        _fail(f"{path}.is_error", _problem(flag, "True or False"), "use a bool")
+    calls = m.get("tool_calls")
+    if calls is not None and not isinstance(calls, _SEQUENCE):
+        _fail(f"{path}.tool_calls", _problem(calls, "a list of tool calls"), _CALL)
+    for k, call in enumerate(calls or ()):
+        _check_tool_call(call, f"{path}.tool_calls[{k}]")
+
+
+def _check_message(m: Mapping[str, Any], path: str) -> None:
+    role = m.get("role")
+    if role not in ROLES:
+        wrong = "missing" if role is None else f"unknown role {role!r:.40}"
+        _fail(f"{path}.role", wrong, f"use one of {', '.join(ROLES)}")
+    body = m.get("content")
+    if isinstance(body, _SEQUENCE):
+        for j, block in enumerate(body):
+            _check_block(block, f"{path}.content[{j}]")
+    elif not (isinstance(body, str) or (body is None and role == "assistant")):
+        wrong = _problem(body, "a string or a list of blocks")
+        _fail(f"{path}.content", wrong, "give text, or blocks like [c.text_block('...')]")
+    if len(m) > 2 or role == "tool" or body is None:
+        _check_fields(m, role, path)
+
+
 def _blocks(parts: Iterable[Any]) -> PVector[Any]:
     return pvector(text_block(p) if isinstance(p, str) else freeze(p) for p in parts)
 
 
 def message(role: str, content: Any, **extra: Any) -> PMap[str, Any]:
-    """Return a message map; several content parts become a vector of blocks.
+    """Return a message map, checked; several content parts become a vector of blocks.
 
     >>> message("user", "hi")["content"]
     'hi'
     >>> [b["type"] for b in message("user", ["look:", image_url("https://x/y.png")])["content"]]
     ['text', 'image']
+    >>> message("user", [{"type": "image", "source": {"type": "url"}}])
+    Traceback (most recent call last):
+    ...
+    conduit.errors.ValidationError: message.content[0].source.url: missing; give the http(s) ...
     """
-    if role not in ROLES:
-        raise ValidationError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
-    if not isinstance(content, str):
+    return _message(role, content, extra, "message")
+
+
+def _message(role: str, content: Any, extra: Mapping[str, Any], path: str) -> PMap[str, Any]:
+    if isinstance(content, Mapping):
+        content = (content,)
+    if isinstance(content, Iterable) and not isinstance(content, str | bytes):
         content = _blocks(content)
+    elif content is None and role == "assistant":
+        content = ""
     fields = {"role": role, "content": content}
     fields.update({k: freeze(v) for k, v in extra.items() if v is not None})
-    return pmap(fields)
+    msg = pmap(fields)
+    _check_message(msg, path)
+    return msg
 
 
 def system(content: str) -> PMap[str, Any]:
@@ -136,31 +242,29 @@ def tool_result(tool_call_id: str, content: Any, is_error: bool = False) -> PMap
     return message("tool", content, tool_call_id=tool_call_id, is_error=is_error or None)
 
 
+_PLAIN_ROLES = ("user", "assistant", "system")
+
+
 def _as_message(m: Any, i: int) -> PMap[str, Any]:
+    kind = type(m)
+    plain = (kind is PMap or kind is dict) and len(m) == 2  # the common case, kept tight
+    if plain and type(m.get("content")) is str and m.get("role") in _PLAIN_ROLES:
+        return m if kind is PMap else pmap(m)
     if isinstance(m, str):
-        return user(m)
+        return pmap({"role": "user", "content": m})
     if not isinstance(m, Mapping):
-        raise ValidationError(
-            f"message {i} is a {type(m).__name__}; expected a map like c.user('...')"
-        )
-    role = m.get("role")
-    if role not in ROLES:
-        raise ValidationError(f"message {i} has role {role!r}; expected one of {', '.join(ROLES)}")
-    body = m.get("content")
-    valid = isinstance(body, str | list | tuple | PVector) or (body is None and role == "assistant")
-    if not valid:
-        raise ValidationError(
-            f"message {i} ({role}) has content of type {type(body).__name__}; "
-            "expected a string or a list of blocks"
-        )
+        _fail(f"messages[{i}]", _problem(m, "a message map"), "build one with c.user('...')")
+    _check_message(m, f"messages[{i}]")
     frozen = freeze_map(m)
-    return frozen if body is not None else frozen.set("content", "")
+    return frozen if m.get("content") is not None else frozen.set("content", "")
 
 
 def _messages(messages: Any) -> PVector[Any]:
     if isinstance(messages, str | Mapping):
-        messages = [messages]
-    return pvector(_as_message(m, i) for i, m in enumerate(messages))
+        messages = (messages,)
+    elif not isinstance(messages, Iterable):
+        _fail("messages", _problem(messages, "a list of messages"), "pass [c.user('...'), ...]")
+    return pvector([_as_message(m, i) for i, m in enumerate(messages)])
 
 
 def request(model: str, messages: Any = (), **options: Any) -> Request:
@@ -184,7 +288,7 @@ def request(model: str, messages: Any = (), **options: Any) -> Request:
     if "api_key" in top and not isinstance(top["api_key"], Secret):
         top["api_key"] = Secret(str(top["api_key"]))
     if "mock" in top:
-        from conduit.providers.mock import as_script
+        from conduit.script import as_script
 
         top["mock"] = as_script(top["mock"])
     fields: dict[str, Any] = {
@@ -197,10 +301,17 @@ def request(model: str, messages: Any = (), **options: Any) -> Request:
 
 
 def as_request(req: Any) -> Request:
-    """Return *req* frozen: a plain ``dict`` request is accepted anywhere a request is.
+    """Return *req* frozen and checked: a plain ``dict`` is accepted anywhere a request is.
+
+    A frozen request comes back as the identical object; result keys of a plain context
+    (``response``, ``parsed``, ...) are kept.
 
     >>> as_request({"model": "m", "messages": [{"role": "user", "content": "hi"}]})["options"]
     pmap({})
+    >>> as_request({"model": "m", "response": {"content": "Yo"}})["response"]["content"]
+    'Yo'
+    >>> req = request("m", "hi"); as_request(req) is req
+    True
     """
     if isinstance(req, PMap) and "options" in req and "messages" in req:
         return req
@@ -211,8 +322,11 @@ def as_request(req: Any) -> Request:
     plain = dict(req)
     model = plain.pop("model")
     messages = plain.pop("messages", ())
-    extra = {k: plain.pop(k) for k in list(plain) if k not in CONNECTION_KEYS and k != "options"}
-    built = request(model, messages, **{**dict(plain.pop("options", {})), **plain})
+    options = plain.pop("options", None) or {}
+    if not isinstance(options, Mapping):
+        _fail("options", _problem(options, "a map"), "give options like {'temperature': 0}")
+    extra = {k: plain.pop(k) for k in list(plain) if k not in CONNECTION_KEYS}
+    built = request(model, messages, **{**options, **plain})
     return built.update(freeze(extra)) if extra else built
 
 
@@ -225,6 +339,7 @@ def set_model(model: str) -> Transform:
     """
 
     def set_model(req: Request) -> Request:
+        req = as_request(req)
         return req if req.get("model") == model else req.set("model", model)
 
     return set_model
@@ -240,6 +355,7 @@ def set_options(options: Mapping[str, Any]) -> Transform:
     frozen = freeze(dict(options))
 
     def set_options(req: Request) -> Request:
+        req = as_request(req)
         merged = req["options"].update(frozen)
         return req if merged == req["options"] else req.set("options", merged)
 
@@ -255,7 +371,8 @@ def add_message(msg: Any) -> Transform:
     """
 
     def add_message(req: Request) -> Request:
-        return req.set("messages", req["messages"].append(_as_message(msg, len(req["messages"]))))
+        msgs = as_request(req)["messages"]
+        return as_request(req).set("messages", msgs.append(_as_message(msg, len(msgs))))
 
     return add_message
 
@@ -267,10 +384,12 @@ def last_message(req: Request) -> PMap[str, Any] | None:
     'b'
     """
     msgs = req.get("messages") or ()
-    return msgs[-1] if msgs else None
+    return freeze_map(msgs[-1]) if msgs else None
 
 
 def _response_or_message(x: Mapping[str, Any]) -> Mapping[str, Any]:
+    if not isinstance(x, Mapping):
+        _fail("context", _problem(x, "a context or a message map"), "pass what a call returned")
     if "response" in x:
         return x["response"]  # type: ignore[no-any-return]
     if "role" in x:
@@ -279,17 +398,6 @@ def _response_or_message(x: Mapping[str, Any]) -> Mapping[str, Any]:
         "this request has no response yet: pass it through a provider call "
         "(e.g. c.mock_call or c.openai_call) first"
     )
-
-
-def text(value: Any) -> str:
-    """Return the text of a content value: a string, or the text blocks joined.
-
-    >>> text([text_block("a"), image_url("u"), text_block("b")])
-    'ab'
-    """
-    if isinstance(value, str):
-        return value
-    return "".join(b.get("text", "") for b in value or () if b.get("type") == "text")
 
 
 def content(x: Mapping[str, Any]) -> str:
@@ -330,7 +438,8 @@ def response_message(response: Mapping[str, Any]) -> PMap[str, Any]:
     >>> response_message({"role": "assistant", "content": "hi", "model": "m"})["content"]
     'hi'
     """
-    return assistant(response.get("content") or "", response.get("tool_calls") or ())
+    calls = freeze(response.get("tool_calls") or ()) or None
+    return _message("assistant", response.get("content") or "", {"tool_calls": calls}, "response")
 
 
 def reply(ctx: Request, content: Any) -> Request:
@@ -341,7 +450,11 @@ def reply(ctx: Request, content: Any) -> Request:
     ['Hi', 'Yo', 'How are you?']
     >>> "response" in reply(ctx, "again")
     False
+    >>> ctx = {"model": "m", "messages": ["Hi"], "response": {"content": "Yo"}}
+    >>> reply(ctx, "next")["messages"][1]["content"]
+    'Yo'
     """
+    ctx = as_request(ctx)
     resp = _response_or_message(ctx)
     turn = _as_message(content, len(ctx["messages"]) + 1)
     msgs = ctx["messages"].append(response_message(resp)).append(turn)

@@ -67,17 +67,19 @@ def test_user_with_image_makes_blocks():
 
 
 @pytest.mark.parametrize(
-    ("messages", "fragment"),
+    ("messages", "expected"),
     [
-        ([{"role": "bot", "content": "x"}], "message 0 has role 'bot'"),
-        ([42], "message 0 is a int"),
-        ([{"role": "user", "content": 5}], "message 0 (user) has content of type int"),
-        (["ok", {"role": "wizard"}], "message 1 has role 'wizard'"),
+        ([{"role": "bot", "content": "x"}], "messages[0].role: unknown role 'bot'; use one of"),
+        ([42], "messages[0]: expected a message map, got int; build one with c.user"),
+        ([{"role": "user", "content": 5}], "messages[0].content: expected a string or a list"),
+        (["ok", {"role": "wizard"}], "messages[1].role: unknown role 'wizard'"),
+        (["ok", {"content": "x"}], "messages[1].role: missing; use one of"),
     ],
 )
-def test_bad_messages_get_clear_errors(messages, fragment):
-    with pytest.raises(c.ValidationError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+def test_bad_messages_get_clear_errors(messages, expected):
+    with pytest.raises(c.ValidationError) as err:
         c.request("m", messages)
+    assert str(err.value).startswith(expected)
 
 
 def test_bad_model_is_a_clear_error():
