@@ -49,3 +49,21 @@ def test_the_api_reference_extension_fences_doctests_and_rewrites_roles():
     assert module.roles(module.fence(text)) == (
         "Add.\n\n```pycon\n>>> 1 + 1\n2\n```\n\nMore, see `route`."
     )
+
+
+def test_the_providers_page_lists_the_registry():
+    """docs/providers.md's provider table is the registry's, row for row."""
+    from conduit.registry import PROVIDERS
+
+    def code(x, empty="none"):
+        return f"`{x}`" if x else empty
+
+    expected = [
+        f"| `{p.name}` | {', '.join(f'`{x}:`' for x in p.prefixes)} | {code(p.env_key)} | "
+        f"{code(p.base_url_env)} | {code(p.base_url, 'in process')} | `{p.default_model}` | "
+        f"{code(p.embed_model, 'no')} |"
+        for p in PROVIDERS
+    ]
+    page = (DOCS / "providers.md").read_text()
+    table = page.split("<!-- registry-table")[1].split("<!-- /registry-table -->")[0]
+    assert [line for line in table.splitlines() if line.startswith("| `")] == expected
