@@ -14,12 +14,13 @@ from functools import partial
 from typing import Any
 
 from conduit._drive import Effect
+from conduit._options import Builder, check_prices, configure, number
 from conduit._types import Flow, Request
 from conduit.cost import PRICES, call_cost, price_for
 from conduit.errors import BudgetExceededError, ValidationError
-from conduit.middleware import Middleware, configurable, middleware
+from conduit.middleware import Middleware, middleware
 
-__all__ = ["Budget", "budget_flow", "with_budget"]
+__all__ = ["DEFAULT_BUDGET", "Budget", "budget_flow", "with_budget"]
 
 
 class Budget:
@@ -94,22 +95,53 @@ def budget_flow(req: Request, *, budget: Budget) -> Flow:
     return ctx.set("budget", dict(budget.spent))
 
 
-def _make(budget: Budget | None = None, **limits: Any) -> Middleware:
+#: What bare ``with_budget`` spends from: one budget for the process, US$1.00.
+DEFAULT_BUDGET = Budget(max_cost=1.0)
+
+
+def _build(
+    *,
+    budget: Budget | None = None,
+    max_cost: float | None = None,
+    max_tokens: int | None = None,
+    max_calls: int | None = None,
+    prices: Mapping[str, Mapping[str, float]] | None = None,
+) -> Middleware:
+    name = "with_budget"
+    limits = {
+        "max_cost": number(name, "max_cost", max_cost, optional=True),
+        "max_tokens": number(name, "max_tokens", max_tokens, whole=True, optional=True),
+        "max_calls": number(name, "max_calls", max_calls, whole=True, optional=True),
+        "prices": check_prices(name, prices),
+    }
     if budget is None:
         budget = Budget(**limits)
-    elif limits:
+    elif not isinstance(budget, Budget):
+        raise ValidationError(f"{_EXAMPLE}, or a c.Budget shared by several, not {budget!r:.40}")
+    elif any(v is not None for v in limits.values()):
         raise ValidationError("pass either a Budget or limits to with_budget, not both")
     return middleware(budget_flow, name="budget", innermost=True, budget=budget)
 
 
-_configurable = configurable(_make, "with_budget")
+_EXAMPLE = "with_budget takes limits, c.with_budget(max_cost=0.50, max_tokens=..., max_calls=...)"
+_SPEC = Builder(
+    name="with_budget",
+    build=_build,
+    bare=_build(budget=DEFAULT_BUDGET),
+    first="budget",
+    example="c.with_budget(max_cost=0.50)",
+)
 
 
 def with_budget(budget: Any = None, /, **limits: Any) -> Any:
     """Return a transform spending from one budget: ``c.with_budget(max_cost=0.50)``,
     ``c.with_budget(max_tokens=100_000, max_calls=20)``, or a shared ``Budget``.
 
-    The context's ``budget`` shows what has been spent so far.
+    The context's ``budget`` shows what has been spent so far. Configured, the budget is made
+    once and shared by every request the transform is given. Bare, every call spends from
+    :data:`DEFAULT_BUDGET`, one US$1.00 budget for the process (as bare ``with_cache`` shares
+    one store): a safety net while exploring, so a runaway loop stops after a dollar; give
+    real work its own limits. Calls to models without a price count against no cost limit.
 
     >>> from toolz import pipe
     >>> import conduit as c
@@ -121,8 +153,4 @@ def with_budget(budget: Any = None, /, **limits: Any) -> Any:
     Traceback (most recent call last):
     conduit.errors.BudgetExceededError: budget exhausted (calls): spent $0.000000, ... 2 calls; ...
     """
-    if budget is None:
-        return _configurable(budget=Budget(**limits))
-    if isinstance(budget, Mapping):
-        raise ValidationError("use c.with_budget(max_cost=...) in a pipe")
-    return _configurable(budget=budget, **limits)
+    return configure(_SPEC, budget, limits)

@@ -20,8 +20,10 @@ from typing import Any, Protocol
 
 from conduit._data import freeze_map, thaw
 from conduit._drive import Effect
+from conduit._options import Builder, configure, number
 from conduit._types import Flow, Request
-from conduit.middleware import Middleware, configurable, middleware
+from conduit.errors import ValidationError
+from conduit.middleware import Middleware, middleware
 
 __all__ = [
     "CacheStore",
@@ -62,6 +64,8 @@ def cache_key(req: Mapping[str, Any]) -> str:
         "options": thaw(req.get("options") or {}),
         "tools": [_tool_schema(t) for t in req.get("tools") or ()],
     }
+    if req.get("input") is not None:  # an embedding request: the texts are the question
+        material["input"] = thaw(req["input"])
     canonical = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -166,15 +170,33 @@ def cache_flow(req: Request, *, store: CacheStore | None = None, ttl: float | No
     return ctx.set("cache_hit", False)
 
 
-def _make(store: CacheStore | None = None, ttl: float | None = None) -> Middleware:
-    return middleware(cache_flow, name="cache", store=store, ttl=ttl)
+def _is_store(store: Any) -> bool:
+    return all(callable(getattr(store, method, None)) for method in ("get", "set"))
 
 
-_configurable = configurable(_make, "with_cache")
+def _build(*, store: CacheStore | None = None, ttl: float | None = None) -> Middleware:
+    if store is not None and not _is_store(store):
+        kinds = "c.MemoryCache(), c.SQLiteCache(path) or c.RedisCache(url)"
+        raise ValidationError(f"with_cache(store) needs a store such as {kinds}, not {store!r:.40}")
+    seconds = number("with_cache", "ttl", ttl, optional=True)
+    return middleware(cache_flow, name="cache", store=store, ttl=seconds)
+
+
+_SPEC = Builder(
+    name="with_cache",
+    build=_build,
+    bare=_build(),
+    first="store",
+    example="c.with_cache(c.MemoryCache(), ttl=3600)",
+)
 
 
 def with_cache(store: Any = None, /, **options: Any) -> Any:
-    """Record cache middleware: bare (the shared in-memory LRU) or ``c.with_cache(store, ttl=60)``.
+    """Record cache middleware: bare, or ``c.with_cache(store, ttl=60)``.
+
+    Bare, it uses the process's shared in-memory LRU (1024 responses, no expiry): a repeated
+    request within a session is answered once, memory stays bounded, and nothing outlives the
+    process. ``ttl`` (seconds, or None for no expiry) applies to what this transform stores.
 
     >>> from toolz import pipe
     >>> import conduit as c
@@ -186,8 +208,4 @@ def with_cache(store: Any = None, /, **options: Any) -> Any:
     >>> len(script.calls)
     1
     """
-    if store is None:
-        return _configurable(**options)
-    if isinstance(store, Mapping):  # used bare in a pipe: the argument is the request
-        return _configurable(store)
-    return _configurable(store=store, **options)
+    return configure(_SPEC, store, options)

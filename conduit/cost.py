@@ -12,8 +12,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from conduit._options import Builder, check_prices, configure
 from conduit._types import Flow, Request
-from conduit.middleware import Middleware, configurable, middleware
+from conduit.middleware import Middleware, middleware
+from conduit.registry import bare_model
 
 __all__ = ["PRICES", "call_cost", "cost_flow", "price_for", "with_cost"]
 
@@ -66,14 +68,11 @@ def price_for(model: str, prices: Mapping[str, Mapping[str, float]] = PRICES) ->
     >>> price_for("my-finetune") is None
     True
     """
-    name = model.split(":", 1)[1] if model.split(":", 1)[0] in _PROVIDERS else model
+    name = bare_model(model)
     if name in prices:
         return prices[name]
     matches = [k for k in prices if name.startswith(k + "-") or name.startswith(k + "@")]
     return prices[max(matches, key=len)] if matches else None
-
-
-_PROVIDERS = {"openai", "anthropic", "groq", "grok", "xai", "ollama", "mock"}
 
 
 def call_cost(usage: Mapping[str, Any], price: Mapping[str, float]) -> float:
@@ -111,18 +110,30 @@ def cost_flow(req: Request, *, prices: Mapping[str, Mapping[str, float]] | None 
     return ctx.set("cost", call_cost(resp["usage"], price))
 
 
-def _make(prices: Mapping[str, Mapping[str, float]] | None = None) -> Middleware:
-    return middleware(cost_flow, name="cost", prices=prices)
+def _build(*, prices: Mapping[str, Mapping[str, float]] | None = None) -> Middleware:
+    return middleware(cost_flow, name="cost", prices=check_prices("with_cost", prices))
 
 
-with_cost = configurable(_make, "with_cost")
-with_cost.__doc__ = """Record cost middleware: ``ctx["cost"]`` in USD; bare, or
-``c.with_cost(prices={"my-model": {"input": 1.0, "output": 2.0}})``.
+_SPEC = Builder(
+    name="with_cost",
+    build=_build,
+    bare=_build(),
+    example='c.with_cost(prices={"my-model": {"input": 1.0, "output": 2.0}})',
+)
 
->>> from toolz import pipe
->>> import conduit as c
->>> usage = {"input_tokens": 1000, "output_tokens": 500, "total_tokens": 1500}
->>> req = c.request("gpt-4o-mini", "hi", mock={"content": "ok", "usage": usage})
->>> pipe(req, c.with_cost, c.mock_call)["cost"]
-0.00045
-"""
+
+def with_cost(req: Any = None, /, **options: Any) -> Any:
+    """Record cost middleware: ``ctx["cost"]`` in USD; bare, or with your own table,
+    ``c.with_cost(prices={"my-model": {"input": 1.0, "output": 2.0}})`` (USD per million tokens).
+
+    Bare, it prices from :data:`PRICES`, the providers' list prices; a model it does not know
+    costs None and logs a warning. A table you pass replaces :data:`PRICES`, it is not merged.
+
+    >>> from toolz import pipe
+    >>> import conduit as c
+    >>> usage = {"input_tokens": 1000, "output_tokens": 500, "total_tokens": 1500}
+    >>> req = c.request("gpt-4o-mini", "hi", mock={"content": "ok", "usage": usage})
+    >>> pipe(req, c.with_cost, c.mock_call)["cost"]
+    0.00045
+    """
+    return configure(_SPEC, req, options)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from conduit._data import freeze_map
+from conduit._options import Builder, configure
 from conduit._types import Flow, Request
 from conduit.errors import BudgetExceededError, ValidationError
-from conduit.middleware import Middleware, configurable, middleware
+from conduit.middleware import Middleware, middleware
 
 __all__ = ["fallback_flow", "with_fallback"]
 
@@ -45,19 +46,29 @@ def fallback_flow(req: Request, *, models: Sequence[Any]) -> Flow:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _make(models: Sequence[Any] = (), **extra: Any) -> Middleware:
-    if extra or not models or isinstance(models, str):
-        raise ValidationError(
-            'with_fallback needs a list of models: c.with_fallback(["anthropic:claude-haiku-4-5"])'
-        )
+NEEDS = (
+    'with_fallback needs a list of models to try: c.with_fallback(["anthropic:claude-haiku-4-5"])'
+)
+
+
+def _build(*, models: Any = None) -> Middleware:
+    if isinstance(models, str | Mapping) or not isinstance(models, Sequence) or not models:
+        raise ValidationError(f"{NEEDS}, not {models!r:.60}" if models is not None else NEEDS)
+    for alt in models:
+        if not isinstance(alt, str | Mapping) or not alt:
+            kinds = "a model name or a map of request keys"
+            raise ValidationError(f"with_fallback: each alternative is {kinds}, not {alt!r:.60}")
     return middleware(fallback_flow, name="fallback", models=tuple(models))
 
 
-_configurable = configurable(_make, "with_fallback")
+_SPEC = Builder(name="with_fallback", build=_build, first="models", example=NEEDS.split(": ", 1)[1])
 
 
 def with_fallback(models: Any = None, /, **options: Any) -> Any:
     """Return a transform trying *models* in order when the call fails.
+
+    There is no bare form: which model to fall back to is yours to say, so ``pipe(req,
+    c.with_fallback, ...)`` raises ``ValidationError`` asking for the list.
 
     >>> import conduit as c
     >>> req = c.request("mock:primary", "hi", mock=lambda r: c.ServerError("down")
@@ -66,10 +77,4 @@ def with_fallback(models: Any = None, /, **options: Any) -> Any:
     >>> c.content(ctx), ctx["fallbacks"]
     ('answered by backup', 1)
     """
-    if models is None:
-        return _configurable(**options)
-    if isinstance(models, str) or not isinstance(models, Sequence):
-        raise ValidationError(
-            'with_fallback needs a list of models: c.with_fallback(["anthropic:claude-haiku-4-5"])'
-        )
-    return _configurable(models=models, **options)
+    return configure(_SPEC, models, options)

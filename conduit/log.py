@@ -14,9 +14,10 @@ from functools import partial
 from typing import Any
 
 from conduit._drive import Effect
+from conduit._options import Builder, configure, did_you_mean
 from conduit._types import Flow, Request
-from conduit.errors import ProviderError
-from conduit.middleware import Middleware, configurable, middleware
+from conduit.errors import ProviderError, ValidationError
+from conduit.middleware import Middleware, middleware
 
 __all__ = ["call_fields", "logging_flow", "with_logging"]
 
@@ -74,11 +75,46 @@ def logging_flow(req: Request, *, logger: str = "conduit", level: int = logging.
     return ctx
 
 
-def _make(logger: str = "conduit", level: int = logging.INFO) -> Middleware:
-    return middleware(logging_flow, name="logging", logger=logger, level=level)
+def _level(level: Any) -> int:
+    names = logging.getLevelNamesMapping()
+    if isinstance(level, str) and level.upper() in names:
+        return names[level.upper()]
+    if isinstance(level, int) and not isinstance(level, bool) and level >= 0:
+        return level
+    hint = did_you_mean(level.upper(), names) if isinstance(level, str) else ""
+    want = "a logging level like logging.INFO or 'DEBUG'"
+    msg = f"with_logging(level=...) must be {want}, not {level!r:.40}{hint}"
+    raise ValidationError(msg)
 
 
-with_logging = configurable(_make, "with_logging")
-with_logging.__doc__ = """Record logging middleware: bare, or ``c.with_logging(logger="app",
-level=logging.DEBUG)``. Put it outermost to see retries, cache hits and cost.
-"""
+def _build(*, logger: str = "conduit", level: Any = logging.INFO) -> Middleware:
+    if isinstance(logger, logging.Logger):
+        logger = logger.name
+    if not isinstance(logger, str) or not logger:
+        raise ValidationError(f"with_logging(logger=...) must be a logger name, not {logger!r:.40}")
+    return middleware(logging_flow, name="logging", logger=logger, level=_level(level))
+
+
+_SPEC = Builder(
+    name="with_logging", build=_build, bare=_build(), example='c.with_logging(logger="app")'
+)
+
+
+def with_logging(req: Any = None, /, **options: Any) -> Any:
+    """Record logging middleware: bare, or ``c.with_logging(logger="app", level=logging.DEBUG)``.
+
+    Bare, it logs to the ``"conduit"`` logger at INFO: the library's own logger, silent until
+    the application turns INFO on (``logging.basicConfig(level=logging.INFO)``); failures log
+    at WARNING. Put it outermost to see retries, cache hits and cost.
+
+    >>> import logging, sys
+    >>> from toolz import pipe
+    >>> import conduit as c
+    >>> handler = logging.StreamHandler(sys.stdout)
+    >>> logging.getLogger("demo").addHandler(handler)
+    >>> _ = pipe(c.request("m", "hi"), c.with_logging(logger="demo", level="WARNING"), c.mock_call)
+    ... # doctest: +ELLIPSIS
+    conduit call model=m ... output_tokens=1 attempts=1 cache_hit=False
+    >>> logging.getLogger("demo").removeHandler(handler)
+    """
+    return configure(_SPEC, req, options)

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from functools import partial
 from typing import Any, Protocol
 
 from conduit._drive import Effect
+from conduit._options import Builder, configure, number
 from conduit._types import Flow, Request
 from conduit.errors import ValidationError
-from conduit.middleware import Middleware, configurable, middleware
-from conduit.tokens import estimate_message_tokens
+from conduit.middleware import Middleware, middleware
+from conduit.tokens import estimate_message_tokens, estimate_tokens
 
 __all__ = [
+    "DEFAULT_LIMITER",
     "Limiter",
     "RateLimiter",
     "estimate_cost",
@@ -70,6 +72,14 @@ class RateLimiter:
         burst: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        requests_per_minute, tokens_per_minute, burst = (
+            number("RateLimiter", name, value, optional=True)
+            for name, value in (
+                ("requests_per_minute", requests_per_minute),
+                ("tokens_per_minute", tokens_per_minute),
+                ("burst", burst),
+            )
+        )
         if not requests_per_minute and not tokens_per_minute:
             raise ValidationError("a rate limit needs requests_per_minute and/or tokens_per_minute")
         self.clock = clock
@@ -119,13 +129,21 @@ def estimate_cost(req: Request) -> int:
     >>> import conduit as c
     >>> estimate_cost(c.request("m", "hello there", max_tokens=100))
     107
+    >>> estimate_cost(c.embedding_request("m", ["hello there"]))
+    3
     """
+    if req.get("input") is not None:  # an embedding request: its texts, and no output
+        return sum(estimate_tokens(t) for t in req["input"])
     expected_output = req.get("options", {}).get("max_tokens") or 256
     return estimate_message_tokens(req.get("messages") or ()) + int(expected_output)
 
 
-def rate_limit_flow(req: Request, *, limiter: Limiter) -> Flow:
-    """Reserve the call's cost, wait as long as the limiter says, then settle the real usage."""
+def rate_limit_flow(req: Request, *, limiter: Limiter | None = None) -> Flow:
+    """Reserve the call's cost, wait as long as the limiter says, then settle the real usage.
+
+    With no *limiter*, the process's :data:`DEFAULT_LIMITER` (bare ``with_rate_limit``).
+    """
+    limiter = limiter if limiter is not None else DEFAULT_LIMITER
     estimate = estimate_cost(req)
     wait = yield Effect(partial(limiter.acquire, 1, estimate))
     ctx: Request = yield (req.set("conduit/sleep", wait) if wait > 0 else req)
@@ -135,15 +153,40 @@ def rate_limit_flow(req: Request, *, limiter: Limiter) -> Flow:
     return ctx
 
 
-def _make(limiter: Limiter | None = None, **limits: Any) -> Middleware:
+#: Bare ``with_rate_limit``: this process's calls, 50 requests a minute (one at a time).
+DEFAULT_LIMITER = RateLimiter(requests_per_minute=50)
+
+
+def _is_limiter(limiter: Any) -> bool:
+    return all(callable(getattr(limiter, method, None)) for method in ("acquire", "settle"))
+
+
+def _build(
+    *,
+    limiter: Limiter | None = None,
+    requests_per_minute: float | None = None,
+    tokens_per_minute: float | None = None,
+    burst: float | None = None,
+) -> Middleware:
+    limits = (requests_per_minute, tokens_per_minute, burst)
     if limiter is None:
-        limiter = RateLimiter(**limits)
-    elif limits:
+        limiter = RateLimiter(requests_per_minute, tokens_per_minute, burst=burst)
+    elif not _is_limiter(limiter):
+        msg = "with_rate_limit(limiter) needs c.RateLimiter(...) or c.RedisRateLimiter(url, ...)"
+        raise ValidationError(f"{msg}, not {limiter!r:.40}")
+    elif any(v is not None for v in limits):
         raise ValidationError("pass either a limiter or per-minute limits to with_rate_limit")
     return middleware(rate_limit_flow, name="rate_limit", limiter=limiter)
 
 
-_configurable = configurable(_make, "with_rate_limit")
+_SPEC = Builder(
+    name="with_rate_limit",
+    build=_build,
+    bare=middleware(rate_limit_flow, name="rate_limit", limiter=None),
+    first="limiter",
+    example="c.with_rate_limit(requests_per_minute=500)",
+    hints={"rpm": "requests_per_minute", "tpm": "tokens_per_minute"},
+)
 
 
 def with_rate_limit(limiter: Any = None, /, **limits: Any) -> Any:
@@ -151,8 +194,12 @@ def with_rate_limit(limiter: Any = None, /, **limits: Any) -> Any:
     ``c.with_rate_limit(tokens_per_minute=90_000)``, or a shared limiter object
     (``c.with_rate_limit(RedisRateLimiter(url, requests_per_minute=500))``).
 
-    Build the limiter once and reuse the transform: each ``with_rate_limit(**limits)`` call
-    makes a new budget.
+    Configured, the limiter is made once and shared by every request the transform is given;
+    each ``with_rate_limit(**limits)`` evaluated makes a new one. Bare, every call in the
+    process shares :data:`DEFAULT_LIMITER`, 50 requests a minute with no burst: under the
+    entry tiers of the hosted providers (Anthropic's first tier allows 50 a minute, OpenAI's
+    500), so a loop or a batch paces itself instead of collecting 429s. A request that
+    travels to another process (Dask, multiprocessing) uses that process's default.
 
     >>> from toolz import pipe
     >>> import conduit as c
@@ -160,8 +207,4 @@ def with_rate_limit(limiter: Any = None, /, **limits: Any) -> Any:
     >>> c.content(pipe(c.request("m", "hi"), limit, c.mock_call))
     'hi'
     """
-    if limiter is None:
-        return _configurable(limiter=_make(**limits).options["limiter"])
-    if isinstance(limiter, Mapping):  # used bare in a pipe: there is no limit to apply
-        raise ValidationError("use c.with_rate_limit(requests_per_minute=...) in a pipe")
-    return _configurable(limiter=limiter, **limits)
+    return configure(_SPEC, limiter, limits)

@@ -10,20 +10,21 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
 from functools import partial
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
 from conduit._data import freeze_map, thaw
 from conduit._drive import Effect
 from conduit._event import Event
+from conduit._options import Builder, configure, did_you_mean
 from conduit._types import Flow, Request
 from conduit.cache import cache_key
 from conduit.errors import ConduitError, ValidationError
-from conduit.middleware import Middleware, configurable, middleware
+from conduit.middleware import Middleware, middleware
 
-__all__ = ["ReplayFile", "replay_flow", "with_replay"]
+__all__ = ["DEFAULT_PATH", "ReplayFile", "replay_flow", "with_replay"]
 
 MODES = ("auto", "record", "replay")
 
@@ -68,6 +69,12 @@ class ReplayFile:
     def __len__(self) -> int:
         return len(self._load())
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path}  # a copy in another process reads the file afresh
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"])  # type: ignore[misc]
+
     def __repr__(self) -> str:
         return f"ReplayFile({str(self.path)!r})"
 
@@ -86,8 +93,13 @@ def _entry(key: str, req: Request, ctx: Request) -> dict[str, Any]:
     return entry
 
 
-def replay_flow(req: Request, *, recording: ReplayFile, mode: str = "auto") -> Flow:
-    """Answer from *recording* when it holds *req*; otherwise call and record (by *mode*)."""
+def replay_flow(req: Request, *, recording: ReplayFile | None = None, mode: str = "auto") -> Flow:
+    """Answer from *recording* when it holds *req*; otherwise call and record (by *mode*).
+
+    With no *recording*, the file :data:`DEFAULT_PATH` in the working directory.
+    """
+    if recording is None:
+        recording = yield Effect(_default_recording)
     key = cache_key(req)
     if mode != "record":
         found = yield Effect(partial(recording.get, key))
@@ -108,20 +120,39 @@ def replay_flow(req: Request, *, recording: ReplayFile, mode: str = "auto") -> F
     return answered.set("replayed", False)
 
 
-def _make(path: str | Path | ReplayFile | None = None, mode: str = "auto") -> Middleware:
+#: Bare ``with_replay``: this file in the working directory, in ``"auto"`` mode.
+DEFAULT_PATH = "conduit-replay.jsonl"
+_defaults: dict[Path, ReplayFile] = {}
+
+
+def _default_recording() -> ReplayFile:
+    where = Path(DEFAULT_PATH).absolute()  # the working directory at call time
+    return _defaults.setdefault(where, ReplayFile(where))
+
+
+def _build(*, path: str | Path | ReplayFile | None = None, mode: str = "auto") -> Middleware:
     if mode not in MODES:
-        raise ValidationError(f"with_replay mode must be one of {', '.join(MODES)}, not {mode!r}")
-    if path is None:
-        raise ValidationError("with_replay needs a file: c.with_replay('tests/cassettes/x.jsonl')")
-    recording = path if isinstance(path, ReplayFile) else ReplayFile(path)
+        hint = did_you_mean(mode, MODES) if isinstance(mode, str) else ""
+        msg = f"with_replay mode must be one of {', '.join(MODES)}, not {mode!r:.40}{hint}"
+        raise ValidationError(msg)
+    if path is not None and not isinstance(path, str | PathLike | ReplayFile):
+        raise ValidationError(f"{_NEEDS}, not {path!r:.40}")
+    recording = None if path is None else path if isinstance(path, ReplayFile) else ReplayFile(path)
     return middleware(replay_flow, name="replay", recording=recording, mode=mode)
 
 
-_configurable = configurable(_make, "with_replay")
+_NEEDS = "with_replay takes a file: c.with_replay('tests/cassettes/chat.jsonl')"
+_SPEC = Builder(
+    name="with_replay", build=_build, bare=_build(), first="path", example=_NEEDS.split(": ")[1]
+)
 
 
-def with_replay(path: Any = None, /, mode: str = "auto") -> Any:
+def with_replay(path: Any = None, /, **options: Any) -> Any:
     """Return a transform recording exchanges to *path* and replaying them offline.
+
+    ``mode`` is ``"auto"`` (the default), ``"record"`` or ``"replay"``. Bare, it records to
+    ``conduit-replay.jsonl`` in the working directory (where the call runs) in ``"auto"``
+    mode: one visible file to commit with your tests, or to delete to record afresh.
 
     >>> import tempfile, os
     >>> from toolz import pipe
@@ -134,8 +165,4 @@ def with_replay(path: Any = None, /, mode: str = "auto") -> Any:
     >>> c.content(pipe(offline, c.with_replay(cassette, mode="replay"), c.mock_call))
     'recorded answer'
     """
-    if isinstance(path, Mapping):
-        raise ValidationError("with_replay needs a file: c.with_replay('tests/cassettes/x.jsonl')")
-    _make(path, mode)  # validate here, where the mistake is written
-    recording = path if isinstance(path, ReplayFile) else ReplayFile(path)
-    return _configurable(path=recording, mode=mode)
+    return configure(_SPEC, path, options)

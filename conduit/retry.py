@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from conduit._options import Builder, configure, number
 from conduit._types import Flow, Request
 from conduit.errors import ConduitError, ProviderError, is_retryable
-from conduit.middleware import Middleware, configurable, middleware
+from conduit.middleware import Middleware, middleware
 
 __all__ = ["backoff", "retry_flow", "with_retry"]
 
@@ -79,19 +80,57 @@ def retry_flow(
         return ctx.set("attempts", attempt)
 
 
-def _make(**policy: Any) -> Middleware:
-    return middleware(retry_flow, name="retry", **policy)
+def _build(
+    *,
+    max_attempts: int = 3,
+    initial_delay: float = 0.5,
+    max_delay: float = 8.0,
+    max_retry_after: float = 60.0,
+) -> Middleware:
+    """Return retry middleware for the policy, each value checked (``ValidationError``).
+
+    >>> _build(max_attempts=5).options["max_attempts"]
+    5
+    """
+    name = "with_retry"
+    return middleware(
+        retry_flow,
+        name="retry",
+        max_attempts=number(name, "max_attempts", max_attempts, whole=True),
+        initial_delay=number(name, "initial_delay", initial_delay, zero=True),
+        max_delay=number(name, "max_delay", max_delay, zero=True),
+        max_retry_after=number(name, "max_retry_after", max_retry_after, zero=True, infinite=True),
+    )
 
 
-with_retry = configurable(_make, "with_retry")
-with_retry.__doc__ = """Record retry middleware: bare (``pipe(req, c.with_retry, ...)``) or
-configured (``c.with_retry(max_attempts=5, initial_delay=0.5, max_delay=8.0,
-max_retry_after=60.0)``). The context's ``attempts`` says how many calls were made.
+_SPEC = Builder(
+    name="with_retry",
+    build=_build,
+    bare=_build(),
+    example="c.with_retry(max_attempts=5)",
+    hints={
+        "max_retries": "the openai SDK's max_retries=N is max_attempts=N + 1 here",
+        "retries": "retries=N is max_attempts=N + 1 here",
+    },
+)
 
->>> from toolz import pipe
->>> import conduit as c
->>> req = c.request("m", "hi", mock=c.mock_script("ok", fail_first=1, error=c.ServerError(
-...     "busy", status_code=503, retry_after=0.0)))
->>> pipe(req, c.with_retry, c.mock_call)["attempts"]
-2
-"""
+
+def with_retry(req: Any = None, /, **policy: Any) -> Any:
+    """Record retry middleware: bare, or ``c.with_retry(max_attempts=5, initial_delay=0.5,
+    max_delay=8.0, max_retry_after=60.0)``; ``ctx["attempts"]`` counts the calls made.
+
+    Bare, it is the official SDKs' policy: 3 attempts (their ``max_retries=2``), waits of up
+    to 0.5 s doubling to 8 s, a ``Retry-After`` of up to 60 s honoured exactly.
+    ``max_retry_after=float("inf")`` always honours it (a ``with_timeout`` still bounds it).
+
+    >>> from toolz import pipe
+    >>> import conduit as c
+    >>> req = c.request("m", "hi", mock=c.mock_script("ok", fail_first=1, error=c.ServerError(
+    ...     "busy", status_code=503, retry_after=0.0)))
+    >>> pipe(req, c.with_retry, c.mock_call)["attempts"]
+    2
+    >>> c.with_retry(max_retries=2)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    conduit.errors.ValidationError: with_retry has no option 'max_retries' (the openai SDK's ...
+    """
+    return configure(_SPEC, req, policy)

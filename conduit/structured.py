@@ -13,12 +13,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from conduit._data import freeze, freeze_map, thaw
+from conduit._options import Builder, configure, number
 from conduit._types import Flow, Handler, Request
 from conduit.errors import ValidationError
-from conduit.middleware import Middleware, configurable
+from conduit.middleware import Middleware
 from conduit.request import content, reply, request, system, tool_calls, tool_result, user
 from conduit.schema import _is_record, convert, schema_of, validate
 
@@ -57,7 +59,7 @@ def _spec(schema: Any) -> tuple[dict[str, Any], str, Callable[[Any], Any]]:
         plain = thaw(schema)
         return plain, str(plain.get("title") or "result"), freeze
     if _is_record(schema):
-        return schema_of(schema), schema.__name__, lambda value: _build(schema, value)
+        return schema_of(schema), schema.__name__, partial(_build, schema)
     raise ValidationError(
         f"a schema is an attrs class, a dataclass, a TypedDict or a JSON Schema dict, "
         f"not {schema!r:.60}"
@@ -112,24 +114,32 @@ def _safe(name: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_-]", "_", name)[:64] or "result"
 
 
-def _make_checked(schema: Any = None, max_retries: int = 2) -> Middleware:
+_NEEDS = (
+    "with_schema needs a schema: c.with_schema(MyAttrsClass), or a dataclass, a TypedDict or "
+    "a JSON Schema dict"
+)
+
+
+def _build_middleware(*, schema: Any = None, max_retries: int = 2) -> Middleware:
     if schema is None:
-        raise ValidationError("with_schema needs a schema: c.with_schema(MyAttrsClass)")
+        raise ValidationError(_NEEDS)
     json_schema, name, build = _spec(schema)
-    return Middleware(
-        flow=schema_flow,
-        name="schema",
-        options=freeze_map(
-            {"schema": json_schema, "name": name, "build": build, "max_retries": max_retries}
-        ),
-    )
+    retries = number("with_schema", "max_retries", max_retries, whole=True, zero=True)
+    options = {"schema": json_schema, "name": name, "build": build, "max_retries": retries}
+    return Middleware(flow=schema_flow, name="schema", options=freeze_map(options))
 
 
-_configurable = configurable(_make_checked, "with_schema")
+_SPEC = Builder(
+    name="with_schema", build=_build_middleware, first="schema", example="c.with_schema(City)"
+)
 
 
-def with_schema(schema: Any = None, /, *, max_retries: int = 2) -> Any:
+def with_schema(schema: Any = None, /, **options: Any) -> Any:
     """Return a transform asking for output matching *schema*; the value lands at ``ctx["parsed"]``.
+
+    The JSON Schema is derived from *schema* once, here; an answer that does not match it is
+    sent back with what was wrong up to ``max_retries`` times (default 2; 0 for none). There is
+    no bare form: ``pipe(req, c.with_schema, ...)`` raises ``ValidationError`` asking for one.
 
     >>> import attrs
     >>> import conduit as c
@@ -142,8 +152,7 @@ def with_schema(schema: Any = None, /, *, max_retries: int = 2) -> Any:
     >>> ctx["parsed"], ctx["schema_attempts"]
     (City(name='Paris', population=2100000), 2)
     """
-    _make_checked(schema, max_retries)  # validate here, where the mistake is written
-    return _configurable(schema=schema, max_retries=max_retries)
+    return configure(_SPEC, schema, options)
 
 
 DEFAULT_MODEL = "gpt-4o-mini"

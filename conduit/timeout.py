@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from conduit._options import Builder, configure, number
 from conduit._types import Flow, Request
-from conduit.errors import ValidationError
-from conduit.middleware import Middleware, configurable, middleware
+from conduit.middleware import Middleware, middleware
 
-__all__ = ["timeout_flow", "with_timeout"]
+__all__ = ["DEFAULT_SECONDS", "timeout_flow", "with_timeout"]
+
+#: Bare ``with_timeout``: a minute for the call, every retry and wait included.
+DEFAULT_SECONDS = 60.0
 
 
 def timeout_flow(req: Request, *, seconds: float) -> Flow:
@@ -17,13 +20,20 @@ def timeout_flow(req: Request, *, seconds: float) -> Flow:
     return ctx
 
 
-def _make(seconds: float | None = None, **extra: Any) -> Middleware:
-    if extra or seconds is None or seconds <= 0:
-        raise ValidationError("with_timeout needs a positive number of seconds: c.with_timeout(30)")
-    return middleware(timeout_flow, name="timeout", seconds=float(seconds))
+def _build(*, seconds: float = DEFAULT_SECONDS) -> Middleware:
+    return middleware(
+        timeout_flow, name="timeout", seconds=number("with_timeout", "seconds", seconds)
+    )
 
 
-_configurable = configurable(_make, "with_timeout")
+_SPEC = Builder(
+    name="with_timeout",
+    build=_build,
+    bare=_build(),
+    first="seconds",
+    example="c.with_timeout(30)",
+    hints={"timeout": "pass the seconds: c.with_timeout(30)"},
+)
 
 
 def with_timeout(seconds: Any = None, /, **options: Any) -> Any:
@@ -31,17 +41,18 @@ def with_timeout(seconds: Any = None, /, **options: Any) -> Any:
 
     The deadline covers every attempt of an outer ``with_retry`` and the waits between them;
     when it passes, the call raises ``TimeoutError`` (with ``data["deadline_exceeded"]``),
-    which no retry repeats. Put it outermost to bound the whole call.
+    which no retry repeats. Put it outermost to bound the whole call. Bare, the call gets
+    60 s: an interactive answer, retries included, that has not come in a minute is better
+    failed than waited on (the HTTP client alone allows 10 minutes per read); pass more for
+    long generations and reasoning models.
 
     >>> import conduit as c
     >>> req = c.request("m", "hi", mock=c.mock_script("late", delay=1.0))
     >>> c.mock_call(c.with_timeout(0.05)(req))
     Traceback (most recent call last):
     conduit.errors.TimeoutError: mock: the call's deadline passed while waiting for the answer
+    >>> c.with_timeout(float("nan"))
+    Traceback (most recent call last):
+    conduit.errors.ValidationError: with_timeout(seconds=...) must be a finite number > 0, not nan
     """
-    if isinstance(seconds, int | float) and not isinstance(seconds, bool):
-        _make(seconds, **options)  # validate here, where the mistake is written
-        return _configurable(seconds=seconds, **options)
-    if seconds is None:
-        return _configurable(**options)
-    raise ValidationError("use c.with_timeout(seconds) in a pipe, e.g. c.with_timeout(30)")
+    return configure(_SPEC, seconds, options)

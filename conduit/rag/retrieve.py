@@ -15,9 +15,10 @@ import numpy as np
 from pyrsistent import PVector, pvector
 
 from conduit._drive import Effect
+from conduit._options import Builder, configure
 from conduit._types import Flow, Request
 from conduit.errors import ValidationError
-from conduit.middleware import Middleware, configurable, middleware
+from conduit.middleware import Middleware, middleware
 from conduit.rag.embed import Embedder
 from conduit.rag.store import Filter, hits_from, search
 from conduit.request import system, text
@@ -150,21 +151,33 @@ def retrieval_flow(req: Request, *, retrieve: Retriever, template: str) -> Flow:
     return ctx.set("sources", pvector(hits))
 
 
-def _make(retrieve: Retriever | None = None, template: str = DEFAULT_TEMPLATE) -> Middleware:
+_NEEDS = "with_retrieval needs a retriever: c.with_retrieval(c.retriever(embed, store, k=4))"
+
+
+def _build(*, retrieve: Retriever | None = None, template: str = DEFAULT_TEMPLATE) -> Middleware:
     if retrieve is None or not callable(retrieve):
-        raise ValidationError(
-            "with_retrieval needs a retriever: c.with_retrieval(c.retriever(...))"
-        )
-    if "{context}" not in template:
-        raise ValidationError("the template needs a {context} placeholder")
+        raise ValidationError(_NEEDS if retrieve is None else f"{_NEEDS}, not {retrieve!r:.40}")
+    if not isinstance(template, str) or "{context}" not in template:
+        raise ValidationError("with_retrieval's template needs a {context} placeholder")
+    try:
+        template.format(context="")
+    except (KeyError, IndexError, ValueError) as exc:
+        msg = f"with_retrieval's template may hold only {{context}} (double other braces): {exc}"
+        raise ValidationError(msg) from None
     return middleware(retrieval_flow, name="retrieval", retrieve=retrieve, template=template)
 
 
-_configurable = configurable(_make, "with_retrieval")
+_SPEC = Builder(
+    name="with_retrieval", build=_build, first="retrieve", example=_NEEDS.split(": ", 1)[1]
+)
 
 
-def with_retrieval(retrieve: Any = None, /, template: str = DEFAULT_TEMPLATE) -> Any:
+def with_retrieval(retrieve: Any = None, /, **options: Any) -> Any:
     """Return a transform adding retrieved context to the prompt; hits at ``ctx["sources"]``.
+
+    *retrieve* is a function from query text to hits (:func:`retriever`); ``template`` is the
+    context message, with a ``{context}`` placeholder. There is no bare form: what to search
+    is yours to say, so ``pipe(req, c.with_retrieval, ...)`` raises ``ValidationError``.
 
     >>> import conduit as c
     >>> embed = c.hash_embedder(64)
@@ -176,5 +189,4 @@ def with_retrieval(retrieve: Any = None, /, template: str = DEFAULT_TEMPLATE) ->
     >>> ctx["sources"][0]["document"]["text"], script.calls[0]["messages"][0]["role"]
     ('Rome is in Italy.', 'system')
     """
-    _make(retrieve, template)  # validate here, where the mistake is written
-    return _configurable(retrieve=retrieve, template=template)
+    return configure(_SPEC, retrieve, options)
