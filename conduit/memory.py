@@ -2,7 +2,9 @@
 
 A window keeps every system message and the most recent turns, and never separates a tool
 result from the assistant turn that called it: an assistant message with tool calls and the
-tool results answering it are kept or dropped together.
+tool results answering it are kept or dropped together. Nor does it ever drop the question:
+the *latest turn* (the last user message and everything after it, the agent's tool calls and
+their results included) is kept whole, or ``ContextLengthError`` says it does not fit.
 """
 
 from __future__ import annotations
@@ -16,14 +18,19 @@ from pyrsistent import PVector, pvector
 
 from conduit._data import freeze, freeze_map
 from conduit._drive import Effect
+from conduit._options import Builder, configure, number
 from conduit._types import AsyncHandler, Flow, Handler, Request
-from conduit.errors import ValidationError
-from conduit.middleware import Middleware, configurable, middleware
+from conduit.errors import ContextLengthError, ValidationError
+from conduit.middleware import HISTORY, Middleware, configurable, middleware
+from conduit.registry import context_window
 from conduit.request import content, message, text
 from conduit.tokens import estimate_message_tokens
 
 __all__ = [
+    "ANSWER_RESERVE",
+    "DEFAULT_WINDOW",
     "SUMMARY_NAME",
+    "latest_turn",
     "summarize",
     "summary_prompt",
     "token_window",
@@ -35,6 +42,14 @@ __all__ = [
 ]
 
 Counter = Callable[[Sequence[Mapping[str, Any]]], int]
+
+#: Bare ``with_window``: the last 20 non-system messages. That is ten exchanges of chat, the
+#: length at which ``with_summary`` starts condensing, and a whole default agent run (ten
+#: model calls, one tool call each: the question and nine call/result pairs) fits in it.
+DEFAULT_WINDOW = 20
+#: Room bare ``with_token_limit`` leaves for the answer when the request sets no
+#: ``max_tokens``: what Conduit asks Anthropic for by default, a common output cap.
+ANSWER_RESERVE = 4096
 
 
 def units(messages: Sequence[Mapping[str, Any]]) -> list[list[int]]:
@@ -61,38 +76,89 @@ def units(messages: Sequence[Mapping[str, Any]]) -> list[list[int]]:
     return groups
 
 
-def _keep(messages: Sequence[Mapping[str, Any]], kept: set[int]) -> PVector[Any]:
+def _live(messages: Sequence[Mapping[str, Any]]) -> list[list[int]]:
+    """The units a window may keep: all but tool results that lost their caller."""
+    return [g for g in units(messages) if not all(messages[i]["role"] == "tool" for i in g)]
+
+
+def _turn(messages: Sequence[Mapping[str, Any]], groups: list[list[int]]) -> list[list[int]]:
+    """The units of *groups* from the latest user message on (none without a user message)."""
+    starts = [k for k, g in enumerate(groups) if messages[g[0]]["role"] == "user"]
+    return groups[starts[-1] :] if starts else []
+
+
+def latest_turn(messages: Sequence[Mapping[str, Any]]) -> PVector[Any]:
+    """Return the latest turn: the last user message and all after it (no orphaned results).
+
+    This is what every window keeps, whatever its size. Empty without a user message.
+
+    >>> import conduit as c
+    >>> call = {"id": "t", "name": "f", "arguments": {}}
+    >>> msgs = [c.user("old"), c.assistant("a"), c.user("q"), c.assistant("", [call]),
+    ...         c.tool_result("t", "4")]
+    >>> [m["role"] for m in latest_turn(msgs)]
+    ['user', 'assistant', 'tool']
+    """
+    frozen = freeze(list(messages))
+    return pvector(frozen[i] for g in _turn(messages, _live(messages)) for i in g)
+
+
+def _fitting(sizes: Sequence[int], room: int) -> int:
+    """How many of the last *sizes* fit in *room* together."""
+    total = 0
+    for k, size in enumerate(reversed(sizes)):
+        total += size
+        if total > room:
+            return k
+    return len(sizes)
+
+
+def _keep(messages: Sequence[Mapping[str, Any]], groups: list[list[int]]) -> PVector[Any]:
+    kept = {i for g in groups for i in g}
     frozen = freeze(list(messages))
     return pvector(m for i, m in enumerate(frozen) if m["role"] == "system" or i in kept)
 
 
-def _orphans(messages: Sequence[Mapping[str, Any]], group: list[int]) -> bool:
-    """A unit that is only tool results lost its caller: never keep it."""
-    return all(messages[i]["role"] == "tool" for i in group)
+def _no_room(needs: str, allows: str, fix: str, **facts: int) -> ContextLengthError:
+    msg = f"the latest turn needs {needs}; {allows}: {fix}"
+    return ContextLengthError(msg, data=facts)
 
 
 def window(messages: Sequence[Mapping[str, Any]], n: int) -> PVector[Any]:
     """Return every system message and at most *n* of the most recent others, in order.
 
+    The latest turn (:func:`latest_turn`) is always among them; when it alone holds more than
+    *n* messages this raises ``ContextLengthError`` instead of returning a window without the
+    question. Windowing twice changes nothing more.
+
     >>> import conduit as c
     >>> msgs = [c.system("s"), c.user("1"), c.assistant("2"), c.user("3"), c.assistant("4")]
     >>> [m["content"] for m in window(msgs, 2)]
     ['s', '3', '4']
+    >>> window(msgs, 1)
+    Traceback (most recent call last):
+    conduit.errors.ContextLengthError: the latest turn needs 2 messages (the last user message \
+and all after it); the window allows 1: keep at least 2 (c.with_window(2)), or start a new \
+conversation
     """
-    if n < 0:
-        raise ValidationError(f"a window keeps a non-negative number of messages, got {n}")
-    return _keep(messages, _recent(messages, n))
+    room = number("window", "n", n, whole=True, zero=True)
+    groups = _live(messages)
+    need = sum(len(g) for g in _turn(messages, groups))
+    if need > room:
+        raise _no_room(
+            f"{need:,} messages (the last user message and all after it)",
+            f"the window allows {room:,}",
+            f"keep at least {need:,} (c.with_window({need})), or start a new conversation",
+            needed_messages=need,
+            allowed_messages=room,
+        )
+    return _keep(messages, groups[len(groups) - _fitting([len(g) for g in groups], room) :])
 
 
 def _recent(messages: Sequence[Mapping[str, Any]], n: int) -> set[int]:
     """The indexes of the most recent whole units, at most *n* messages; no orphaned result."""
-    kept: set[int] = set()
-    for group in reversed(units(messages)):
-        if len(kept) + len(group) > n:
-            break
-        if not _orphans(messages, group):
-            kept.update(group)
-    return kept
+    groups = _live(messages)
+    return {i for g in groups[len(groups) - _fitting([len(g) for g in groups], n) :] for i in g}
 
 
 def token_window(
@@ -101,40 +167,127 @@ def token_window(
     """Return every system message and the most recent others that fit in *max_tokens*.
 
     *count* measures a list of messages (default: a fast estimate, four characters a token).
+    The latest turn (:func:`latest_turn`) is always kept; when it does not fit with the system
+    messages this raises ``ContextLengthError``, naming both sizes.
 
     >>> import conduit as c
     >>> msgs = [c.system("s"), c.user("x" * 400), c.user("recent")]
     >>> [m["content"] for m in token_window(msgs, 20)]
     ['s', 'recent']
+    >>> token_window(msgs, 8)
+    Traceback (most recent call last):
+    conduit.errors.ContextLengthError: the latest turn needs 11 tokens with the system prompt \
+(1 message from the last user message on); the limit allows 8: raise it \
+(c.with_token_limit(11) or more), or shorten the system prompt, the question or the tool results
     """
+    limit = number("token_window", "max_tokens", max_tokens, whole=True, zero=True)
+    return _fit_tokens(
+        messages, limit, _counter("token_window", count), f"the limit allows {limit:,}"
+    )
+
+
+def _counter(builder: str, count: Any) -> Any:
+    if count is not None and not callable(count):
+        msg = (
+            f"{builder}(count=...) must be a function from a list of messages to a token "
+            f"count (like conduit.tokens.estimate_message_tokens), not {count!r:.40}"
+        )
+        raise ValidationError(msg)
+    return count
+
+
+def _fit_tokens(
+    messages: Sequence[Mapping[str, Any]], limit: int, count: Counter | None, allows: str
+) -> PVector[Any]:
     measure = count or estimate_message_tokens
-    system = [m for m in messages if m["role"] == "system"]
-    budget = max_tokens - measure(system)
-    kept: set[int] = set()
-    for group in reversed(units(messages)):
-        cost = measure([messages[i] for i in group])
-        if cost > budget:
-            break
-        if not _orphans(messages, group):
-            kept.update(group)
-            budget -= cost
-    return _keep(messages, kept)
+    groups = _live(messages)
+    system = measure([m for m in messages if m["role"] == "system"])
+    costs = [measure([messages[i] for i in g]) for g in groups]
+    turn = _turn(messages, groups)
+    need = system + sum(costs[len(groups) - len(turn) :])
+    if need > limit:
+        size = sum(len(g) for g in turn)
+        raise _no_room(
+            f"{need:,} tokens with the system prompt ({size} message{'s' * (size != 1)} "
+            "from the last user message on)",
+            allows,
+            f"raise it (c.with_token_limit({need}) or more), or shorten the system prompt, "
+            "the question or the tool results",
+            needed_tokens=need,
+            allowed_tokens=limit,
+        )
+    return _keep(messages, groups[len(groups) - _fitting(costs, limit - system) :])
+
+
+def _sent(req: Request, trimmed: PVector[Any]) -> Request:
+    return req if trimmed == req["messages"] else req.set("messages", trimmed)
 
 
 def _window_flow(req: Request, *, n: int) -> Flow:
-    trimmed = window(req["messages"], n)
-    ctx: Request = yield (req if trimmed == req["messages"] else req.set("messages", trimmed))
+    ctx: Request = yield _sent(req, window(req["messages"], n))
     return ctx
 
 
-def _token_flow(req: Request, *, max_tokens: int, count: Counter | None = None) -> Flow:
-    trimmed = token_window(req["messages"], max_tokens, count)
-    ctx: Request = yield (req if trimmed == req["messages"] else req.set("messages", trimmed))
+def _model_room(req: Request) -> tuple[int, str]:
+    """The prompt tokens *req*'s model takes: its context window less room for the answer."""
+    model = req["model"]
+    size = context_window(model)
+    if size is None:
+        msg = (
+            f"with_token_limit does not know the context window of {model!r}: pass the "
+            "prompt's token limit, e.g. c.with_token_limit(8000)"
+        )
+        raise ValidationError(msg, data={"model": model})
+    answer = (req.get("options") or {}).get("max_tokens") or ANSWER_RESERVE
+    room = size - answer
+    if room <= 0:
+        msg = f"max_tokens={answer:,} leaves no room for the prompt in {model}'s {size:,} tokens"
+        raise ValidationError(msg, data={"model": model})
+    return room, f"{model} allows {room:,} ({size:,} less {answer:,} for the answer)"
+
+
+def _token_flow(req: Request, *, max_tokens: int | None, count: Counter | None) -> Flow:
+    limit, allows = (
+        _model_room(req) if max_tokens is None else (max_tokens, f"the limit allows {max_tokens:,}")
+    )
+    ctx: Request = yield _sent(req, _fit_tokens(req["messages"], limit, count, allows))
     return ctx
 
 
-def with_window(n: Any = None, /) -> Any:
+def _build_window(*, n: Any = DEFAULT_WINDOW) -> Middleware:
+    return middleware(_window_flow, name="window", n=number("with_window", "n", n, whole=True))
+
+
+def _build_tokens(*, max_tokens: Any = None, count: Any = None) -> Middleware:
+    limit = number("with_token_limit", "max_tokens", max_tokens, whole=True, optional=True)
+    counter = _counter("with_token_limit", count)
+    return middleware(_token_flow, name="token_limit", max_tokens=limit, count=counter)
+
+
+_WINDOW = Builder(
+    name="with_window",
+    build=_build_window,
+    bare=_build_window(),
+    first="n",
+    example="c.with_window(20)",
+    hints={"max_messages": "pass the count: c.with_window(20)"},
+)
+_TOKENS = Builder(
+    name="with_token_limit",
+    build=_build_tokens,
+    bare=_build_tokens(),
+    first="max_tokens",
+    example="c.with_token_limit(8000)",
+)
+
+
+def with_window(n: Any = None, /, **options: Any) -> Any:
     """Return a transform sending only the system messages and the last *n* others.
+
+    Bare (``pipe(req, c.with_window, ...)``) it keeps :data:`DEFAULT_WINDOW` (20). The latest
+    turn is always sent whole: when it alone holds more than *n* messages the call raises
+    ``ContextLengthError`` before anything is sent. Only the wire request is trimmed; the
+    context that comes back holds the whole conversation.
 
     >>> from toolz import pipe
     >>> import conduit as c
@@ -143,29 +296,35 @@ def with_window(n: Any = None, /) -> Any:
     >>> _ = pipe(req, c.with_window(1), c.mock_call)
     >>> [m["content"] for m in script.calls[0]["messages"]]
     ['s', '3']
+    >>> c.with_window(0)
+    Traceback (most recent call last):
+    conduit.errors.ValidationError: with_window(n=...) must be a whole number > 0, not 0
     """
-    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-        raise ValidationError("with_window needs a number of messages: c.with_window(20)")
-    return _window(n=n)
+    return configure(_WINDOW, n, options)
 
 
-def with_token_limit(max_tokens: Any = None, /, count: Counter | None = None) -> Any:
-    """Return a transform trimming old turns so the prompt fits *max_tokens* (system kept)."""
-    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens <= 0:
-        raise ValidationError("with_token_limit needs a token count: c.with_token_limit(8000)")
-    return _tokens(max_tokens=max_tokens, count=count)
+def with_token_limit(max_tokens: Any = None, /, **options: Any) -> Any:
+    """Return a transform trimming old turns so the prompt fits *max_tokens* (system kept).
 
+    Bare, the limit is the model's context window (``conduit.registry.context_window``) less
+    room for the answer: the request's ``max_tokens`` option, else :data:`ANSWER_RESERVE`
+    (4096); a model with no known window is a ``ValidationError`` at call time. *count*
+    measures a list of messages (default: an estimate, four characters a token). When the
+    latest turn does not fit with the system messages, ``ContextLengthError`` is raised
+    before anything is sent.
 
-def _make_window(n: int) -> Middleware:
-    return middleware(_window_flow, name="window", n=n)
-
-
-def _make_tokens(max_tokens: int, count: Counter | None = None) -> Middleware:
-    return middleware(_token_flow, name="token_limit", max_tokens=max_tokens, count=count)
-
-
-_window = configurable(_make_window, "with_window")
-_tokens = configurable(_make_tokens, "with_token_limit")
+    >>> from toolz import pipe
+    >>> import conduit as c
+    >>> script = c.mock_script("ok")
+    >>> req = c.request("gpt-4o-mini", ["x" * 400, "recent"], mock=script)
+    >>> _ = pipe(req, c.with_token_limit(20), c.mock_call)
+    >>> [m["content"] for m in script.calls[0]["messages"]]
+    ['recent']
+    >>> _ = pipe(req, c.with_token_limit, c.mock_call)  # gpt-4o-mini: 128,000 - 4,096
+    >>> len(script.calls[1]["messages"])
+    2
+    """
+    return configure(_TOKENS, max_tokens, options)
 
 
 #: The ``name`` of the system message a summary is kept in; the next summary replaces it.
@@ -310,7 +469,8 @@ def _summary_flow(
             done = yield Effect(partial(call, sreq), partial(acall, sreq) if acall else None)
             req = req.set("messages", summarize(msgs, content(done), keep=keep))
     ctx: Request = yield req
-    return ctx
+    # the documented exception to the context rule: the condensed conversation goes back up
+    return ctx if req["messages"] is msgs else ctx.set(HISTORY, req["messages"])
 
 
 def with_summary(

@@ -1,5 +1,7 @@
 """Memory: a long conversation windowed and summarised, then saved and continued from a file.
 
+Windowing trims what is sent, never the question, and never the conversation you keep.
+
 Offline by default (the mock writes the summary and the answers). With a provider configured
 (OPENAI_API_KEY, ANTHROPIC_API_KEY, ... or CONDUIT_MODEL) that model does both.
 """
@@ -37,6 +39,9 @@ def main() -> None:
     turns.append(c.user("What do you know about me?"))
 
     print("windowed to the last 4:", [m["content"] for m in c.window(turns, 4)][1:])
+    windowed = pipe(c.request(model, turns, **extra), c.with_window(4), c.call)
+    print("with_window(4):", c.content(windowed))
+    print(f"  the context still holds all {len(windowed['messages'])} messages")
 
     condense = c.with_summary(c.call, keep=2, max_messages=8)
     ctx = pipe(c.request(model, turns, **extra), condense, c.call)
