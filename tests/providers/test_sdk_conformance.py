@@ -393,3 +393,47 @@ def test_anthropic_stream_body_and_headers_match_the_sdk():
     assert seen[0].headers["authorization"] == f"Bearer {KEY}"
     assert conduit_req.headers["x-api-key"] == KEY
     assert conduit_req.headers["anthropic-version"] == "2023-06-01"
+
+
+# --- OpenAI embeddings -----------------------------------------------------------------------
+
+OPENAI_EMBEDDINGS_URL = "https://api.openai.com/v1/embeddings"
+EMBEDDING_CASES = {
+    "texts": ({"input": ["hello", "world"]}, {}),
+    "one_text": ({"input": ["The food was delicious and the waiter..."]}, {}),
+    "dimensions": ({"input": ["hello", "world"], "dimensions": 256}, {"dimensions": 256}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EMBEDDING_CASES))
+@respx.mock
+def test_openai_embeddings_body_matches_the_sdk(case):
+    sdk_kwargs, settings = EMBEDDING_CASES[case]
+    route = respx.post(OPENAI_EMBEDDINGS_URL).mock(
+        return_value=httpx.Response(200, content=raw("openai/embeddings_base64.json"))
+    )
+    http, seen = _sdk_client("openai/embeddings_base64.json")
+    sdk = openai_sdk.OpenAI(api_key=KEY, max_retries=0, http_client=http)
+    sdk.embeddings.create(model="text-embedding-3-small", **sdk_kwargs)
+    texts = sdk_kwargs["input"]
+    req = c.embedding_request("text-embedding-3-small", texts, api_key=KEY, **settings)
+    c.openai_embed(req)
+    sdk_body = json.loads(seen[0].content)
+    assert sdk_body["encoding_format"] == "base64"  # the SDK asks for base64 unless told
+    assert str(seen[0].url) == OPENAI_EMBEDDINGS_URL == str(route.calls.last.request.url)
+    assert _conduit_body(route) == sdk_body
+    assert route.calls.last.request.headers["authorization"] == seen[0].headers["authorization"]
+
+
+def test_openai_embeddings_decode_like_the_sdk():
+    http, _ = _sdk_client("openai/embeddings_base64.json")
+    sdk = openai_sdk.OpenAI(api_key=KEY, max_retries=0, http_client=http)
+    theirs = sdk.embeddings.create(model="text-embedding-3-small", input=["hello", "world"])
+    with respx.mock:
+        respx.post(OPENAI_EMBEDDINGS_URL).mock(
+            return_value=httpx.Response(200, content=raw("openai/embeddings_base64.json"))
+        )
+        ours = c.openai_embed(["hello", "world"], model="text-embedding-3-small", api_key=KEY)
+    assert [d.index for d in theirs.data] == [0, 1]
+    assert ours.vectors.tolist() == [d.embedding for d in theirs.data]
+    assert ours.usage["input_tokens"] == theirs.usage.prompt_tokens
