@@ -20,7 +20,17 @@ import httpx
 import conduit as c
 
 HERE = Path(__file__).parent
-BODY = {"model": "bench", "messages": [{"role": "user", "content": "Hi"}]}
+#: An 11-message chat: five exchanges and the question now asked.
+CHAT = [
+    msg
+    for i in range(5)
+    for msg in (
+        {"role": "user", "content": f"Question {i}: what is {i} times {i + 1}?"},
+        {"role": "assistant", "content": f"{i} times {i + 1} is {i * (i + 1)}."},
+    )
+]
+CHAT.append({"role": "user", "content": "And what is 6 times 7?"})
+BODY = {"model": "bench", "messages": CHAT}
 
 
 def free_port() -> int:
@@ -63,17 +73,13 @@ def main(rounds: int = 15, calls: int = 200) -> None:
 
         sdk = openai.OpenAI(api_key="x", base_url=base, max_retries=0)
         client = httpx.Client()
-        req = c.request("bench", "Hi", base_url=base, api_key="x")
+        req = c.request("bench", CHAT, base_url=base, api_key="x")
 
         per_call = {
             "raw httpx": lambda: raw_call(client, url),
             "conduit": lambda: c.content(c.openai_call(req)),
             "openai SDK": lambda: (
-                sdk.chat.completions.create(
-                    model="bench", messages=[{"role": "user", "content": "Hi"}]
-                )
-                .choices[0]
-                .message.content
+                sdk.chat.completions.create(model="bench", messages=CHAT).choices[0].message.content
             ),
         }
         per_stream = {
@@ -83,7 +89,7 @@ def main(rounds: int = 15, calls: int = 200) -> None:
                 ch.choices[0].delta.content or ""
                 for ch in sdk.chat.completions.create(
                     model="bench",
-                    messages=[{"role": "user", "content": "Hi"}],
+                    messages=CHAT,
                     stream=True,
                     stream_options={"include_usage": True},
                 )

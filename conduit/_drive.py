@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -44,18 +44,32 @@ StreamFn = Callable[[Request], Iterator[Any]]
 AsyncStreamFn = Callable[[Request], AsyncIterator[Any]]
 
 
-@attrs.frozen
 class Done:
-    """The last item of a stream layer: the context once the stream is complete."""
+    """The last item of a stream layer: the context once the stream is complete.
 
-    ctx: Request
+    Given a function instead of a context, it builds the context when first asked: a stream
+    with no middleware never asks, and skips folding its events twice.
+    """
+
+    __slots__ = ("_build", "_ctx")
+
+    def __init__(self, ctx: Request | None = None, build: Callable[[], Request] | None = None):
+        self._ctx, self._build = ctx, build
+
+    @property
+    def ctx(self) -> Request:
+        """The final context."""
+        if self._ctx is None:
+            assert self._build is not None, "Done needs a context or a function building one"
+            self._ctx = self._build()
+        return self._ctx
 
 
-@attrs.frozen
-class Effect:
+class Effect(NamedTuple):
     """Some I/O a flow asks the driver to perform: ``run()`` (sync) or ``arun()`` (async).
 
-    Without ``arun`` the async driver runs ``run`` in a worker thread.
+    Without ``arun`` the async driver runs ``run`` in a worker thread. (A tuple, not an attrs
+    class: one is made for every HTTP exchange, and a tuple is the cheapest frozen value.)
     """
 
     run: Callable[[], Any]

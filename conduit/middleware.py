@@ -223,14 +223,15 @@ def restore(caller: Request, out: Request) -> Request:
     results = {
         k: v for k, v in out.items() if k not in REQUEST_KEYS and not k.startswith("conduit/")
     }
-    history = out.get(HISTORY)
-    if history is not None:
-        results["messages"] = history
+    if HISTORY in out:
+        results["messages"] = out[HISTORY]
     restored: Request = caller.update(results)
     return restored
 
 
 def _stack(base: Any, req: Request, wrap: Callable[[Middleware, Any], Any]) -> Any:
+    if "middleware" not in req:
+        return base
     handler = base
     for mw in reversed(_stacked(req)):
         handler = wrap(mw, handler)

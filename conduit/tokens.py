@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from conduit.request import text
+from conduit._content import text
 
 __all__ = ["estimate_message_tokens", "estimate_tokens"]
 

@@ -112,8 +112,23 @@ def _headers(spec: Provider, req: Request) -> dict[str, str]:
     key = _api_key(spec, req)
     if key:
         headers.update(spec.auth(key))
-    headers.update(req.get("headers") or {})
+    if "headers" in req:
+        headers.update(req["headers"])
     return headers
+
+
+_URLS: dict[str, httpx.URL] = {}
+
+
+def _parsed(url: str) -> httpx.URL:
+    """Return *url* parsed, once per distinct URL: httpx parses a string URL on every request
+    (measured: passing the parsed URL saves ~15 us a call, a twentieth of a loopback call)."""
+    found = _URLS.get(url)
+    if found is None:
+        if len(_URLS) >= 256:
+            _URLS.clear()
+        found = _URLS[url] = httpx.URL(url)
+    return found
 
 
 def _body(value: Any) -> bytes:
@@ -127,9 +142,11 @@ def prepare(spec: Provider, req: Request, stream: bool) -> tuple[str, dict[str, 
 
 def _timeout(req: Request) -> Any:
     """The request's timeout, shortened to what is left before its deadline."""
+    if "timeout" not in req and "conduit/deadline" not in req:
+        return httpx.USE_CLIENT_DEFAULT  # passing a Timeout costs httpx ~25 us a call
     seconds = req.get("timeout")
     left = time_left(req)
-    if seconds is None and left is None:  # passing a Timeout costs httpx ~25 us a call
+    if seconds is None and left is None:
         return httpx.USE_CLIENT_DEFAULT
     limit = min(float(x) for x in (seconds, left) if x is not None)
     return httpx.Timeout(limit, connect=min(5.0, limit))
@@ -218,7 +235,7 @@ def _json(spec: Provider, response: httpx.Response) -> Any:
 def post(spec: Provider, req: Request, url: str, headers: dict[str, str], body: bytes) -> Any:
     """POST *body* for *req* and return the response (the sync effect shell)."""
     try:
-        return client().post(url, content=body, headers=headers, timeout=_timeout(req))
+        return client().post(_parsed(url), content=body, headers=headers, timeout=_timeout(req))
     except httpx.HTTPError as exc:
         raise _transport_error(spec, exc, req) from exc
 
@@ -229,7 +246,7 @@ async def apost(
     """The async twin of :func:`post`."""
     try:
         return await (await aclient()).post(
-            url, content=body, headers=headers, timeout=_timeout(req)
+            _parsed(url), content=body, headers=headers, timeout=_timeout(req)
         )
     except httpx.HTTPError as exc:
         raise _transport_error(spec, exc, req) from exc
@@ -269,7 +286,7 @@ def open_stream(spec: Provider, req: Request) -> Iterator[bytes]:
     url, headers, body = prepare(spec, req, True)
     try:
         with client().stream(
-            "POST", url, content=body, headers=headers, timeout=_timeout(req)
+            "POST", _parsed(url), content=body, headers=headers, timeout=_timeout(req)
         ) as r:
             if r.status_code >= 400:
                 raise _fail(spec, r.status_code, r.headers, r.read())
@@ -283,7 +300,7 @@ async def aopen_stream(spec: Provider, req: Request) -> AsyncIterator[bytes]:
     url, headers, body = prepare(spec, req, True)
     try:
         async with (await aclient()).stream(
-            "POST", url, content=body, headers=headers, timeout=_timeout(req)
+            "POST", _parsed(url), content=body, headers=headers, timeout=_timeout(req)
         ) as r:
             if r.status_code >= 400:
                 raise _fail(spec, r.status_code, r.headers, await r.aread())

@@ -7,6 +7,7 @@ chooses the wire from the request and runs it; nothing here does I/O.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from functools import partial
 from typing import Any
 
 import attrs
@@ -33,31 +34,62 @@ class Decoder:
         self, req: Request, state: Any, step: Step, end: Callable[[Any], list[Any]], sse: bool
     ) -> None:
         self.req, self.state, self.step, self.end, self.sse = req, state, step, end, sse
+        self.timed = "conduit/deadline" in req
         self.buffer = b""
         self.seen: list[Any] = []
+        self.failed: BaseException | None = None
 
-    def feed(self, raw: Any) -> Iterator[Any]:
-        """Yield the events completed by one raw item, each as soon as it is decoded."""
-        time_left(self.req)
-        items: Any = (raw,)
-        if self.sse:
-            self.buffer, items = feed(self.buffer, raw)
-        for item in items:
-            self.state, events = self.step(self.state, item)
-            self.seen.extend(events)
-            yield from events
+    def feed(self, raw: Any) -> list[Any]:
+        """Return the events completed by one raw item.
+
+        If decoding fails part-way, the events before the failure are returned and the error
+        is raised by the next call (``feed`` or ``finish``), so nothing decoded is withheld.
+        """
+        if self.failed is not None:
+            raise self.failed
+        if self.timed:
+            time_left(self.req)
+        if not self.sse:
+            self.state, out = self.step(self.state, raw)
+            self.seen.extend(out)
+            return out
+        self.buffer, items = feed(self.buffer, raw)
+        if len(items) == 1:  # the common case: one event per chunk
+            try:
+                self.state, out = self.step(self.state, items[0])
+            except Exception as exc:
+                self.failed, out = exc, []
+        else:
+            out = self._steps(items)
+        self.seen.extend(out)
+        return out
+
+    def _steps(self, items: Any) -> list[Any]:
+        out: list[Any] = []
+        try:
+            for item in items:
+                self.state, events = self.step(self.state, item)
+                out.extend(events)
+        except Exception as exc:
+            self.failed = exc
+        return out
 
     def finish(self) -> list[Any]:
         """Return the closing events and the :class:`Done` carrying the collected context."""
-        out: list[Any] = []
-        for item in flush(self.buffer) if self.sse else ():
-            self.state, events = self.step(self.state, item)
-            out.extend(events)
+        if self.failed is not None:
+            raise self.failed
+        out = self._steps(flush(self.buffer)) if self.sse else []
+        if self.failed is not None:
+            raise self.failed
         out.extend(self.end(self.state))
         self.seen.extend(out)
-        seen = tuple(self.seen)
-        ctx = self.req.update({"response": collect(seen), "conduit/events": seen})
-        return [*out, Done(ctx)]
+        return [*out, Done(build=partial(_final, self.req, self.seen))]
+
+
+def _final(req: Request, seen: list[Any]) -> Request:
+    events = tuple(seen)
+    ctx: Request = req.update({"response": collect(events), "conduit/events": events})
+    return ctx
 
 
 def _identity_step(state: Any, item: Any) -> tuple[Any, list[Any]]:

@@ -73,8 +73,30 @@ def _tool_call(call: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+#: Encoded messages by the identity of the (immutable) message they encode: a conversation
+#: re-sends its whole history every turn, and a frozen message encodes the same every time.
+#: The dicts are shared between bodies, so nothing may mutate an encoded message.
+_ENCODED: dict[int, tuple[Mapping[str, Any], dict[str, Any]]] = {}
+_ENCODED_MAX = 4096
+
+
 def _message(msg: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"role": msg["role"], "content": _content(msg["content"])}
+    hit = _ENCODED.get(id(msg))
+    if hit is not None and hit[0] is msg:
+        return hit[1]
+    out = _encode_message(msg)
+    if isinstance(msg, PMap):  # only frozen messages are sure to encode the same next time
+        if len(_ENCODED) >= _ENCODED_MAX:
+            _ENCODED.clear()
+        _ENCODED[id(msg)] = (msg, out)
+    return out
+
+
+def _encode_message(msg: Mapping[str, Any]) -> dict[str, Any]:
+    body = msg["content"]
+    if len(msg) == 2 and type(body) is str:  # role and text only: most of every conversation
+        return {"role": msg["role"], "content": body}
+    out: dict[str, Any] = {"role": msg["role"], "content": _content(body)}
     if msg.get("name"):
         out["name"] = msg["name"]
     if msg["role"] == "tool":
