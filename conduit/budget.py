@@ -20,7 +20,7 @@ from conduit.cost import PRICES, call_cost, price_for
 from conduit.errors import BudgetExceededError, ValidationError
 from conduit.middleware import Middleware, middleware
 
-__all__ = ["DEFAULT_BUDGET", "Budget", "budget_flow", "with_budget"]
+__all__ = ["Budget", "budget_flow", "with_budget"]
 
 
 class Budget:
@@ -95,10 +95,6 @@ def budget_flow(req: Request, *, budget: Budget) -> Flow:
     return ctx.set("budget", dict(budget.spent))
 
 
-#: What bare ``with_budget`` spends from: one budget for the process, US$1.00.
-DEFAULT_BUDGET = Budget(max_cost=1.0)
-
-
 def _build(
     *,
     budget: Budget | None = None,
@@ -115,6 +111,11 @@ def _build(
         "prices": check_prices(name, prices),
     }
     if budget is None:
+        if all(limits[k] is None for k in ("max_cost", "max_tokens", "max_calls")):
+            raise ValidationError(
+                "with_budget needs a limit (max_cost, max_tokens and/or max_calls): "
+                "c.with_budget(max_cost=0.50), or a shared c.with_budget(c.Budget(...))"
+            )
         budget = Budget(**limits)
     elif not isinstance(budget, Budget):
         raise ValidationError(f"{_EXAMPLE}, or a c.Budget shared by several, not {budget!r:.40}")
@@ -127,7 +128,6 @@ _EXAMPLE = "with_budget takes limits, c.with_budget(max_cost=0.50, max_tokens=..
 _SPEC = Builder(
     name="with_budget",
     build=_build,
-    bare=_build(budget=DEFAULT_BUDGET),
     first="budget",
     example="c.with_budget(max_cost=0.50)",
 )
@@ -138,10 +138,10 @@ def with_budget(budget: Any = None, /, **limits: Any) -> Any:
     ``c.with_budget(max_tokens=100_000, max_calls=20)``, or a shared ``Budget``.
 
     The context's ``budget`` shows what has been spent so far. Configured, the budget is made
-    once and shared by every request the transform is given. Bare, every call spends from
-    :data:`DEFAULT_BUDGET`, one US$1.00 budget for the process (as bare ``with_cache`` shares
-    one store): a safety net while exploring, so a runaway loop stops after a dollar; give
-    real work its own limits. Calls to models without a price count against no cost limit.
+    once and shared by every request the transform is given. There is no bare form: no limit
+    suits every program, and a process-wide one would stop unrelated work, so bare use is a
+    ``ValidationError`` saying what to pass. Calls to models without a price count against no
+    cost limit.
 
     >>> from toolz import pipe
     >>> import conduit as c

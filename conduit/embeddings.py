@@ -75,7 +75,7 @@ def embedding_response(model: str, rows: Any, usage: Mapping[str, Any]) -> PMap[
     >>> embedding_response("m", [[1.0, 0.0]], {})["embeddings"]
     pvector(['AACAPwAAAAA='])
     """
-    if rows and not isinstance(rows[0], str):
+    if len(rows) and not isinstance(rows[0], str):
         rows = encode_rows(rows)
     return pmap({"model": model, "embeddings": pvector(rows), "usage": pmap(usage)})
 

@@ -22,7 +22,7 @@ from conduit.errors import ConduitError, ServerError, ValidationError
 from conduit.response import make_response, make_tool_call, make_usage
 from conduit.tokens import estimate_message_tokens, estimate_tokens
 
-__all__ = ["MockScript", "answer", "as_script", "mock_reply", "mock_script"]
+__all__ = ["MockScript", "answer", "as_script", "failure", "mock_reply", "mock_script", "recorded"]
 
 
 class _State:
@@ -129,13 +129,34 @@ def _echo(req: Request) -> str:
     return ""
 
 
-def _choose(script: MockScript, req: Request, n: int) -> Any:
-    if n < script.fail_first:
-        return script.error or ServerError(
+def failure(script: MockScript, n: int) -> BaseException | None:
+    """Return the error scripted for call *n* (0-based) by ``fail_first``, or None."""
+    if n >= script.fail_first:
+        return None
+    return (
+        copy.copy(script.error)
+        if script.error
+        else ServerError(
             f"mock: simulated failure {n + 1} of {script.fail_first}",
             provider="mock",
             status_code=503,
         )
+    )
+
+
+def recorded(req: Request) -> tuple[MockScript, int]:
+    """Return (the request's script, this call's number), recording the call on the script."""
+    value = req.get("mock")
+    if value is None:  # no script: keep no record (nothing to read it from)
+        return _ECHO, 0
+    script = as_script(value)
+    return script, script._state.record(req)
+
+
+def _choose(script: MockScript, req: Request, n: int) -> Any:
+    failed = failure(script, n)
+    if failed is not None:
+        return failed
     n -= script.fail_first
     if script.fn is not None:
         return script.fn(req)
@@ -200,11 +221,9 @@ def answer(req: Request) -> tuple[MockScript, PMap[str, Any] | BaseException]:
     The call is recorded on the script. ``req["mock"]`` may be a script or anything
     :func:`as_script` takes (``req.set("mock", "text")`` works like ``request(..., mock="text")``).
     """
-    value = req.get("mock")
-    if value is None:  # no script: echo, and keep no record (nothing to read it from)
+    if req.get("mock") is None:
         return _ECHO, mock_reply(req, _echo(req))
-    script = as_script(value)
-    n = script._state.record(req)
+    script, n = recorded(req)
     return script, mock_reply(req, _choose(script, req, n), n)
 
 

@@ -40,6 +40,7 @@ NAN, INF = float("nan"), float("inf")
 
 #: Builders that have no bare form, and the main argument each needs.
 NEEDS = {
+    "with_budget": c.Budget(max_calls=5),
     "with_fallback": ["mock:backup"],
     "with_schema": City,
     "with_retrieval": _retrieve,
@@ -49,7 +50,6 @@ BARE = [
     "with_retry",
     "with_cache",
     "with_cost",
-    "with_budget",
     "with_rate_limit",
     "with_timeout",
     "with_logging",
@@ -312,8 +312,8 @@ def test_bare_defaults_are_the_documented_ones(tmp_path, monkeypatch):
     assert options(c.with_timeout)["seconds"] == 60.0
     assert dict(options(c.with_cache)) == {"store": None, "ttl": None}
     assert options(c.with_cost)["prices"] is None
-    assert options(c.with_budget)["budget"] is conduit.budget.DEFAULT_BUDGET
-    assert conduit.budget.DEFAULT_BUDGET.limits == {"cost": 1.0, "tokens": None, "calls": None}
+    with pytest.raises(c.ValidationError, match="with_budget needs a limit"):
+        options(c.with_budget)  # no bare budget: no limit suits every program
     assert options(c.with_rate_limit)["limiter"] is None
     assert repr(conduit.ratelimit.DEFAULT_LIMITER) == "RateLimiter(per_minute={'requests': 50.0})"
     assert dict(options(c.with_logging)) == {"logger": "conduit", "level": 20}
@@ -339,15 +339,6 @@ def test_bare_rate_limit_spends_from_the_process_limiter(monkeypatch):
     monkeypatch.setattr(conduit.ratelimit, "DEFAULT_LIMITER", Spy())
     pipe(c.request("m", "hi"), c.with_rate_limit, c.mock_call)
     assert calls == [1]
-
-
-def test_bare_budget_spends_from_the_process_budget(monkeypatch):
-    default = conduit.budget.DEFAULT_BUDGET
-    monkeypatch.setattr(default, "limits", {"cost": None, "tokens": None, "calls": 1})
-    monkeypatch.setattr(default, "spent", {"cost": 0.0, "tokens": 0, "calls": 0})
-    pipe(c.request("m", "hi"), c.with_budget, c.mock_call)
-    with pytest.raises(c.BudgetExceededError):
-        pipe(c.request("m", "hi"), c.with_budget, c.mock_call)
 
 
 @pytest.mark.parametrize("name", list(NEEDS))

@@ -86,9 +86,20 @@ async def test_async_rate_limit():
 
 def test_bad_limits_are_clear_errors():
     with pytest.raises(c.ValidationError, match="requests_per_minute and/or tokens_per_minute"):
-        c.with_rate_limit()
-    with pytest.raises(c.ValidationError, match="in a pipe"):
-        pipe(c.request("m"), c.with_rate_limit)
+        c.with_rate_limit(burst=2)
+    with pytest.raises(c.ValidationError, match="requests_per_minute"):
+        c.with_rate_limit(requests_per_minute=float("nan"))
+
+
+def test_bare_rate_limit_uses_the_process_limiter(monkeypatch):
+    import conduit.ratelimit
+
+    spy = c.RateLimiter(requests_per_minute=6000)
+    seen = []
+    monkeypatch.setattr(spy, "acquire", lambda n, tokens: seen.append((n, tokens)) or 0.0)
+    monkeypatch.setattr(conduit.ratelimit, "DEFAULT_LIMITER", spy)
+    req = pipe(c.request("m", "hi"), c.with_rate_limit)
+    assert c.content(c.mock_call(req)) == "hi" and seen and seen[0][0] == 1
 
 
 # --- Redis --------------------------------------------------------------------------------

@@ -87,5 +87,14 @@ def test_a_corrupt_cassette_names_its_line(tmp_path):
 def test_replay_input_errors(tmp_path):
     with pytest.raises(c.ValidationError, match="mode must be one of"):
         c.with_replay(tmp_path / "x.jsonl", mode="sometimes")
-    with pytest.raises(c.ValidationError, match="needs a file"):
-        pipe(c.request("m"), c.with_replay)
+    with pytest.raises(c.ValidationError, match="with_replay takes a file"):
+        c.with_replay(42)
+
+
+def test_bare_replay_records_to_the_default_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ctx = pipe(c.request("m", "hi", mock="recorded"), c.with_replay, c.mock_call)
+    assert c.content(ctx) == "recorded" and ctx["replayed"] is False
+    assert (tmp_path / "conduit-replay.jsonl").exists()
+    again = pipe(c.request("m", "hi", mock="different"), c.with_replay, c.mock_call)
+    assert c.content(again) == "recorded" and again["replayed"] is True

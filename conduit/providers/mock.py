@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from functools import partial
 from typing import Any
 
@@ -22,7 +22,7 @@ from conduit.embeddings import embedding_response
 from conduit.errors import TimeoutError
 from conduit.providers._wire import Wire, passthrough
 from conduit.response import make_usage
-from conduit.script import MockScript, answer
+from conduit.script import MockScript, answer, failure, recorded
 from conduit.streams import response_events
 from conduit.tokens import estimate_tokens
 
@@ -42,9 +42,8 @@ def _wait(script: MockScript, req: Request) -> tuple[float, BaseException | None
     return script.delay, None
 
 
-def _answered(req: Request) -> Flow:
-    """Wait as scripted (an Effect), then return the response map or raise the scripted error."""
-    script, resp = answer(req)
+def _waited(script: MockScript, req: Request, resp: Any) -> Generator[Any, Any, Any]:
+    """Wait as scripted (an Effect, bounded by the deadline), then return *resp* or raise it."""
     pause, late = _wait(script, req)
     if pause:
         yield Effect(partial(time.sleep, pause), partial(asleep, pause))
@@ -53,6 +52,13 @@ def _answered(req: Request) -> Flow:
     if isinstance(resp, BaseException):
         raise resp
     return resp
+
+
+def _answered(req: Request) -> Flow:
+    """The scripted answer to a chat request, after the scripted wait."""
+    script, resp = answer(req)
+    done: PMap[str, Any] = yield from _waited(script, req, resp)
+    return done
 
 
 def call_flow(req: Request) -> Flow:
@@ -100,13 +106,13 @@ def mock_vectors(texts: Any) -> list[list[float]]:
 
 
 def embed_flow(req: Request) -> Flow:
-    """Embed the request's ``input`` with :func:`mock_vectors` (waits as scripted)."""
-    script = req.get("mock")
-    if isinstance(script, MockScript) and script.delay:
-        yield Effect(partial(time.sleep, script.delay), partial(asleep, script.delay))
+    """Embed the request's ``input`` with :func:`mock_vectors`; the script's ``delay`` and
+    ``fail_first`` apply, and the call is recorded on it, as for chat calls."""
+    script, n = recorded(req)
     texts = req["input"]
     used = sum(estimate_tokens(t) for t in texts)
-    resp = embedding_response(req["model"], mock_vectors(texts), make_usage(used, 0))
+    made = embedding_response(req["model"], mock_vectors(texts), make_usage(used, 0))
+    resp = yield from _waited(script, req, failure(script, n) or made)
     return req.set("response", resp)
 
 
