@@ -9,7 +9,6 @@ then, once; the transform returned only records that object on each request it i
 from __future__ import annotations
 
 import difflib
-import functools
 import inspect
 import math
 import numbers
@@ -18,9 +17,8 @@ from typing import Any
 
 import attrs
 
-from conduit._types import Request, Transform
 from conduit.errors import ValidationError
-from conduit.middleware import Middleware, add_middleware
+from conduit.middleware import Middleware, add_middleware, recorder
 
 __all__ = [
     "Builder",
@@ -164,26 +162,6 @@ def keywords_of(build: Callable[..., Any]) -> tuple[str, ...]:
     """
     kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     return tuple(p.name for p in inspect.signature(build).parameters.values() if p.kind in kinds)
-
-
-def _record(mw: Middleware, req: Any) -> Request:
-    return add_middleware(req, mw)
-
-
-def recorder(name: str, mw: Middleware) -> Transform:
-    """Return a transform named *name* that records the built *mw* on each request (picklable).
-
-    >>> import conduit as c
-    >>> mw = c.middleware(lambda req: (yield req), name="noop")
-    >>> with_noop = recorder("with_noop", mw)
-    >>> with_noop.__name__, with_noop(c.request("m"))["middleware"][0] is mw
-    ('with_noop', True)
-    """
-    transform: Any = functools.update_wrapper(functools.partial(_record, mw), _record)
-    transform.__name__ = transform.__qualname__ = name
-    transform.__doc__ = f"Record the middleware configured by {name} on a request."
-    result: Transform = transform
-    return result
 
 
 @attrs.frozen(kw_only=True)

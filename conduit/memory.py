@@ -21,7 +21,7 @@ from conduit._drive import Effect
 from conduit._options import Builder, configure, number
 from conduit._types import AsyncHandler, Flow, Handler, Request
 from conduit.errors import ContextLengthError, ValidationError
-from conduit.middleware import HISTORY, Middleware, configurable, middleware
+from conduit.middleware import HISTORY, Middleware, middleware
 from conduit.registry import context_window
 from conduit.request import content, message, text
 from conduit.tokens import estimate_message_tokens
@@ -473,17 +473,50 @@ def _summary_flow(
     return ctx if req["messages"] is msgs else ctx.set(HISTORY, req["messages"])
 
 
-def with_summary(
-    call: Any = None,
-    /,
+def _build_summary(
     *,
+    call: Handler | None = None,
     acall: AsyncHandler | None = None,
     keep: int = 6,
     max_messages: int | None = 20,
     max_tokens: int | None = None,
     model: str | None = None,
     instructions: str | None = None,
-) -> Any:
+) -> Middleware:
+    if not callable(call):
+        raise ValidationError(
+            "with_summary needs the handler that writes summaries: "
+            "c.with_summary(c.openai_call, keep=6, max_messages=20)"
+        )
+    if acall is not None and not callable(acall):
+        raise ValidationError("with_summary's acall is the async handler, e.g. c.openai_acall")
+    keep = number("with_summary", "keep", keep, whole=True, zero=True)
+    max_messages = number("with_summary", "max_messages", max_messages, whole=True, optional=True)
+    max_tokens = number("with_summary", "max_tokens", max_tokens, whole=True, optional=True)
+    if max_messages is None and max_tokens is None:
+        raise ValidationError("with_summary needs max_messages or max_tokens to know when to act")
+    return middleware(
+        _summary_flow,
+        name="summary",
+        call=call,
+        acall=acall,
+        keep=keep,
+        max_messages=max_messages,
+        max_tokens=max_tokens,
+        model=model,
+        instructions=instructions,
+    )
+
+
+_SUMMARY = Builder(
+    name="with_summary",
+    build=_build_summary,
+    first="call",
+    example="c.with_summary(c.openai_call, keep=6, max_messages=20)",
+)
+
+
+def with_summary(call: Any = None, /, **options: Any) -> Any:
     """Return a transform condensing older turns with *call* once a conversation grows long.
 
     When the request holds more than *max_messages* non-system messages (or, if given, more
@@ -501,27 +534,4 @@ def with_summary(
     >>> [m["content"] for m in ctx["messages"]]
     ['Summary of the earlier conversation: Ada likes tea.', 'What do I drink?']
     """
-    if not callable(call):
-        raise ValidationError(
-            "with_summary needs the handler that writes summaries: "
-            "c.with_summary(c.openai_call, keep=6, max_messages=20)"
-        )
-    _kept_units((), keep)
-    if max_messages is None and max_tokens is None:
-        raise ValidationError("with_summary needs max_messages or max_tokens to know when to act")
-    return _summary(
-        call=call,
-        acall=acall,
-        keep=keep,
-        max_messages=max_messages,
-        max_tokens=max_tokens,
-        model=model,
-        instructions=instructions,
-    )
-
-
-def _make_summary(**options: Any) -> Middleware:
-    return middleware(_summary_flow, name="summary", **options)
-
-
-_summary = configurable(_make_summary, "with_summary")
+    return configure(_SUMMARY, call, options)

@@ -26,7 +26,7 @@ from conduit._drive import (
 )
 from conduit._types import AsyncHandler, Flow, Handler, Request, Transform
 from conduit.errors import ValidationError
-from conduit.request import CONNECTION_KEYS, as_request
+from conduit.request import REQUEST_KEYS, as_request
 
 __all__ = [
     "HISTORY",
@@ -41,6 +41,7 @@ __all__ = [
     "middlewares",
     "on_request",
     "on_response",
+    "recorder",
     "restore",
     "stream_with",
     "with_middleware",
@@ -148,21 +149,55 @@ def with_middleware(*flows: Middleware | Callable[..., Flow]) -> Transform:
 def configurable(make: Callable[..., Middleware], name: str) -> Callable[..., Any]:
     """Return a ``with_*`` transform usable bare (``with_x(req)``) or configured (``with_x(k=v)``).
 
-    *make* builds the :class:`Middleware` from the keyword options.
+    *make* builds the :class:`Middleware` from the keyword options. Configured, it is built
+    once, when ``with_x(k=v)`` is evaluated (so a bad option fails there); bare, once, on first
+    use. The built-in ``with_*`` add checked options and did-you-mean on top (``_options``).
+
+    >>> import conduit as c
+    >>> def tag(req, label="x"):
+    ...     ctx = yield req
+    ...     return ctx.set("label", label)
+    >>> with_tag = configurable(lambda **o: c.middleware(tag, name="tag", **o), "with_tag")
+    >>> tag_y = with_tag(label="y")
+    >>> reqs = [tag_y(c.request("m", t)) for t in "ab"]
+    >>> reqs[0]["middleware"][0] is reqs[1]["middleware"][0], with_tag.__name__
+    (True, 'with_tag')
     """
+    bare: list[Middleware] = []
 
     def with_(req: Any = None, /, **options: Any) -> Any:
         if req is None:
-            configured = functools.partial(with_, **options) if options else with_
-            return _named(configured, name)
-        return add_middleware(req, make(**options))
+            return recorder(name, make(**options)) if options else with_
+        if options:
+            return add_middleware(req, make(**options))
+        if not bare:
+            bare.append(make())
+        return add_middleware(req, bare[0])
 
     return _named(with_, name)
 
 
+def _record(mw: Middleware, req: Any) -> Request:
+    return add_middleware(req, mw)
+
+
+def recorder(name: str, mw: Middleware) -> Transform:
+    """Return a transform named *name* that records the built *mw* on each request (picklable).
+
+    >>> import conduit as c
+    >>> mw = c.middleware(lambda req: (yield req), name="noop")
+    >>> with_noop = recorder("with_noop", mw)
+    >>> with_noop.__name__, with_noop(c.request("m"))["middleware"][0] is mw
+    ('with_noop', True)
+    """
+    transform: Any = functools.update_wrapper(functools.partial(_record, mw), _record)
+    transform.__name__ = transform.__qualname__ = name
+    transform.__doc__ = f"Record the middleware configured by {name} on a request."
+    result: Transform = transform
+    return result
+
+
 def _named(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
-    if isinstance(fn, functools.partial):
-        fn = functools.update_wrapper(fn, fn.func)  # gives the partial a __name__
     fn.__name__ = fn.__qualname__ = name
     return fn
 
@@ -197,8 +232,6 @@ def _name(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__name__", type(fn).__name__)
 
 
-#: The keys that make up a request; whatever else a context holds is a result.
-REQUEST_KEYS = frozenset({"model", "messages", "options", "middleware", "input", *CONNECTION_KEYS})
 #: Where a middleware that rewrites the conversation (``with_summary``) leaves the new one.
 HISTORY = "conduit/history"
 

@@ -16,6 +16,7 @@ from conduit.errors import ValidationError
 __all__ = [
     "BLOCK_TYPES",
     "CONNECTION_KEYS",
+    "REQUEST_KEYS",
     "ROLES",
     "add_message",
     "as_request",
@@ -45,6 +46,8 @@ BLOCK_TYPES = ("text", "reasoning", "document", "image")
 CONNECTION_KEYS = frozenset(
     {"base_url", "api_key", "headers", "timeout", "provider", "mock", "tools", "metadata"}
 )
+#: The keys that make up a request; whatever else a context holds is a result (DESIGN §1).
+REQUEST_KEYS = frozenset({"model", "messages", "options", "middleware", "input", *CONNECTION_KEYS})
 
 
 def text_block(text: str) -> PMap[str, Any]:
@@ -445,11 +448,14 @@ def response_message(response: Mapping[str, Any]) -> PMap[str, Any]:
 def reply(ctx: Request, content: Any) -> Request:
     """Return the next request of a conversation: the response and a new user turn appended.
 
+    The request keys carry on (model, options, middleware, connection, ``metadata``); the
+    previous call's results (``response``, ``cost``, ``attempts``, ``sources``, ...) do not.
+
     >>> ctx = request("m", ["Hi"]).set("response", freeze({"role": "assistant", "content": "Yo"}))
     >>> [m["content"] for m in reply(ctx, "How are you?")["messages"]]
     ['Hi', 'Yo', 'How are you?']
-    >>> "response" in reply(ctx, "again")
-    False
+    >>> sorted(reply(ctx.set("cost", 0.1), "again"))
+    ['messages', 'model', 'options']
     >>> ctx = {"model": "m", "messages": ["Hi"], "response": {"content": "Yo"}}
     >>> reply(ctx, "next")["messages"][1]["content"]
     'Yo'
@@ -458,5 +464,6 @@ def reply(ctx: Request, content: Any) -> Request:
     resp = _response_or_message(ctx)
     turn = _as_message(content, len(ctx["messages"]) + 1)
     msgs = ctx["messages"].append(response_message(resp)).append(turn)
-    done = ctx.discard("response").discard("parsed")
-    return done.set("messages", msgs)
+    kept = {k: v for k, v in ctx.items() if k in REQUEST_KEYS}
+    kept["messages"] = msgs
+    return pmap(kept)
