@@ -100,8 +100,10 @@ def main(rounds: int = 15, calls: int = 200) -> None:
             results = {name: fn() for name, fn in table.items()}  # warm up, and check agreement
             assert len(set(results.values())) == 1, results
             times: dict[str, list[float]] = {name: [] for name in table}
-            for _ in range(rounds):
-                for name, fn in table.items():
+            names = list(table)
+            for r in range(rounds):  # each round in a rotated order, so no client always follows
+                for name in names[r % len(names) :] + names[: r % len(names)]:  # the same one
+                    fn = table[name]
                     start = time.perf_counter()
                     for _ in range(n):
                         fn()

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from typing import Any, NamedTuple
 
 import attrs
+from pyrsistent import PMap
 
 from conduit._types import AsyncHandler, Flow, Handler, Request
 from conduit.errors import ConduitError, TimeoutError
@@ -176,7 +177,7 @@ async def _aperform(effect: Effect) -> Any:
 
 def finish(name: str, value: Any) -> Request:
     """Return what a flow returned, or raise a clear error if it is not a context."""
-    if not isinstance(value, Mapping):
+    if type(value) is not PMap and not isinstance(value, Mapping):
         raise ConduitError(
             f"middleware {name!r} returned {type(value).__name__}, not a context: "
             "end the flow with `return (yield req)`",

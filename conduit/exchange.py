@@ -22,6 +22,7 @@ from conduit.errors import ValidationError
 from conduit.middleware import acall_with, astream_with, call_with, stream_with
 from conduit.providers._wire import Wire
 from conduit.registry import PROVIDERS, lookup, split_model
+from conduit.request import as_request
 
 __all__ = [
     "acall",
@@ -114,23 +115,24 @@ async def aexchange(default: str, kind: str, req: Request) -> Request:
     return out
 
 
-def exchange_stream(default: str, req: Request) -> Iterator[Any]:
-    """Yield the events of a streamed call for the wire request *req*, then ``Done``."""
+def exchange_stream(default: str, req: Request, done: bool = True) -> Iterator[Any]:
+    """Yield the events of a streamed call for the wire request *req*, then ``Done`` (unless
+    *done* is false: no middleware is waiting for the final context)."""
     wire, req = route(default, req)
     decoder = wire.decoder(req)
     for raw in wire.open(req):
         yield from decoder.feed(raw)
-    yield from decoder.finish()
+    yield from decoder.finish()[: None if done else -1]
 
 
-async def aexchange_stream(default: str, req: Request) -> AsyncIterator[Any]:
+async def aexchange_stream(default: str, req: Request, done: bool = True) -> AsyncIterator[Any]:
     """The async twin of :func:`exchange_stream`."""
     wire, req = route(default, req)
     decoder = wire.decoder(req)
     async for raw in wire.aopen(req):
         for event in decoder.feed(raw):
             yield event
-    for event in decoder.finish():
+    for event in decoder.finish()[: None if done else -1]:
         yield event
 
 
@@ -176,10 +178,16 @@ def handlers(
         return await acall_with(abase, req)
 
     def stream_(req: Any) -> Iterator[Any]:
-        return stream_with(sbase, req)
+        caller = as_request(req)
+        if "middleware" not in caller:  # nothing to stack: the exchange's events, as they come
+            return exchange_stream(provider, caller, done=False)
+        return stream_with(sbase, caller)
 
     def astream_(req: Any) -> AsyncIterator[Any]:
-        return astream_with(asbase, req)
+        caller = as_request(req)
+        if "middleware" not in caller:
+            return aexchange_stream(provider, caller, done=False)
+        return astream_with(asbase, caller)
 
     return (
         _named(call_, stem + "call", f"Call {title} for *req*, inside its middleware.{note}"),

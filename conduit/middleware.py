@@ -253,12 +253,13 @@ def restore(caller: Request, out: Request) -> Request:
     """
     if out is caller:
         return out
-    results = {
-        k: v for k, v in out.items() if k not in REQUEST_KEYS and not k.startswith("conduit/")
-    }
+    results = [(k, v) for k, v in out.iteritems() if k not in REQUEST_KEYS and k[:8] != "conduit/"]
     if HISTORY in out:
-        results["messages"] = out[HISTORY]
-    restored: Request = caller.update(results)
+        results.append(("messages", out[HISTORY]))
+    if len(results) == 1:  # the common case: just the response
+        single: Request = caller.set(*results[0])
+        return single
+    restored: Request = caller.update(dict(results))
     return restored
 
 

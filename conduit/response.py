@@ -29,10 +29,12 @@ def make_usage(
     >>> "cache_read_tokens" in make_usage(1, 1)
     False
     """
+    if type(input_tokens) is not int or type(output_tokens) is not int:
+        input_tokens, output_tokens = int(input_tokens), int(output_tokens)
     fields: dict[str, Any] = {
-        "input_tokens": int(input_tokens),
-        "output_tokens": int(output_tokens),
-        "total_tokens": int(input_tokens) + int(output_tokens),
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": input_tokens + output_tokens,
     }
     if cache_read_tokens is not None:
         fields["cache_read_tokens"] = int(cache_read_tokens)
@@ -57,12 +59,14 @@ def make_tool_call(
 def _usage(usage: Mapping[str, Any] | None) -> PMap[str, Any]:
     if usage is None:
         return make_usage()
-    if type(usage) is type(_EMPTY) and all(type(v) is int for v in usage.values()):
-        return usage  # already a frozen usage map: skip the walk
+    if type(usage) is type(_EMPTY):
+        return usage  # already frozen (make_usage's, or a decoded one): nothing to walk
     return freeze_map(usage)
 
 
 _EMPTY: PMap[str, Any] = pmap()
+_STOPS = frozenset(STOP_REASONS)
+_NO_CALLS: PVector[Any] = pvector()
 
 
 def make_response(
@@ -83,13 +87,16 @@ def make_response(
     >>> make_response(tool_calls=[make_tool_call("c", "f")])["stop_reason"]
     'tool_use'
     """
-    calls = tool_calls if isinstance(tool_calls, PVector) else pvector(map(freeze, tool_calls))
+    if isinstance(tool_calls, PVector):
+        calls = tool_calls
+    else:
+        calls = pvector(map(freeze, tool_calls)) if tool_calls else _NO_CALLS
     reason = stop_reason or ("tool_use" if calls else "end_turn")
-    if reason not in STOP_REASONS:
+    if reason not in _STOPS:
         raise ValidationError(f"stop_reason {reason!r} is not one of {', '.join(STOP_REASONS)}")
     fields = {
         "role": "assistant",
-        "content": freeze(content),
+        "content": content if type(content) is str else freeze(content),
         "model": model,
         "id": id,
         "stop_reason": reason,

@@ -258,18 +258,15 @@ def _answer(spec: Provider, r: httpx.Response) -> Any:
     return _json(spec, r)
 
 
-def _exchange(spec: Provider, req: Request, url: str, body: bytes) -> Generator[Any, Any, Any]:
+def _post(spec: Provider, req: Request, url: str, body: bytes) -> Effect:
     args = (spec, req, url, _headers(spec, req), body)
-    r = yield Effect(partial(post, *args), partial(apost, *args))
-    return _answer(spec, r)
+    return Effect(partial(post, *args), partial(apost, *args))
 
 
 def call_flow(spec: Provider, req: Request) -> Flow:
     """Yield the POST of one chat call for *req* as an Effect; return the decoded context."""
-    body = yield from _exchange(
-        spec, req, _url(spec, req, spec.path), _body(spec.encode(req, False))
-    )
-    return spec.decode(req, body, spec.name)
+    r = yield _post(spec, req, _url(spec, req, spec.path), _body(spec.encode(req, False)))
+    return spec.decode(req, _answer(spec, r), spec.name)
 
 
 def embed_flow(spec: Provider, req: Request) -> Flow:
@@ -277,8 +274,8 @@ def embed_flow(spec: Provider, req: Request) -> Flow:
     if spec.embed_path is None or spec.encode_embed is None or spec.decode_embed is None:
         raise ValidationError(f"{spec.name} has no embeddings: use openai, ollama or mock")
     url = _url(spec, req, spec.embed_path, spec.embed_at_root)
-    body = yield from _exchange(spec, req, url, _body(spec.encode_embed(req)))
-    return spec.decode_embed(req, body)
+    r = yield _post(spec, req, url, _body(spec.encode_embed(req)))
+    return spec.decode_embed(req, _answer(spec, r))
 
 
 def open_stream(spec: Provider, req: Request) -> Iterator[bytes]:

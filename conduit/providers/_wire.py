@@ -66,12 +66,14 @@ class Decoder:
 
     def _steps(self, items: Any) -> list[Any]:
         out: list[Any] = []
+        step, state = self.step, self.state
         try:
             for item in items:
-                self.state, events = self.step(self.state, item)
-                out.extend(events)
+                state, events = step(state, item)
+                out += events
         except Exception as exc:
             self.failed = exc
+        self.state = state
         return out
 
     def finish(self) -> list[Any]:

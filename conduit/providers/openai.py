@@ -166,9 +166,10 @@ def encode_chat(req: Request, stream: bool = False) -> dict[str, Any]:
     {'include_usage': True}
     """
     body: dict[str, Any] = {"model": req["model"], "messages": encode_messages(req["messages"])}
-    if req.get("tools"):
+    if "tools" in req and req["tools"]:
         body["tools"] = encode_tools(req["tools"])
-    for key, value in req["options"].items():
+    options = req["options"]
+    for key, value in options.items() if options else ():
         body[key] = encode_tool_choice(value) if key == "tool_choice" else thaw(value)
     if stream:
         body["stream"] = True
@@ -185,8 +186,8 @@ def decode_usage(usage: Mapping[str, Any] | None) -> PMap[str, Any]:
     """
     if not usage:
         return make_usage()
-    details = usage.get("prompt_tokens_details") or {}
-    cached = details.get("cached_tokens")
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if details else None
     return make_usage(
         usage.get("prompt_tokens") or 0,
         usage.get("completion_tokens") or 0,
