@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from functools import partial
 from typing import Any
 
+from conduit._data import peek
 from conduit._drive import arun_effects, run_effects
 from conduit._types import Request
 from conduit.embeddings import as_embeddings, embedding_request
@@ -88,8 +89,7 @@ def route(default: str, req: Request) -> tuple[Wire, Request]:
     >>> wire.name, sent["model"]
     ('mock', 'any')
     """
-    provider = req["provider"] if "provider" in req else default  # noqa: SIM401 (a miss in .get raises inside pyrsistent: slow)
-    info, bare = split_model(req["model"], provider)
+    info, bare = split_model(req["model"], peek(req, "provider", default))
     return wire_of(info.name), (req if bare == req["model"] else req.set("model", bare))
 
 

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 from pyrsistent import PMap
 
-from conduit._data import freeze_map, thaw
+from conduit._data import freeze_map, peek, thaw
 from conduit._event import Event, event
 from conduit._types import Request
 from conduit.embeddings import embedding_response
@@ -166,8 +166,9 @@ def encode_chat(req: Request, stream: bool = False) -> dict[str, Any]:
     {'include_usage': True}
     """
     body: dict[str, Any] = {"model": req["model"], "messages": encode_messages(req["messages"])}
-    if "tools" in req and req["tools"]:
-        body["tools"] = encode_tools(req["tools"])
+    tools = peek(req, "tools")
+    if tools:
+        body["tools"] = encode_tools(tools)
     options = req["options"]
     for key, value in options.items() if options else ():
         body[key] = encode_tool_choice(value) if key == "tool_choice" else thaw(value)
