@@ -22,12 +22,12 @@ import attrs
 from pyrsistent import PMap, pmap
 
 from conduit._data import freeze_map
-from conduit._drive import Effect
+from conduit._drive import Effect, arun_effects, run_effects
 from conduit._event import Event
 from conduit._types import Flow
 from conduit.checkpoints import Checkpoints
 from conduit.errors import MaxIterationsError, ValidationError
-from conduit.workflow import State, Step, arun_effects, as_state, merge, run_effects, step
+from conduit.workflow import State, Step, as_state, merge, step
 
 __all__ = [
     "END",

@@ -7,10 +7,10 @@ without data.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-__all__ = ["SSE", "aiter_sse", "feed", "flush", "iter_sse", "parse_block"]
+__all__ = ["SSE", "feed", "flush", "iter_sse", "parse_block"]
 
 
 class SSE(NamedTuple):
@@ -95,14 +95,3 @@ def iter_sse(chunks: Iterable[bytes]) -> Iterator[SSE]:
         buffer, events = feed(buffer, chunk)
         yield from events
     yield from flush(buffer)
-
-
-async def aiter_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[SSE]:
-    """The async twin of :func:`iter_sse`."""
-    buffer = b""
-    async for chunk in chunks:
-        buffer, events = feed(buffer, chunk)
-        for event in events:
-            yield event
-    for event in flush(buffer):
-        yield event

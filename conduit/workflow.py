@@ -29,7 +29,7 @@ import attrs
 from pyrsistent import PMap
 
 from conduit._data import freeze, freeze_map
-from conduit._drive import Effect, adrive, drive
+from conduit._drive import Effect, arun_effects, run_effects
 from conduit._types import AsyncHandler, Flow, Handler
 from conduit.errors import ConduitError, ValidationError
 from conduit.request import as_request, content
@@ -42,12 +42,10 @@ __all__ = [
     "branch",
     "invoke",
     "ainvoke",
-    "arun_effects",
     "llm_step",
     "merge",
     "parallel",
     "pipeline",
-    "run_effects",
     "step",
 ]
 
@@ -139,26 +137,6 @@ class Step:
     async def arun(self, state: Any) -> State:
         """Run this step on the event loop (async step functions are awaited)."""
         return await arun_effects(self.name, self.flow(as_state(state)))
-
-
-def _no_handler(req: Any) -> Any:
-    raise ConduitError("a workflow flow yielded a request; steps and graphs yield Effects only")
-
-
-async def _ano_handler(req: Any) -> Any:
-    return _no_handler(req)
-
-
-def run_effects(name: str, flow: Flow) -> State:
-    """Drive a workflow *flow* (one that yields only Effects) in this thread; return its state."""
-    out: State = drive(name, flow, _no_handler)
-    return out
-
-
-async def arun_effects(name: str, flow: Flow) -> State:
-    """The async twin of :func:`run_effects`."""
-    out: State = await adrive(name, flow, _ano_handler)
-    return out
 
 
 def _fn_flow(name: str, fn: StepFn, state: State) -> Flow:
