@@ -169,8 +169,8 @@ def split_model(model: str, default: str = "openai") -> tuple[ProviderInfo, str]
     """Return (provider, bare model) for ``"provider:model"``; other names go to *default*.
 
     Model names with colons of their own keep working (``ollama:llama3.2:3b``,
-    ``ft:gpt-4o-mini:org::id``); a prefix close to a known provider's is an error with a
-    did-you-mean rather than a silent trip to the default.
+    ``ft:gpt-4o-mini:org::id``, ``llama3:8b``); a prefix of letters only that is close to a
+    known provider's is an error with a did-you-mean rather than a silent trip to the default.
 
     >>> info, bare = split_model("anthropic:claude-sonnet-4-5")
     >>> info.name, bare
@@ -179,6 +179,8 @@ def split_model(model: str, default: str = "openai") -> tuple[ProviderInfo, str]
     'llama3.2:3b'
     >>> [x.name if hasattr(x, "name") else x for x in split_model("ft:gpt-4o-mini:org::id")]
     ['openai', 'ft:gpt-4o-mini:org::id']
+    >>> split_model("llama3:8b")[1]
+    'llama3:8b'
     >>> split_model("antropic:claude-haiku-4-5")
     Traceback (most recent call last):
     conduit.errors.ValidationError: unknown provider 'antropic': did you mean 'anthropic'? ...
@@ -188,7 +190,7 @@ def split_model(model: str, default: str = "openai") -> tuple[ProviderInfo, str]
         found = _BY_PREFIX.get(prefix)
         if found is not None:
             return found, rest
-        if "/" not in prefix and _close(prefix):
+        if prefix.isalpha() and _close(prefix):  # "llama3:8b", "org/model:tag" are models
             raise ValidationError(_unknown(prefix))
     return lookup(default), model
 

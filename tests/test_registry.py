@@ -1,0 +1,120 @@
+"""One provider registry: every reader agrees with it, and the provider is chosen once, at the
+bottom of the stack, from the wire request's model."""
+
+import json
+
+import httpx
+import pytest
+import respx
+from hypothesis import given
+from hypothesis import strategies as st
+from toolz import pipe
+
+import conduit as c
+from conduit import registry
+from conduit.cost import price_for
+from conduit.exchange import route, wire_of
+from tests.providers.helpers import raw
+
+KEY = "sk-test-registry"
+
+
+@pytest.mark.parametrize(
+    ("model", "provider", "bare"),
+    [
+        ("anthropic:claude-haiku-4-5", "anthropic", "claude-haiku-4-5"),
+        ("xai:grok-4", "grok", "grok-4"),
+        ("grok:grok-4", "grok", "grok-4"),
+        ("ollama:llama3.2:3b", "ollama", "llama3.2:3b"),
+        ("ft:gpt-4o-mini:org::abc123", "openai", "ft:gpt-4o-mini:org::abc123"),
+        ("llama3:8b", "openai", "llama3:8b"),
+        ("gpt-4o-mini", "openai", "gpt-4o-mini"),
+        ("meta-llama/Llama-3-8b:free", "openai", "meta-llama/Llama-3-8b:free"),
+    ],
+)
+def test_model_names_split_on_known_prefixes_only(model, provider, bare):
+    info, name = registry.split_model(model)
+    assert (info.name, name) == (provider, bare)
+
+
+@pytest.mark.parametrize(
+    ("model", "suggestion"),
+    [("antropic:claude-haiku-4-5", "anthropic"), ("opnai:gpt-4o", "openai"), ("olama:x", "ollama")],
+)
+def test_a_misspelt_provider_is_an_error_with_a_did_you_mean(model, suggestion):
+    with pytest.raises(c.ValidationError, match=f"did you mean '{suggestion}'"):
+        registry.split_model(model)
+
+
+@respx.mock
+def test_a_misspelt_provider_fails_before_any_network_call():
+    route_ = respx.post("https://api.openai.com/v1/chat/completions")
+    with pytest.raises(c.ValidationError, match="did you mean 'anthropic'") as caught:
+        c.call(c.request("antropic:claude-haiku-4-5", "hi", api_key=KEY))
+    assert not route_.called and "no API key" not in str(caught.value)
+
+
+def test_every_registry_entry_has_a_wire_and_a_handler_set():
+    for info in registry.PROVIDERS:
+        assert wire_of(info.name).name == info.name
+        for kind in ("call", "acall", "stream", "astream"):
+            assert callable(getattr(c, f"{info.name}_{kind}"))
+        assert hasattr(c, f"{info.name}_embed") == info.embeddings
+        for prefix in info.prefixes:
+            assert registry.lookup(prefix) is info
+
+
+def test_readers_agree_with_the_registry():
+    """Cost and the context windows strip exactly the registry's prefixes."""
+    assert price_for("xai:grok-4") == price_for("grok-4") is not None
+    assert price_for("anthropic:claude-haiku-4-5") == price_for("claude-haiku-4-5")
+    assert registry.context_window("anthropic:claude-haiku-4-5") == 200_000
+    assert registry.bare_model("ft:gpt-4o-mini:org::id") == "ft:gpt-4o-mini:org::id"
+
+
+@given(st.sampled_from(registry.PROVIDERS), st.text(min_size=1, max_size=20))
+def test_a_prefixed_name_round_trips(info, model):
+    for prefix in info.prefixes:
+        found, bare = registry.split_model(f"{prefix}:{model}")
+        assert found is info and bare == model
+
+
+def test_the_provider_is_chosen_at_the_bottom_from_the_wire_request():
+    """Middleware sees the caller's model string; only the exchange strips the prefix."""
+    seen = []
+
+    def spy(req):
+        seen.append(req["model"])
+        return (yield req)
+
+    script = c.mock_script("ok")
+    ctx = pipe(c.request("mock:any", "hi", mock=script), c.with_middleware(spy), c.call)
+    assert seen == ["mock:any"] and script.calls[0]["model"] == "any"
+    assert ctx["model"] == "mock:any"
+    wire, sent = route("openai", c.request("ollama:llama3.2:3b"))
+    assert (wire.name, sent["model"]) == ("ollama", "llama3.2:3b")
+
+
+@respx.mock
+def test_a_fallback_leaves_the_provider_it_started_with():
+    """openai_call with a fallback to Anthropic: the second exchange goes to Anthropic."""
+    openai_route = respx.post("https://api.openai.com/v1/chat/completions").mock(
+        return_value=httpx.Response(503, json={"error": {"message": "busy"}})
+    )
+    anthropic_route = respx.post("https://api.anthropic.com/v1/messages").mock(
+        return_value=httpx.Response(200, content=raw("anthropic/message_text.json"))
+    )
+    req = c.request("gpt-4o-mini", "hi", api_key=KEY)
+    ctx = pipe(req, c.with_fallback(["anthropic:claude-haiku-4-5"]), c.openai_call)
+    assert openai_route.called and anthropic_route.called and ctx["fallbacks"] == 1
+    sent = json.loads(anthropic_route.calls.last.request.content)
+    assert sent["model"] == "claude-haiku-4-5" and ctx["model"] == "gpt-4o-mini"
+    assert anthropic_route.calls.last.request.headers["x-api-key"] == KEY
+
+
+def test_the_mock_is_scripted_by_a_plain_set_too():
+    """req.set("mock", ...) scripts the mock like request(..., mock=...)."""
+    req = c.request("m", "hi").set("mock", "scripted")
+    assert c.content(c.mock_call(req)) == "scripted"
+    ctx = c.mock_call({"model": "m", "messages": [{"role": "user", "content": "hi"}], "mock": "x"})
+    assert c.content(ctx) == "x" and c.content(c.mock_call(c.reply(ctx, "again"))) == "x"
