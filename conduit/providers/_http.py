@@ -34,7 +34,6 @@ from conduit.errors import (
     error_from_response,
 )
 from conduit.providers._wire import Decoder, Wire
-from conduit.sse import SSE
 
 __all__ = [
     "Provider",
@@ -68,7 +67,7 @@ class Provider:
     encode: Callable[[Request, bool], dict[str, Any]]
     decode: Callable[[Request, Mapping[str, Any], str], Request]
     stream_start: Callable[[str], Any]
-    stream_step: Callable[[Any, SSE], tuple[Any, list[Any]]]
+    stream_steps: Callable[[Any, Any], tuple[Any, list[Any]]]  # (state, SSEs) -> (state, events)
     stream_end: Callable[[Any], list[Any]]
     auth: Callable[[str], dict[str, str]]
     headers: Mapping[str, str] = attrs.field(factory=dict)
@@ -131,8 +130,11 @@ def _parsed(url: str) -> httpx.URL:
     return found
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"))  # json.dumps would build one per call
+
+
 def _body(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
+    return _ENCODER.encode(value).encode()
 
 
 def prepare(spec: Provider, req: Request, stream: bool) -> tuple[str, dict[str, str], bytes]:
@@ -309,7 +311,7 @@ async def aopen_stream(spec: Provider, req: Request) -> AsyncIterator[bytes]:
 
 def decoder(spec: Provider, req: Request) -> Decoder:
     """Return the stream decoder for *spec*'s server-sent events."""
-    return Decoder(req, spec.stream_start(spec.name), spec.stream_step, spec.stream_end, sse=True)
+    return Decoder(req, spec.stream_start(spec.name), spec.stream_steps, spec.stream_end, sse=True)
 
 
 def wire(spec: Provider) -> Wire:

@@ -17,23 +17,24 @@ from conduit._types import Flow, Request
 from conduit.sse import feed, flush
 from conduit.streams import collect
 
-__all__ = ["Decoder", "Wire", "passthrough"]
+__all__ = ["Decoder", "Wire", "each", "passthrough"]
 
-Step = Callable[[Any, Any], tuple[Any, list[Any]]]
+Steps = Callable[[Any, Any], tuple[Any, list[Any]]]  # (state, items) -> (state, events)
 
 
 class Decoder:
     """Turns a provider's raw stream items into Conduit events, then the final context.
 
-    Raw items are bytes of server-sent events (``sse=True``) or already-decoded items; *step*
-    is the codec's pure ``(state, item) -> (state, events)``, *end* its closing events. Like
-    httpx's line decoder, it keeps a buffer between chunks; the deadline is checked per chunk.
+    Raw items are bytes of server-sent events (``sse=True``) or already-decoded items; *steps*
+    is the codec's pure ``(state, items) -> (state, events)`` (see :func:`each` for a codec
+    that decodes one item at a time), *end* its closing events. Like httpx's line decoder, it
+    keeps a buffer between chunks; the deadline is checked per chunk.
     """
 
     def __init__(
-        self, req: Request, state: Any, step: Step, end: Callable[[Any], list[Any]], sse: bool
+        self, req: Request, state: Any, steps: Steps, end: Callable[[Any], list[Any]], sse: bool
     ) -> None:
-        self.req, self.state, self.step, self.end, self.sse = req, state, step, end, sse
+        self.req, self.state, self.steps, self.end, self.sse = req, state, steps, end, sse
         self.timed = "conduit/deadline" in req
         self.buffer = b""
         self.seen: list[Any] = []
@@ -49,43 +50,52 @@ class Decoder:
             raise self.failed
         if self.timed:
             time_left(self.req)
-        if not self.sse:
-            self.state, out = self.step(self.state, raw)
-            self.seen.extend(out)
-            return out
-        self.buffer, items = feed(self.buffer, raw)
-        if len(items) == 1:  # the common case: one event per chunk
-            try:
-                self.state, out = self.step(self.state, items[0])
-            except Exception as exc:
-                self.failed, out = exc, []
-        else:
-            out = self._steps(items)
-        self.seen.extend(out)
+        items: Any = (raw,)
+        if self.sse:
+            self.buffer, items = feed(self.buffer, raw)
+        out = self._decode(items)
+        self.seen += out
         return out
 
-    def _steps(self, items: Any) -> list[Any]:
-        out: list[Any] = []
-        step, state = self.step, self.state
+    def _decode(self, items: Any) -> list[Any]:
         try:
+            self.state, out = self.steps(self.state, items)
+        except Exception:  # decode again one by one (states are values): keep what came first
+            out = []
             for item in items:
-                state, events = step(state, item)
+                try:
+                    self.state, events = self.steps(self.state, (item,))
+                except Exception as exc:
+                    self.failed = exc
+                    break
                 out += events
-        except Exception as exc:
-            self.failed = exc
-        self.state = state
         return out
 
     def finish(self) -> list[Any]:
         """Return the closing events and the :class:`Done` carrying the collected context."""
         if self.failed is not None:
             raise self.failed
-        out = self._steps(flush(self.buffer)) if self.sse else []
+        out = self._decode(flush(self.buffer)) if self.sse else []
         if self.failed is not None:
             raise self.failed
         out.extend(self.end(self.state))
         self.seen.extend(out)
         return [*out, Done(build=partial(_final, self.req, self.seen))]
+
+
+def each(step: Callable[[Any, Any], tuple[Any, list[Any]]]) -> Steps:
+    """Return *steps* for a codec whose ``step(state, item)`` decodes one item at a time."""
+    return partial(_each, step)
+
+
+def _each(
+    step: Callable[[Any, Any], tuple[Any, list[Any]]], state: Any, items: Any
+) -> tuple[Any, list[Any]]:
+    out: list[Any] = []
+    for item in items:
+        state, events = step(state, item)
+        out += events
+    return state, out
 
 
 def _final(req: Request, seen: list[Any]) -> Request:
@@ -94,8 +104,8 @@ def _final(req: Request, seen: list[Any]) -> Request:
     return ctx
 
 
-def _identity_step(state: Any, item: Any) -> tuple[Any, list[Any]]:
-    return state, [item]
+def _as_they_are(state: Any, items: Any) -> tuple[Any, list[Any]]:
+    return state, list(items)
 
 
 def _no_end(state: Any) -> list[Any]:
@@ -104,7 +114,7 @@ def _no_end(state: Any) -> list[Any]:
 
 def passthrough(req: Request) -> Decoder:
     """Return a decoder for a source that yields Conduit events already (the mock)."""
-    return Decoder(req, None, _identity_step, _no_end, sse=False)
+    return Decoder(req, None, _as_they_are, _no_end, sse=False)
 
 
 @attrs.frozen(kw_only=True)

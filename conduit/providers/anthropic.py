@@ -381,6 +381,7 @@ def stream_end(state: StreamState) -> list[Event]:
 # --- the wire: the shared HTTP shell around this codec ---------------------------------------
 
 from conduit.providers import _http  # noqa: E402  (the codec above stays importable alone)
+from conduit.providers._wire import each  # noqa: E402
 from conduit.registry import lookup  # noqa: E402
 
 API_VERSION = "2023-06-01"
@@ -400,7 +401,7 @@ ANTHROPIC = _http.Provider(
     encode=encode_chat,
     decode=decode_chat,
     stream_start=stream_start,
-    stream_step=stream_step,
+    stream_steps=each(stream_step),
     stream_end=stream_end,
     auth=_auth,
     headers={"anthropic-version": API_VERSION},

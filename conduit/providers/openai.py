@@ -35,6 +35,7 @@ __all__ = [
     "stream_end",
     "stream_start",
     "stream_step",
+    "stream_steps",
 ]
 
 STOP_REASONS = {
@@ -268,19 +269,46 @@ def stream_step(state: StreamState, sse: SSE) -> tuple[StreamState, list[Event]]
     >>> [e["type"] for e in ev]
     ['message_start', 'content_delta']
     """
-    if sse.data == "[DONE]":
-        return state._replace(done=True), []
-    try:
-        chunk = json.loads(sse.data)
-    except ValueError:
-        chunk = decode_event(state.provider, sse.data)  # raises the right error
-    choices = chunk.get("choices")
-    if state.started and choices and len(choices) == 1 and "usage" not in chunk:
-        choice = choices[0]  # fast path: a plain text delta, the bulk of every stream
-        delta = choice.get("delta")
-        if delta and not choice.get("finish_reason") and "tool_calls" not in delta:
-            piece = delta.get("content")
-            return state, [Event(type="content_delta", text=piece)] if piece else []
+    return stream_steps(state, (sse,))
+
+
+def stream_steps(state: StreamState, sses: Any) -> tuple[StreamState, list[Event]]:
+    """Return (state, Conduit events) after several server-sent events, in one loop.
+
+    The same as :func:`stream_step` over each in turn; the loop is here, not in the caller, so
+    the bulk of every stream (a plain text delta) costs one dictionary walk and one event.
+
+    >>> first, hi = '{"choices": [{"delta": {}}]}', '{"choices": [{"delta": {"content": "Hi"}}]}'
+    >>> s, ev = stream_steps(stream_start(), [SSE("message", d) for d in (first, hi, "[DONE]")])
+    >>> [e["type"] for e in ev], s.done
+    (['message_start', 'content_delta'], True)
+    """
+    out: list[Event] = []
+    loads = json.loads
+    for sse in sses:
+        data = sse.data
+        if data == "[DONE]":
+            state = state._replace(done=True)
+            continue
+        try:
+            chunk = loads(data)
+        except ValueError:
+            chunk = decode_event(state.provider, data)  # raises the right error
+        choices = chunk.get("choices")
+        if state.started and choices and len(choices) == 1 and "usage" not in chunk:
+            choice = choices[0]  # fast path: a plain text delta
+            delta = choice.get("delta")
+            if delta and not choice.get("finish_reason") and "tool_calls" not in delta:
+                piece = delta.get("content")
+                if piece:
+                    out.append(Event(type="content_delta", text=piece))
+                continue
+        state, events = _chunk_step(state, chunk)
+        out += events
+    return state, out
+
+
+def _chunk_step(state: StreamState, chunk: Any) -> tuple[StreamState, list[Event]]:
     if "error" in chunk:
         raise error_from_response(state.provider, None, {}, chunk)
     events: list[Event] = []
@@ -402,7 +430,7 @@ def compatible(
         encode=encode_chat,
         decode=decode_chat,
         stream_start=stream_start,
-        stream_step=stream_step,
+        stream_steps=stream_steps,
         stream_end=stream_end,
         auth=_http.bearer,
         embed_path="/embeddings",
