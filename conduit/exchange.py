@@ -108,6 +108,17 @@ def exchange(default: str, kind: str, req: Request) -> Request:
     return out
 
 
+def _bare(default: str, kind: str, caller: Request) -> Request:
+    """One call with no middleware: the context rule without a walk over the keys.
+
+    A wire's flow returns the request it was given plus ``response`` (tested for every wire),
+    so the caller's request plus that response is exactly what :func:`restore` would build.
+    """
+    wire, sent = route(default, caller)
+    out: Request = run_effects(wire.name, _flow_of(wire, kind)(sent))
+    return out if sent is caller else caller.set("response", out["response"])
+
+
 async def aexchange(default: str, kind: str, req: Request) -> Request:
     """The async twin of :func:`exchange`."""
     wire, req = route(default, req)
@@ -172,7 +183,10 @@ def handlers(
     note = _key_note(provider) if prefix is None else ""
 
     def call_(req: Any) -> Request:
-        return call_with(base, req)
+        caller = as_request(req)
+        if "middleware" not in caller:
+            return _bare(provider, "call", caller)
+        return call_with(base, caller)
 
     async def acall_(req: Any) -> Request:
         return await acall_with(abase, req)
@@ -220,14 +234,16 @@ def embedders(
     stem = f"{provider}_" if prefix is None else prefix
 
     def embed_(req: Any, model: str | None = None, **settings: Any) -> Any:
-        built = _embed_request(provider, req, model, settings)
-        ctx = call_with(base, built)
-        return ctx if built is req else as_embeddings(ctx)
+        built = as_request(_embed_request(provider, req, model, settings))
+        ctx = (
+            _bare(provider, "embed", built) if "middleware" not in built else call_with(base, built)
+        )
+        return ctx if isinstance(req, Mapping) else as_embeddings(ctx)
 
     async def aembed_(req: Any, model: str | None = None, **settings: Any) -> Any:
         built = _embed_request(provider, req, model, settings)
         ctx = await acall_with(abase, built)
-        return ctx if built is req else as_embeddings(ctx)
+        return ctx if isinstance(req, Mapping) else as_embeddings(ctx)
 
     doc = "Embed the texts of an embedding request inside its middleware (or a list of texts)."
     return _named(embed_, stem + "embed", doc), _named(aembed_, stem + "aembed", doc)

@@ -118,3 +118,23 @@ def test_the_mock_is_scripted_by_a_plain_set_too():
     assert c.content(c.mock_call(req)) == "scripted"
     ctx = c.mock_call({"model": "m", "messages": [{"role": "user", "content": "hi"}], "mock": "x"})
     assert c.content(ctx) == "x" and c.content(c.mock_call(c.reply(ctx, "again"))) == "x"
+
+
+@respx.mock
+@pytest.mark.parametrize("name", [info.name for info in registry.PROVIDERS])
+def test_every_wire_returns_the_request_it_was_given_plus_a_response(name):
+    """The Wire contract the no-middleware fast path relies on (conduit.exchange._bare)."""
+    from conduit._drive import run_effects
+
+    body = raw("anthropic/message_text.json" if name == "anthropic" else "openai/chat_text.json")
+    respx.route(method="POST").mock(return_value=httpx.Response(200, content=body))
+    wire = wire_of(name)
+    req = c.request("some-model", "hi", api_key=KEY, base_url="http://127.0.0.1:9/v1")
+    out = run_effects(name, wire.call(req))
+    assert set(out) == {*req, "response"} and all(out[k] == req[k] for k in req)
+    if wire.embed is not None:
+        emb = c.embedding_request("some-model", ["a"], api_key=KEY, base_url="http://127.0.0.1:9")
+        data = {"data": [{"index": 0, "embedding": [0.5]}], "embeddings": [[0.5]]}
+        respx.route(method="POST").mock(return_value=httpx.Response(200, json=data))
+        out = run_effects(name, wire.embed(emb))
+        assert set(out) == {*emb, "response"} and all(out[k] == emb[k] for k in emb)

@@ -30,7 +30,6 @@ from conduit.errors import (
     ConnectionError,
     ProviderError,
     TimeoutError,
-    ValidationError,
     error_from_response,
 )
 from conduit.providers._wire import Decoder, Wire
@@ -273,8 +272,7 @@ def call_flow(spec: Provider, req: Request) -> Flow:
 
 def embed_flow(spec: Provider, req: Request) -> Flow:
     """Yield the POST of one embedding request as an Effect; return the decoded context."""
-    if spec.embed_path is None or spec.encode_embed is None or spec.decode_embed is None:
-        raise ValidationError(f"{spec.name} has no embeddings: use openai, ollama or mock")
+    assert spec.embed_path and spec.encode_embed and spec.decode_embed, "wire() checks this"
     url = _url(spec, req, spec.embed_path, spec.embed_at_root)
     r = yield _post(spec, req, url, _body(spec.encode_embed(req)))
     return spec.decode_embed(req, _answer(spec, r))
@@ -322,5 +320,5 @@ def wire(spec: Provider) -> Wire:
         open=partial(open_stream, spec),
         aopen=partial(aopen_stream, spec),
         decoder=partial(decoder, spec),
-        embed=partial(embed_flow, spec),
+        embed=partial(embed_flow, spec) if spec.embed_path else None,
     )

@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+import attrs
 from pyrsistent import PMap
 
 from conduit._data import freeze_map, peek, thaw
@@ -442,7 +443,8 @@ def compatible(
 def from_registry(name: str) -> _http.Provider:
     """Return the OpenAI-compatible service the registry describes under *name*."""
     info = lookup(name)
-    return compatible(info.name, info.base_url or "", info.env_key, info.base_url_env)
+    spec = compatible(info.name, info.base_url or "", info.env_key, info.base_url_env)
+    return spec if info.embeddings else attrs.evolve(spec, embed_path=None)
 
 
 OPENAI = from_registry("openai")
