@@ -1,4 +1,4 @@
-"""JSON Schema from Python types, a validator for those schemas, and conversion back to types.
+"""JSON Schema from Python types, full JSON Schema validation, and conversion back to types.
 
 Pure functions. Types: ``str``, ``int``, ``float``, ``bool``, ``None``, lists, tuples, dicts,
 ``Literal``, ``Enum``, ``Optional`` and unions, ``Annotated[T, "description"]``, attrs
@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import inspect
 import re
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import attrs
 
-__all__ = ["convert", "describe", "parse_docstring", "schema_of", "validate"]
+__all__ = ["check_schema", "convert", "describe", "parse_docstring", "schema_of", "validate"]
 
 _SCALARS: dict[Any, dict[str, Any]] = {
     str: {"type": "string"},
@@ -240,59 +241,239 @@ def describe(fn: Any) -> tuple[str, dict[str, str]]:
     return parsed["summary"], parsed["params"]
 
 
-_TYPE_CHECKS = {
-    "string": lambda v: isinstance(v, str),
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-    "boolean": lambda v: isinstance(v, bool),
-    "null": lambda v: v is None,
-    "array": lambda v: isinstance(v, list | tuple) or type(v).__name__ == "PVector",
-    "object": lambda v: isinstance(v, Mapping),
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_JSON_NAMES = {
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    str: "string",
+    type(None): "null",
+    list: "array",
+    tuple: "array",
+    dict: "object",
 }
+_TYPES = ("array", "boolean", "integer", "null", "number", "object", "string")
+_MAX_PROBLEMS = 20
+_COMPILED_BY_ID: dict[int, tuple[Any, Any]] = {}  # id(frozen schema) -> (schema, validator)
 
 
-def validate(schema: Mapping[str, Any], value: Any, path: str = "$") -> list[str]:
-    """Return what is wrong with *value* against *schema* (empty when valid).
+def validate(schema: Any, value: Any, path: str = "$") -> list[str]:
+    """Return what is wrong with the JSON *value* against the JSON Schema *schema* (empty when
+    valid): one line per problem, each naming the path of the bad value.
+
+    Full JSON Schema (2020-12 unless the schema's ``$schema`` names another draft) through the
+    ``jsonschema`` library, imported on the first validation. ``format`` is an annotation,
+    not checked. An invalid schema raises ``ValidationError`` (see :func:`check_schema`).
 
     >>> validate({"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]},
     ...          {"a": "x"})
-    ["$.a: expected integer, got str 'x'"]
+    ["$.a: expected integer, got string 'x'"]
+    >>> validate({"type": "string", "pattern": "^[a-z]+[.]txt$"}, "../../etc/passwd", "$.path")
+    ["$.path: '../../etc/passwd' does not match '^[a-z]+[.]txt$'"]
     """
-    errors: list[str] = []
-    if "anyOf" in schema:
-        if all(validate(s, value, path) for s in schema["anyOf"]):
-            return [f"{path}: {value!r:.40} matches none of the allowed types"]
-        return []
-    kind = schema.get("type")
-    if isinstance(kind, str) and not _TYPE_CHECKS[kind](value):
-        return [f"{path}: expected {kind}, got {type(value).__name__} {value!r:.40}"]
-    if "enum" in schema and value not in schema["enum"]:
-        return [f"{path}: {value!r:.40} is not one of {list(schema['enum'])}"]
-    if kind == "object" or (kind is None and isinstance(value, Mapping) and "properties" in schema):
-        props = schema.get("properties", {})
-        for name in schema.get("required", []):
-            if name not in value:
-                errors.append(f"{path}: missing required property {name!r}")
-        extra = schema.get("additionalProperties", True)
-        for name, item in value.items():
-            if name in props:
-                errors.extend(validate(props[name], item, f"{path}.{name}"))
-            elif extra is False:
-                errors.append(f"{path}: unexpected property {name!r}")
-            elif isinstance(extra, Mapping):
-                errors.extend(validate(extra, item, f"{path}.{name}"))
-    if kind == "array":
-        items = list(value)
-        if "minItems" in schema and len(items) < schema["minItems"]:
-            errors.append(f"{path}: expected at least {schema['minItems']} items")
-        if "maxItems" in schema and len(items) > schema["maxItems"]:
-            errors.append(f"{path}: expected at most {schema['maxItems']} items")
-        for i, item in enumerate(items):
-            sub = (schema.get("prefixItems") or [])[i : i + 1]
-            rule = sub[0] if sub else schema.get("items")
-            if rule is not None:
-                errors.extend(validate(rule, item, f"{path}[{i}]"))
-    return errors
+    problems: list[str] = []
+    try:
+        for error in _compiled(schema).iter_errors(value):
+            problems.extend(line for line in _messages(error, path) if line not in problems)
+    except RecursionError:
+        from conduit.errors import ValidationError
+
+        raise ValidationError("the JSON Schema refers to itself without end ($ref)") from None
+    if len(problems) > _MAX_PROBLEMS:
+        more = len(problems) - _MAX_PROBLEMS
+        problems = [*problems[:_MAX_PROBLEMS], f"{path}: and {more} more problems"]
+    return problems
+
+
+def check_schema(schema: Any) -> None:
+    """Raise ``ValidationError`` unless *schema* is a valid JSON Schema (an unknown type, a
+    bad regular expression, a ``$ref`` to nothing...); compile it for :func:`validate`.
+
+    >>> check_schema({"type": "object", "properties": {"n": {"type": "integer"}}})
+    >>> check_schema({"type": "strng"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    conduit.errors.ValidationError: invalid JSON Schema at schema.type: unknown type 'strng'; ...
+    """
+    _compiled(schema)
+
+
+def _compiled(schema: Any) -> Any:
+    """Return the validator for *schema*, built (and the schema checked) once per schema."""
+    from pyrsistent import PMap
+
+    if isinstance(schema, PMap):  # tool parameters, with_schema options: the same object
+        hit = _COMPILED_BY_ID.get(id(schema))
+        if hit is not None and hit[0] is schema:
+            return hit[1]
+    validator = _compile(_canonical(schema))
+    if isinstance(schema, PMap):
+        if len(_COMPILED_BY_ID) >= 512:
+            _COMPILED_BY_ID.clear()
+        _COMPILED_BY_ID[id(schema)] = (schema, validator)
+    return validator
+
+
+def _canonical(schema: Any) -> str:
+    """The schema as canonical JSON: a cache key that tells 1, 1.0 and true apart."""
+    import json
+
+    from conduit._data import thaw
+    from conduit.errors import ValidationError
+
+    try:
+        return json.dumps(thaw(schema), sort_keys=True, allow_nan=True)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"a JSON Schema must be JSON data: {exc}") from None
+
+
+@functools.lru_cache(maxsize=512)
+def _compile(canonical: str) -> Any:
+    import json
+
+    from jsonschema import Draft202012Validator, validators
+    from jsonschema.exceptions import best_match
+
+    from conduit.errors import ValidationError
+
+    schema = json.loads(canonical)
+    if not isinstance(schema, dict | bool):
+        raise ValidationError(f"a JSON Schema is an object or a boolean, not {schema!r:.60}")
+    cls = validators.validator_for(schema, default=Draft202012Validator)
+    meta = cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)
+    error = best_match(meta.iter_errors(schema))
+    if error is None:
+        error = _unresolvable(schema)
+    if error is not None:
+        where, path = _where(error.absolute_path, "schema"), list(error.absolute_path)
+        text = _clip(error.message, 200)
+        if path and path[-1] == "type":
+            text = f"unknown type {_show(error.instance)}; the types are {', '.join(_TYPES)}"
+        raise ValidationError(f"invalid JSON Schema at {where}: {text}")
+    return _lenient(cls)(schema)
+
+
+def _unresolvable(schema: Any) -> Any:
+    """Return an error for the first local ``$ref`` that points at nothing, else None."""
+    from jsonschema.exceptions import SchemaError
+    from referencing import Registry
+    from referencing.exceptions import Unresolvable
+    from referencing.jsonschema import DRAFT202012, specification_with
+
+    if not isinstance(schema, dict) or _has_ids(schema):
+        return None  # nested $id rebase references: left to the validator
+    spec = specification_with(str(schema.get("$schema", "")), default=DRAFT202012)
+    resolver = Registry().with_resource("", spec.create_resource(schema)).resolver()
+    for ref in sorted(_refs(schema)):
+        try:
+            resolver.lookup(ref)
+        except Unresolvable:
+            return SchemaError(f"$ref {ref!r} points at nothing (Conduit never fetches schemas)")
+    return None
+
+
+def _refs(schema: Any) -> set[str]:
+    if isinstance(schema, dict):
+        found = {schema["$ref"]} if isinstance(schema.get("$ref"), str) else set()
+        return found.union(*(_refs(v) for k, v in schema.items() if k not in ("enum", "const")))
+    if isinstance(schema, list):
+        return set().union(*(_refs(v) for v in schema))
+    return set()
+
+
+def _has_ids(schema: Any, top: bool = True) -> bool:
+    if isinstance(schema, dict):
+        if not top and "$id" in schema:
+            return True
+        return any(_has_ids(v, False) for k, v in schema.items() if k not in ("enum", "const"))
+    return isinstance(schema, list) and any(_has_ids(v, False) for v in schema)
+
+
+@functools.cache
+def _lenient(cls: Any) -> Any:
+    """*cls*, also taking tuples as arrays and any mapping as an object (frozen data)."""
+    from jsonschema import validators
+
+    checker = cls.TYPE_CHECKER.redefine_many(
+        {
+            "array": lambda _, v: isinstance(v, list | tuple) or type(v).__name__ == "PVector",
+            "object": lambda _, v: isinstance(v, Mapping),
+        }
+    )
+    return validators.extend(cls, type_checker=checker)
+
+
+def _where(parts: Any, root: str) -> str:
+    """The JSONPath of a value: ``$.files[2].name``."""
+    out = root
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _IDENTIFIER.fullmatch(str(part)):
+            out += f".{part}"
+        else:
+            out += f"[{str(part)!r}]"
+    return out
+
+
+def _clip(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _show(value: Any) -> str:
+    return _clip(repr(value))
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "object"
+    return _JSON_NAMES.get(type(value), type(value).__name__)
+
+
+def _messages(error: Any, root: str) -> list[str]:
+    """The problem lines for one ``jsonschema`` error, in words a model can act on."""
+    where = _where(error.absolute_path, root)
+    rule, value, bad = error.validator, error.validator_value, error.instance
+    if rule == "type":
+        kinds = [value] if isinstance(value, str) else list(value)
+        return [f"{where}: expected {' or '.join(kinds)}, got {_kind(bad)} {_show(bad)}"]
+    if rule == "required":
+        missing = [n for n in value if n not in bad]
+        return [f"{where}: missing required property {n!r}" for n in missing]
+    if rule == "additionalProperties" and value is False:
+        known = error.schema.get("properties", {})
+        patterns = list(error.schema.get("patternProperties", {}))
+        extra = [n for n in bad if n not in known and not any(re.search(p, n) for p in patterns)]
+        return [f"{where}: unexpected property {n!r}" for n in extra]
+    if rule in ("anyOf", "oneOf") and error.context:
+        branches: dict[Any, str] = {}
+        for i, sub in enumerate(error.context):  # a false branch's error has no schema path
+            branch = sub.relative_schema_path[0] if sub.relative_schema_path else f"false {i}"
+            branches.setdefault(branch, _messages(sub, root)[0])
+        options = " | ".join(list(branches.values())[:3])
+        return [f"{where}: {_show(bad)} matches none of the allowed schemas ({options})"]
+    if rule == "oneOf":
+        return [f"{where}: {_show(bad)} matches more than one of the schemas oneOf allows"]
+    simple: dict[Any, Callable[[], str]] = {
+        "enum": lambda: f"{_show(bad)} is not one of {_clip(repr(list(value)), 120)}",
+        "const": lambda: f"expected {_show(value)}, got {_show(bad)}",
+        "pattern": lambda: f"{_show(bad)} does not match '{value}'",
+        "minLength": lambda: f"expected at least {value} characters, got {len(bad)}",
+        "maxLength": lambda: f"expected at most {value} characters, got {len(bad)}",
+        "minimum": lambda: f"{_show(bad)} is less than the minimum {value}",
+        "maximum": lambda: f"{_show(bad)} is greater than the maximum {value}",
+        "exclusiveMinimum": lambda: f"{_show(bad)} must be greater than {value}",
+        "exclusiveMaximum": lambda: f"{_show(bad)} must be less than {value}",
+        "multipleOf": lambda: f"{_show(bad)} is not a multiple of {value}",
+        "minItems": lambda: f"expected at least {value} items",
+        "maxItems": lambda: f"expected at most {value} items",
+        "uniqueItems": lambda: "the items must be unique",
+        "not": lambda: f"{_show(bad)} must not match {_clip(repr(value), 120)}",
+        "minProperties": lambda: f"expected at least {value} properties",
+        "maxProperties": lambda: f"expected at most {value} properties",
+        None: lambda: "no value is allowed here",
+    }
+    text = simple[rule]() if rule in simple else _clip(error.message, 200)
+    return [f"{where}: {text}"]
 
 
 def convert(tp: Any, value: Any) -> Any:
@@ -305,7 +486,11 @@ def convert(tp: Any, value: Any) -> Any:
     (1, <Unit.C: 'celsius'>)
     """
     if value is None or tp is Any or tp in _SCALARS:
-        return float(value) if tp is float and isinstance(value, int) else value
+        if tp is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if tp is int and isinstance(value, float) and value.is_integer():
+            return int(value)  # 2.0 is an integer in JSON Schema
+        return value
     origin, args = get_origin(tp), get_args(tp)
     if origin is typing.Annotated:
         return convert(args[0], value)

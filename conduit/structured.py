@@ -22,7 +22,7 @@ from conduit._types import Flow, Handler, Request
 from conduit.errors import ValidationError
 from conduit.middleware import Middleware
 from conduit.request import content, reply, request, system, tool_calls, tool_result, user
-from conduit.schema import _is_record, convert, schema_of, validate
+from conduit.schema import _is_record, check_schema, convert, schema_of, validate
 
 __all__ = ["classify", "extract", "parse_json", "schema_flow", "with_schema"]
 
@@ -57,6 +57,7 @@ def parse_json(text: str) -> tuple[Any, str | None]:
 def _spec(schema: Any) -> tuple[dict[str, Any], str, Callable[[Any], Any]]:
     if isinstance(schema, Mapping):
         plain = thaw(schema)
+        check_schema(plain)
         return plain, str(plain.get("title") or "result"), freeze
     if _is_record(schema):
         return schema_of(schema), schema.__name__, partial(_build, schema)
@@ -102,7 +103,9 @@ def schema_flow(
             + ". Answer again with only the corrected JSON."
         )
         answer = tool_result(via_tool[0]["id"], feedback, is_error=True) if via_tool else feedback
-        sent = reply(ctx, answer)
+        # the re-ask continues the wire conversation, and keeps what the request carried
+        # inside the stack (its deadline, say), which reply() would leave behind
+        sent = sent.set("messages", reply(ctx, answer)["messages"])
     raise ValidationError(
         f"the model's answer did not match the schema after {max_retries + 1} tries: "
         + "; ".join(problems),

@@ -21,7 +21,7 @@ from conduit._data import freeze_map, thaw
 from conduit._types import Request, Transform
 from conduit.errors import ValidationError
 from conduit.request import as_request, tool_calls, tool_result
-from conduit.schema import convert, describe, schema_of, validate
+from conduit.schema import check_schema, convert, describe, schema_of, validate
 
 __all__ = [
     "arun_tool_calls",
@@ -80,6 +80,8 @@ def tool(
         return lambda f: tool(f, name=name, description=description)
     if isinstance(fn, Mapping):
         spec: PMap[str, Any] = freeze_map(fn)
+        if "parameters" in spec:
+            _check_parameters(spec)
         return spec
     if not callable(fn):
         raise ValidationError(f"tool() takes a function, got {type(fn).__name__}")
@@ -98,6 +100,13 @@ def tool(
             "fn": fn,
         }
     )
+
+
+def _check_parameters(spec: PMap[str, Any]) -> None:
+    try:
+        check_schema(spec["parameters"])
+    except ValidationError as exc:
+        raise ValidationError(f"tool {spec.get('name', '?')!r}: {exc}") from None
 
 
 def _as_tool(value: Any) -> PMap[str, Any]:
@@ -167,7 +176,7 @@ def _prepare(spec: PMap[str, Any] | None, call: Mapping[str, Any], names: Sequen
     if call.get("arguments_error"):
         return f"{call['arguments_error']}; send the arguments as one JSON object"
     arguments = thaw(call.get("arguments") or {})
-    problems = validate(thaw(spec["parameters"]), arguments)
+    problems = validate(spec["parameters"], arguments)
     if problems:
         return f"invalid arguments for {spec['name']}: " + "; ".join(problems)
     fn = spec.get("fn")
