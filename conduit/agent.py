@@ -99,6 +99,14 @@ def _stream_report(event: Event) -> Any:
     return Emit(event) if event["type"] == "tool_result" else None
 
 
+def _own_tools(req: Any, ctx: Request) -> Request:
+    """The agent's context keeps the caller's tools: the loop's own stay with the loop."""
+    caller = as_request(req)
+    if "tools" in caller:
+        return ctx if ctx.get("tools") is caller["tools"] else ctx.set("tools", caller["tools"])
+    return ctx.discard("tools")
+
+
 def _check(max_iterations: int) -> None:
     if not isinstance(max_iterations, int) or max_iterations < 1:
         raise ValidationError(f"max_iterations must be a positive number, got {max_iterations!r}")
@@ -135,7 +143,7 @@ def agent(
         flow = agent_flow(
             prepared, tools=specs, max_iterations=max_iterations, report=_on_event(on_event)
         )
-        return drive("agent", flow, call)
+        return _own_tools(req, drive("agent", flow, call))
 
     run.__name__ = run.__qualname__ = "agent"
     return run
@@ -158,7 +166,7 @@ def aagent(
         flow = agent_flow(
             prepared, tools=specs, max_iterations=max_iterations, report=_on_event(on_event)
         )
-        return await adrive("aagent", flow, call)
+        return _own_tools(req, await adrive("aagent", flow, call))
 
     run.__name__ = run.__qualname__ = "aagent"
     return run

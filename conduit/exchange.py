@@ -102,45 +102,36 @@ def _flow_of(wire: Wire, kind: str) -> Callable[[Request], Any]:
 
 
 def exchange(default: str, kind: str, req: Request) -> Request:
-    """Perform one call (*kind* ``"call"`` or ``"embed"``) for the wire request *req*."""
-    wire, req = route(default, req)
-    out: Request = run_effects(wire.name, _flow_of(wire, kind)(req))
-    return out
-
-
-def _bare(default: str, kind: str, caller: Request) -> Request:
-    """One call with no middleware: the context rule without a walk over the keys.
-
-    A wire's flow returns the request it was given plus ``response`` (tested for every wire),
-    so the caller's request plus that response is exactly what :func:`restore` would build.
-    """
-    wire, sent = route(default, caller)
+    """Perform one call (*kind* ``"call"`` or ``"embed"``) for *req*: the request it was given
+    plus ``response`` (a wire returns its request plus response, tested for every provider, so
+    only a stripped ``provider:`` prefix needs putting back)."""
+    wire, sent = route(default, req)
     out: Request = run_effects(wire.name, _flow_of(wire, kind)(sent))
-    return out if sent is caller else caller.set("response", out["response"])
+    return out if sent is req else req.set("response", out["response"])
 
 
 async def aexchange(default: str, kind: str, req: Request) -> Request:
     """The async twin of :func:`exchange`."""
-    wire, req = route(default, req)
-    out: Request = await arun_effects(wire.name, _flow_of(wire, kind)(req))
-    return out
+    wire, sent = route(default, req)
+    out: Request = await arun_effects(wire.name, _flow_of(wire, kind)(sent))
+    return out if sent is req else req.set("response", out["response"])
 
 
 def exchange_stream(default: str, req: Request, done: bool = True) -> Iterator[Any]:
     """Yield the events of a streamed call for the wire request *req*, then ``Done`` (unless
     *done* is false: no middleware is waiting for the final context)."""
-    wire, req = route(default, req)
-    decoder = wire.decoder(req)
-    for raw in wire.open(req):
+    wire, sent = route(default, req)
+    decoder = wire.decoder(req)  # its final context: the request it was given, plus response
+    for raw in wire.open(sent):
         yield from decoder.feed(raw)
     yield from decoder.finish()[: None if done else -1]
 
 
 async def aexchange_stream(default: str, req: Request, done: bool = True) -> AsyncIterator[Any]:
     """The async twin of :func:`exchange_stream`."""
-    wire, req = route(default, req)
+    wire, sent = route(default, req)
     decoder = wire.decoder(req)
-    async for raw in wire.aopen(req):
+    async for raw in wire.aopen(sent):
         for event in decoder.feed(raw):
             yield event
     for event in decoder.finish()[: None if done else -1]:
@@ -156,8 +147,8 @@ def _named(fn: Any, name: str, doc: str) -> Any:
 
 def _key_note(provider: str) -> str:
     info = lookup(provider)
-    if provider == "openai" or info.env_key is None:
-        return "" if info.env_key else " No API key is needed."
+    if info.env_key is None:
+        return " No API key is needed."
     return f" The key comes from the request's ``api_key`` or ``{info.env_key}``."
 
 
@@ -185,11 +176,14 @@ def handlers(
     def call_(req: Any) -> Request:
         caller = as_request(req)
         if "middleware" not in caller:
-            return _bare(provider, "call", caller)
+            return exchange(provider, "call", caller)
         return call_with(base, caller)
 
     async def acall_(req: Any) -> Request:
-        return await acall_with(abase, req)
+        caller = as_request(req)
+        if "middleware" not in caller:
+            return await aexchange(provider, "call", caller)
+        return await acall_with(abase, caller)
 
     def stream_(req: Any) -> Iterator[Any]:
         caller = as_request(req)
@@ -211,11 +205,19 @@ def handlers(
     )
 
 
-def _embed_request(provider: str, req: Any, model: str | None, settings: Any) -> Any:
+def _embed_request(provider: str, req: Any, model: Any, settings: Any) -> Request:
     if isinstance(req, Mapping):
         if model is not None or settings:
             raise ValidationError("pass settings to c.embedding_request, not to the handler")
-        return req
+        frozen = as_request(req)
+        if "input" not in frozen:
+            raise ValidationError(
+                "this is not an embedding request (it has no 'input' texts): build one with "
+                "c.embedding_request(model, texts)"
+            )
+        return frozen
+    if isinstance(req, str) and isinstance(model, list | tuple):  # the 0.1 form: (model, texts)
+        req, model = model, req
     chosen = model or lookup(provider).embed_model or ""
     return embedding_request(chosen, req, **settings)
 
@@ -233,14 +235,16 @@ def embedders(
     abase = partial(aexchange, provider, "embed")
     stem = f"{provider}_" if prefix is None else prefix
 
-    def embed_(req: Any, model: str | None = None, **settings: Any) -> Any:
-        built = as_request(_embed_request(provider, req, model, settings))
+    def embed_(req: Any, model: Any = None, **settings: Any) -> Any:
+        built = _embed_request(provider, req, model, settings)
         ctx = (
-            _bare(provider, "embed", built) if "middleware" not in built else call_with(base, built)
+            exchange(provider, "embed", built)
+            if "middleware" not in built
+            else call_with(base, built)
         )
         return ctx if isinstance(req, Mapping) else as_embeddings(ctx)
 
-    async def aembed_(req: Any, model: str | None = None, **settings: Any) -> Any:
+    async def aembed_(req: Any, model: Any = None, **settings: Any) -> Any:
         built = _embed_request(provider, req, model, settings)
         ctx = await acall_with(abase, built)
         return ctx if isinstance(req, Mapping) else as_embeddings(ctx)

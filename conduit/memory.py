@@ -498,6 +498,7 @@ def _build_summary(
     return middleware(
         _summary_flow,
         name="summary",
+        outermost=True,  # it condenses the caller's conversation, before anything is added
         call=call,
         acall=acall,
         keep=keep,

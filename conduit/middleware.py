@@ -63,6 +63,7 @@ class Middleware:
     name: str
     options: PMap[str, Any] = attrs.field(factory=pmap)
     innermost: bool = False  # stacked next to the exchange itself, whatever order it was added
+    outermost: bool = False  # stacked first (it sees the caller's request), whatever the order
 
     def start(self, req: Request) -> Flow:
         """Return a fresh flow generator for *req*."""
@@ -78,15 +79,20 @@ class Middleware:
 
 
 def _call(mw: Middleware, handler: Handler, req: Request) -> Request:
-    return drive(mw.name, mw.start(req), handler)
+    return restore(req, drive(mw.name, mw.start(req), handler))
 
 
 async def _acall(mw: Middleware, handler: AsyncHandler, req: Request) -> Request:
-    return await adrive(mw.name, mw.start(req), handler)
+    return restore(req, await adrive(mw.name, mw.start(req), handler))
 
 
 def middleware(
-    flow: Callable[..., Flow], *, name: str | None = None, innermost: bool = False, **options: Any
+    flow: Callable[..., Flow],
+    *,
+    name: str | None = None,
+    innermost: bool = False,
+    outermost: bool = False,
+    **options: Any,
 ) -> Middleware:
     """Return a :class:`Middleware` running *flow*, called as ``flow(req, **options)``.
 
@@ -102,13 +108,19 @@ def middleware(
     if not callable(flow):
         raise ValidationError(f"middleware needs a generator function, got {flow!r:.60}")
     label = name or str(getattr(flow, "__name__", "middleware"))
-    return Middleware(flow=flow, name=label, options=freeze_map(options), innermost=innermost)
+    frozen = freeze_map(options)
+    return Middleware(
+        flow=flow, name=label, options=frozen, innermost=innermost, outermost=outermost
+    )
 
 
 def _stacked(req: Mapping[str, Any]) -> list[Middleware]:
-    """The recorded middleware, outermost first, with the innermost-flagged ones last."""
+    """The recorded middleware, outermost first: the outermost-flagged ones, then the others in
+    the order recorded, then the innermost-flagged ones."""
     mws = middlewares(req)
-    return [m for m in mws if not m.innermost] + [m for m in mws if m.innermost]
+    first = [m for m in mws if m.outermost]
+    last = [m for m in mws if m.innermost and not m.outermost]
+    return first + [m for m in mws if not (m.outermost or m.innermost)] + last
 
 
 def middlewares(req: Mapping[str, Any]) -> PVector[Middleware]:
@@ -239,10 +251,12 @@ HISTORY = "conduit/history"
 def restore(caller: Request, out: Request) -> Request:
     """Return the caller's request plus the result keys of *out* (the context rule, DESIGN §1).
 
-    What middleware changed on the way in (messages, options, tools, deadlines, the model a
-    fallback switched to) stays on the wire request; results (``response``, ``attempts``,
-    ``cost``, ...) come back. Internal ``conduit/`` keys stay inside, except ``HISTORY``,
-    which replaces the messages: the one documented way to rewrite a conversation.
+    Every middleware layer returns this for the request it was given, so what a layer changed
+    on the way in (messages, options, tools, deadlines, the model a fallback switched to)
+    reaches only the layers inside it and the wire, and each leave stage sees the request it
+    sent plus results (``response``, ``attempts``, ``cost``, ...). Internal ``conduit/`` keys
+    stay inside, except ``HISTORY``, which travels up to where the stack was called and becomes
+    the messages there: the one documented way to rewrite a conversation.
 
     >>> from pyrsistent import pmap
     >>> caller = pmap({"model": "m", "messages": ("hi",), "options": pmap()})
@@ -253,14 +267,25 @@ def restore(caller: Request, out: Request) -> Request:
     """
     if out is caller:
         return out
-    results = [(k, v) for k, v in out.iteritems() if k not in REQUEST_KEYS and k[:8] != "conduit/"]
-    if HISTORY in out:
-        results.append(("messages", out[HISTORY]))
+    results = [
+        (k, v)
+        for k, v in out.iteritems()
+        if k not in REQUEST_KEYS and (k[:8] != "conduit/" or k == HISTORY)
+    ]
     if len(results) == 1:  # the common case: just the response
         single: Request = caller.set(*results[0])
         return single
     restored: Request = caller.update(dict(results))
     return restored
+
+
+def _finish(caller: Request, out: Request) -> Request:
+    """The context a stack hands back: :func:`restore`, with a rewritten history adopted."""
+    ctx = restore(caller, out)
+    if HISTORY not in ctx:
+        return ctx
+    adopted: Request = ctx.set("messages", ctx[HISTORY]).remove(HISTORY)
+    return adopted
 
 
 def _stack(base: Any, req: Request, wrap: Callable[[Middleware, Any], Any]) -> Any:
@@ -278,13 +303,13 @@ def call_with(base: Handler, req: Any) -> Request:
     The context that comes back is *req* plus result keys (:func:`restore`).
     """
     caller = as_request(req)
-    return restore(caller, _stack(base, caller, Middleware.wrap)(caller))
+    return _finish(caller, _stack(base, caller, Middleware.wrap)(caller))
 
 
 async def acall_with(base: AsyncHandler, req: Any) -> Request:
     """The async twin of :func:`call_with`."""
     caller = as_request(req)
-    return restore(caller, await _stack(base, caller, Middleware.awrap)(caller))
+    return _finish(caller, await _stack(base, caller, Middleware.awrap)(caller))
 
 
 def stream_with(base: StreamFn, req: Any) -> Iterator[Any]:
@@ -303,15 +328,27 @@ def _stream_layer(mw: Middleware, inner: StreamFn) -> StreamFn:
 
 
 def _run_stream_layer(mw: Middleware, inner: StreamFn, req: Request) -> Iterator[Any]:
-    return drive_stream(mw.name, mw.start(req), inner)
+    for item in drive_stream(mw.name, mw.start(req), inner):
+        yield _restored(req, item) if type(item) is Done else item
+
+
+def _restored(req: Request, done: Done) -> Done:
+    return Done(build=functools.partial(_restore_done, req, done))
+
+
+def _restore_done(req: Request, done: Done) -> Request:
+    return restore(req, done.ctx)
 
 
 def _astream_layer(mw: Middleware, inner: AsyncStreamFn) -> AsyncStreamFn:
     return functools.partial(_arun_stream_layer, mw, inner)
 
 
-def _arun_stream_layer(mw: Middleware, inner: AsyncStreamFn, req: Request) -> AsyncIterator[Any]:
-    return adrive_stream(mw.name, mw.start(req), inner)
+async def _arun_stream_layer(
+    mw: Middleware, inner: AsyncStreamFn, req: Request
+) -> AsyncIterator[Any]:
+    async for item in adrive_stream(mw.name, mw.start(req), inner):
+        yield _restored(req, item) if type(item) is Done else item
 
 
 async def astream_with(base: AsyncStreamFn, req: Any) -> AsyncIterator[Any]:

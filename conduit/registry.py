@@ -153,7 +153,7 @@ def lookup(name: str) -> ProviderInfo:
 def _close(name: str) -> list[str]:
     import difflib  # deferred: only a misspelt name needs it
 
-    return difflib.get_close_matches(name, _BY_PREFIX, n=1, cutoff=0.75)
+    return difflib.get_close_matches(name.lower(), _BY_PREFIX, n=1, cutoff=0.75)
 
 
 def _unknown(name: str) -> str:
@@ -181,6 +181,9 @@ def split_model(model: str, default: str = "openai") -> tuple[ProviderInfo, str]
     ['openai', 'ft:gpt-4o-mini:org::id']
     >>> split_model("llama3:8b")[1]
     'llama3:8b'
+    >>> split_model("OpenAI:gpt-4o")
+    Traceback (most recent call last):
+    conduit.errors.ValidationError: unknown provider 'OpenAI': did you mean 'openai'? ...
     >>> split_model("antropic:claude-haiku-4-5")
     Traceback (most recent call last):
     conduit.errors.ValidationError: unknown provider 'antropic': did you mean 'anthropic'? ...
@@ -189,6 +192,11 @@ def split_model(model: str, default: str = "openai") -> tuple[ProviderInfo, str]
     if sep:
         found = _BY_PREFIX.get(prefix)
         if found is not None:
+            if not rest:
+                raise ValidationError(
+                    f"{model!r} names the provider but no model: write e.g. "
+                    f"'{prefix}:{found.default_model}'"
+                )
             return found, rest
         if prefix.isalpha() and _close(prefix):  # "llama3:8b", "org/model:tag" are models
             raise ValidationError(_unknown(prefix))

@@ -149,8 +149,24 @@ def recorded(req: Request) -> tuple[MockScript, int]:
     value = req.get("mock")
     if value is None:  # no script: keep no record (nothing to read it from)
         return _ECHO, 0
-    script = as_script(value)
+    script = value if isinstance(value, MockScript) else _script_of(value)
     return script, script._state.record(req)
+
+
+_SCRIPTS: dict[int, tuple[Any, MockScript]] = {}
+
+
+def _script_of(value: Any) -> MockScript:
+    """The script for a raw value set on a request (``req.set("mock", ["a", "b"])``): one per
+    value, so a list keeps its place from call to call, as ``request(..., mock=[...])`` does."""
+    found = _SCRIPTS.get(id(value))
+    if found is not None and found[0] is value:
+        return found[1]
+    script = as_script(value)
+    if len(_SCRIPTS) >= 1024:
+        _SCRIPTS.clear()
+    _SCRIPTS[id(value)] = (value, script)
+    return script
 
 
 def _choose(script: MockScript, req: Request, n: int) -> Any:

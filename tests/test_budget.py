@@ -12,7 +12,7 @@ USAGE = {"input_tokens": 1000, "output_tokens": 1000, "total_tokens": 2000}
 def test_every_retry_attempt_spends_from_the_budget_even_when_added_outermost():
     budget = c.Budget(max_calls=10)
     script = c.mock_script(
-        "ok", fail_first=2, error=c.ServerError("x", status_code=503, retry_after=0)
+        "ok", fail_first=2, error=c.ServerError("x", status_code=503, retry_after=0.01)
     )
     ctx = pipe(c.request("m", "hi", mock=script), c.with_budget(budget), c.with_retry, c.mock_call)
     assert ctx["attempts"] == 3 and budget.spent["calls"] == 3

@@ -18,7 +18,7 @@ OPENAI = "https://api.openai.com/v1/chat/completions"
 
 def test_retry_reruns_the_cache_lookup_and_the_call_inside_it():
     script = c.mock_script(
-        "finally", fail_first=2, error=c.ServerError("busy", status_code=503, retry_after=0.0)
+        "finally", fail_first=2, error=c.ServerError("busy", status_code=503, retry_after=0.01)
     )
     store = c.MemoryCache()
     req = c.request("m", "hi", mock=script)

@@ -23,9 +23,34 @@ DOCS = [
 ]
 
 
-def _answer(req):
-    """A mock reply that is valid JSON for SCHEMA and names the turn it answers."""
-    return json.dumps({"answer": f"to {c.content(req['messages'][-1])}"})
+FEEDBACK = "Your answer did not match"
+
+
+def _question(req):
+    """The caller's question a wire request carries (not a schema re-ask's feedback)."""
+    users = [c.content(m) for m in req["messages"] if m["role"] == "user"] or [""]
+    asked = [t for t in users if not t.startswith(FEEDBACK)]
+    return asked[-1] if asked else users[-1]  # a window inside a re-ask may keep only feedback
+
+
+def _answerer(fail_first=False, bad_first=False):
+    """A mock reply function: valid JSON for SCHEMA naming the question it answers; on the
+    first call for each question it may fail (a 503) and then answer invalid JSON, so retries,
+    fallbacks and schema re-asks really run."""
+    seen = {}
+
+    def answer(req):
+        question = _question(req)
+        n = seen[question] = seen.get(question, 0) + 1
+        plan = (["fail"] if fail_first else []) + (["bad"] if bad_first else [])
+        step = plan[n - 1] if n <= len(plan) else "ok"
+        if step == "fail":
+            return c.ServerError("busy", status_code=503, retry_after=0.0)
+        if step == "bad":
+            return "not json"
+        return json.dumps({"answer": f"to {question}"})
+
+    return answer
 
 
 def _retriever():
@@ -36,7 +61,7 @@ def _retriever():
 # Each entry: (name, transform, what it adds to the wire request the mock sees).
 def _middleware():
     return {
-        "retry": c.with_retry,
+        "retry": c.with_retry(initial_delay=0.001),
         "cache": c.with_cache(c.MemoryCache()),
         "cost": c.with_cost,
         "logging": c.with_logging,
@@ -56,10 +81,11 @@ stacks = st.lists(st.sampled_from(NAMES), unique=True, max_size=6)
 turns = st.lists(st.text(alphabet="abcdefgh ", min_size=1, max_size=12), min_size=1, max_size=4)
 
 
-def _run_turns(names, questions, call):
+def _run_turns(names, questions, call, faults=(False, False)):
     chosen = _middleware()
     prepare = compose_left(*(chosen[n] for n in names)) if names else (lambda r: r)
-    script = c.mock_script(_answer)
+    fail = faults[0] and ("retry" in names or "fallback" in names)
+    script = c.mock_script(_answerer(fail_first=fail, bad_first=faults[1] and "schema" in names))
     req = pipe(
         c.request("mock:primary", [c.system("Be brief."), questions[0]], mock=script), prepare
     )
@@ -82,7 +108,10 @@ def _check_wire(names, script, contexts):
     sent = script.calls
     hits = sum(1 for ctx in contexts if ctx.get("cache_hit"))
     assert len(sent) >= len(contexts) - hits
-    last = sent[-1]
+    question = c.content(contexts[-1]["messages"][-1])
+    last = next((r for r in sent if _question(r) == question), None)  # the last turn's first
+    if last is None:  # answered from the cache: nothing of it went on the wire
+        return
     if "retrieval" in names:  # the retrieved passage is on the wire, never in the context
         assert any("[1]" in c.content(m) for m in last["messages"] if m["role"] == "system")
         assert "sources" in contexts[-1]
@@ -93,21 +122,21 @@ def _check_wire(names, script, contexts):
     if "window" in names:
         assert len([m for m in last["messages"] if m["role"] != "system"]) <= 2
         assert last["messages"][-1] == contexts[-1]["messages"][-1]  # the question is sent
-    if "timeout" in names:
-        assert last.get("conduit/deadline") is not None
+    if "timeout" in names:  # every request sent inside the timeout carries its deadline
+        assert all(r.get("conduit/deadline") is not None for r in sent)
 
 
 @settings(max_examples=60, deadline=None)
-@given(stacks, turns)
-def test_reply_keeps_the_conversation_through_any_stack(names, questions):
-    script, contexts = _run_turns(names, questions, c.call)
+@given(stacks, turns, st.tuples(st.booleans(), st.booleans()))
+def test_reply_keeps_the_conversation_through_any_stack(names, questions, faults):
+    script, contexts = _run_turns(names, questions, c.call, faults)
     _check_wire(names, script, contexts)
 
 
 @settings(max_examples=20, deadline=None)
-@given(stacks, turns)
-def test_the_async_stack_keeps_the_conversation_too(names, questions):
-    script, contexts = _run_turns(names, questions, lambda r: asyncio.run(c.acall(r)))
+@given(stacks, turns, st.tuples(st.booleans(), st.booleans()))
+def test_the_async_stack_keeps_the_conversation_too(names, questions, faults):
+    script, contexts = _run_turns(names, questions, lambda r: asyncio.run(c.acall(r)), faults)
     _check_wire(names, script, contexts)
 
 
@@ -148,6 +177,25 @@ def test_with_summary_is_the_documented_exception():
     ctx = pipe(req, c.with_summary(c.mock_call, keep=1, max_messages=3), c.mock_call)
     assert [m["role"] for m in ctx["messages"]] == ["system", "user"]
     assert "Ada likes tea." in ctx["messages"][0]["content"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.sampled_from(["retrieval", "schema", "window"]), unique=True), turns)
+def test_a_summary_condenses_the_callers_conversation_only(outer, questions):
+    """with_summary, the documented exception, is stacked outermost: whatever else is on the
+    stack (retrieval, a schema re-ask, a window), the history it hands back holds only the
+    caller's turns and the summary."""
+    chosen = _middleware()
+    script = c.mock_script(_answerer(bad_first=True))
+    summary = c.with_summary(c.mock_call, keep=2, max_messages=3)
+    req = c.request("mock:m", [c.system("sys"), questions[0]], mock=script)
+    req = pipe(req, *(chosen[n] for n in outer), summary)
+    ctx = c.call(req)
+    for question in questions[1:]:
+        ctx = c.call(c.reply(ctx, question))
+    texts = [c.content(m) for m in ctx["messages"]]
+    assert not [t for t in texts if t.startswith(FEEDBACK) or "numbered sources" in t]
+    assert texts[0] == "sys" and texts[-1] == questions[-1]
 
 
 def test_restore_keeps_user_result_keys_and_drops_request_changes():

@@ -189,7 +189,7 @@ def test_with_retry_over_a_real_429(mode):
             httpx.Response(
                 429,
                 json={"error": {"message": "Rate limit reached", "type": "requests"}},
-                headers={"retry-after": "0"},
+                headers={"retry-after": "0.01"},
             ),
             httpx.Response(200, content=raw("openai/embeddings_base64.json")),
         ]

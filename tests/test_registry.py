@@ -138,3 +138,32 @@ def test_every_wire_returns_the_request_it_was_given_plus_a_response(name):
         respx.route(method="POST").mock(return_value=httpx.Response(200, json=data))
         out = run_effects(name, wire.embed(emb))
         assert set(out) == {*emb, "response"} and all(out[k] == emb[k] for k in emb)
+
+
+@pytest.mark.parametrize("model", ["ANTHROPIC:claude", "OpenAI:gpt-4o", "Anthropic:claude"])
+def test_a_provider_in_the_wrong_case_is_caught_too(model):
+    with pytest.raises(c.ValidationError, match="did you mean"):
+        registry.split_model(model)
+
+
+def test_a_provider_without_a_model_says_what_to_write():
+    with pytest.raises(c.ValidationError, match=r"'ollama:llama3\.2'"):
+        registry.split_model("ollama:")
+
+
+def test_the_old_embed_form_still_works_and_a_chat_request_is_refused():
+    emb = c.mock_embed("mock-embed", ["a", "b"])  # 0.1's (model, texts)
+    assert emb.vectors.shape == (2, 16)
+    with pytest.raises(c.ValidationError, match="not an embedding request"):
+        c.mock_embed(c.request("mock:e", "hi"))
+
+
+def test_an_agent_keeps_the_callers_tools():
+    def now() -> str:
+        "The time."
+        return "noon"
+
+    script = c.mock_script([{"tool_calls": [{"name": "now"}]}, "It is noon."])
+    ctx = c.agent(c.mock_call, [now])(c.request("m", "time?", mock=script))
+    assert "tools" not in ctx and c.content(ctx) == "It is noon."
+    assert script.calls[0]["tools"][0]["name"] == "now"  # the loop's tools went on the wire
