@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 from pyrsistent import PMap, PVector, pmap, pvector
 
-__all__ = ["Secret", "freeze", "freeze_map", "peek", "reveal", "thaw"]
+__all__ = [
+    "Secret",
+    "freeze",
+    "freeze_map",
+    "is_credential",
+    "mask_url",
+    "masked",
+    "peek",
+    "reveal",
+    "secret_problem",
+    "thaw",
+]
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None), bytes})
@@ -115,3 +128,96 @@ def reveal(secret: Secret | str | None) -> str | None:
     True
     """
     return secret.value if isinstance(secret, Secret) else secret
+
+
+# Header (or map key) names whose values are credentials: Authorization, Proxy-Authorization,
+# x-api-key, api-key, Cookie, x-auth-token, client_secret, password, ...
+_CREDENTIAL = re.compile(r"auth|key|token|secret|cookie|passw|credential|session", re.IGNORECASE)
+
+
+def is_credential(name: str) -> bool:
+    """Return True when a header or field called *name* holds a credential.
+
+    >>> [is_credential(h) for h in ("Authorization", "x-api-key", "Cookie", "OpenAI-Organization")]
+    [True, True, True, False]
+    """
+    return _CREDENTIAL.search(name) is not None
+
+
+def secret_problem(value: str, name: str = "api_key") -> str | None:
+    """Return what is wrong with the secret text *value* as an HTTP header, or None if nothing.
+
+    The answer names the problem and its fix, never the secret (nor any part of it).
+
+    >>> secret_problem("sk-abc") is None
+    True
+    >>> secret_problem("sk-abc\\n")
+    'api_key ends with a newline: strip it, e.g. open(path).read().strip()'
+    >>> secret_problem(" sk-abc")
+    'api_key has whitespace at its start: strip it, e.g. key.strip()'
+    >>> secret_problem("sk-ab\N{NO-BREAK SPACE}c", "x-api-key")  # doctest: +ELLIPSIS
+    'x-api-key holds a non-ASCII character (NO-BREAK SPACE) at position 5: HTTP headers ...'
+    """
+    if value.isascii() and value.isprintable() and value == value.strip():
+        return None
+    if value.endswith(("\n", "\r")):
+        return f"{name} ends with a newline: strip it, e.g. open(path).read().strip()"
+    if value != value.strip():
+        trimmed = (("start", value.lstrip()), ("end", value.rstrip()))
+        ends = [end for end, rest in trimmed if rest != value]
+        return f"{name} has whitespace at its {' and '.join(ends)}: strip it, e.g. key.strip()"
+    for i, char in enumerate(value):
+        if not char.isascii():
+            what = unicodedata.name(char, f"U+{ord(char):04X}")
+            fix = "HTTP headers carry ASCII only; copy it again"
+            return f"{name} holds a non-ASCII character ({what}) at position {i}: {fix}"
+        if not char.isprintable():
+            fix = "a header is printable text; copy it again"
+            return f"{name} holds a control character (U+{ord(char):04X}) at position {i}: {fix}"
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def mask_url(url: str) -> str:
+    """Return *url* with any ``user:password@`` replaced by ``***@``, for display.
+
+    >>> mask_url("https://bob:hunter2@proxy.example/v1")
+    'https://***@proxy.example/v1'
+    >>> mask_url("http://localhost:11434/v1")
+    'http://localhost:11434/v1'
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    if "@" not in authority:
+        return url
+    return f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}"
+
+
+def masked(value: Any) -> Any:
+    """Return *value* (plain or frozen data) with credentials masked, for display only.
+
+    A string under a credential-named key (:func:`is_credential`) becomes a :class:`Secret`, a
+    URL's ``user:password@`` becomes ``***@``; with nothing to mask, *value* itself comes back.
+
+    >>> masked({"api_key": "sk-1", "base_url": "https://u:p@h/v1", "n": [1]})
+    {'api_key': Secret('***'), 'base_url': 'https://***@h/v1', 'n': [1]}
+    >>> v = freeze({"model": "m"}); masked(v) is v
+    True
+    """
+    if isinstance(value, Mapping):
+        items = {k: _mask_field(k, v) for k, v in value.items()}
+        same = all(items[k] is v for k, v in value.items())
+        return value if same else items
+    if isinstance(value, PVector | list | tuple):
+        parts = [masked(v) for v in value]
+        return value if all(a is b for a, b in zip(parts, value, strict=True)) else parts
+    if isinstance(value, str) and "@" in value:
+        return mask_url(value)
+    return value
+
+
+def _mask_field(key: Any, value: Any) -> Any:
+    if isinstance(key, str) and isinstance(value, str | bytes) and is_credential(key):
+        return Secret("")
+    return masked(value)

@@ -2,7 +2,8 @@
 
 ``show(x)`` returns the text; in an interactive session (the plain REPL or IPython) Conduit's
 maps print that way by themselves: roles, truncated content, options, the middleware on a
-request, token usage and cost, with secrets masked (an API key prints as ``***``). Set
+request, token usage and cost, with secrets masked (an API key, a credential header or a
+password in a URL prints as ``***``). Set
 ``CONDUIT_PLAIN_REPR=1`` to keep pyrsistent's own repr.
 """
 
@@ -15,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pyrsistent import PMap, PVector
+
+from conduit._data import mask_url, masked
 
 __all__ = ["install", "show"]
 
@@ -73,8 +76,8 @@ def _head(x: Mapping[str, Any], kind: str) -> str:
         bits.append("middleware: " + " → ".join(getattr(m, "name", "?") for m in mws))
     if x.get("tools"):
         bits.append("tools: " + ", ".join(t["name"] for t in x["tools"]))
-    if x.get("base_url"):
-        bits.append(f"at {x['base_url']}")
+    if isinstance(x.get("base_url"), str):
+        bits.append(f"at {mask_url(x['base_url'])}")
     if x.get("api_key") is not None:
         bits.append("api_key=***")
     return "<" + " · ".join(bits) + ">"
@@ -106,7 +109,7 @@ def show(x: Any, max_messages: int = 12) -> str:
     """
     kind = _kind(x)
     if kind is None:
-        return repr(x)
+        return repr(masked(x))
     if kind == "message":
         return _message_line(x).strip()
     if kind == "messages":
@@ -134,7 +137,7 @@ def show(x: Any, max_messages: int = 12) -> str:
 
 
 def _ipython_printer(obj: Any, p: Any, cycle: bool) -> None:
-    p.text(show(obj) if _kind(obj) else repr(obj))
+    p.text(show(obj))
 
 
 def _displayhook(previous: Callable[[Any], Any]) -> Callable[[Any], Any]:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
+from urllib.parse import unquote
 
 from pyrsistent import PMap, PVector, pmap, pvector
 
 from conduit._content import text
-from conduit._data import Secret, freeze, freeze_map
+from conduit._data import Secret, freeze, freeze_map, is_credential, reveal, secret_problem
 from conduit._types import Request, Transform
 from conduit.errors import ValidationError
 
@@ -21,6 +24,7 @@ __all__ = [
     "add_message",
     "as_request",
     "assistant",
+    "connection",
     "content",
     "image_base64",
     "image_url",
@@ -270,13 +274,113 @@ def _messages(messages: Any) -> PVector[Any]:
     return pvector([_as_message(m, i) for i, m in enumerate(messages)])
 
 
+def _secret_text(value: Any, path: str) -> str:
+    text = reveal(value) if isinstance(value, Secret) else value
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("ascii")
+        except UnicodeDecodeError:
+            _fail(path, "holds non-ASCII bytes", "HTTP headers carry ASCII only")
+    if not isinstance(text, str):
+        _fail(path, _problem(text, "a string or a c.Secret"), "pass the key's text")
+    problem = secret_problem(text, path)
+    if problem is not None:
+        raise ValidationError(problem, data={"path": path})
+    return text
+
+
+def _api_key(value: Any) -> Secret:
+    text = _secret_text(value, "api_key")
+    if text.startswith("Bearer "):
+        _fail("api_key", "starts with 'Bearer '", "give the key alone; Conduit adds the scheme")
+    return value if isinstance(value, Secret) else Secret(text)
+
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _headers(value: Any) -> PMap[str, Any]:
+    if not isinstance(value, Mapping):
+        _fail("headers", _problem(value, "a map"), "give headers like {'OpenAI-Project': 'proj_1'}")
+    checked: dict[str, Any] = {}
+    for name, raw in value.items():
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            _fail("headers", "a header name is not an HTTP token", "use names like 'X-Api-Key'")
+        text = _secret_text(raw, f"headers[{name!r}]")
+        if isinstance(raw, Secret) or is_credential(name):
+            checked[name] = raw if isinstance(raw, Secret) else Secret(text)
+        else:
+            checked[name] = text
+    return pmap(checked)
+
+
+def _basic(userinfo: str) -> Secret:
+    user, _, password = userinfo.partition(":")
+    pair = f"{unquote(user)}:{unquote(password)}".encode()
+    return Secret("Basic " + base64.b64encode(pair).decode("ascii"))
+
+
+def _base_url(value: Any, headers: PMap[str, Any]) -> tuple[str, PMap[str, Any]]:
+    if not isinstance(value, str):
+        _fail("base_url", _problem(value, "a string"), "give the server's URL, e.g. http://host/v1")
+    if value != value.strip() or not value.isprintable():
+        _fail("base_url", "holds whitespace or control characters", "strip it, e.g. url.strip()")
+    scheme, sep, rest = value.partition("://")
+    authority, slash, path = rest.partition("/")
+    if not sep or "@" not in authority:
+        return value, headers
+    # Sent the way httpx sends URL userinfo (Basic auth), held as a Secret, never in the URL.
+    if any(name.lower() == "authorization" for name in headers):
+        fix = "give the credentials once: in the URL or in headers, not both"
+        _fail("base_url", "holds user:password and headers holds Authorization too", fix)
+    userinfo, _, host = authority.rpartition("@")
+    headers = headers.set("Authorization", _basic(userinfo))
+    return f"{scheme}://{host}{slash}{path}", headers
+
+
+def _connection(top: dict[str, Any]) -> dict[str, Any]:
+    if "api_key" in top:
+        top["api_key"] = _api_key(top["api_key"])
+    if "headers" in top:
+        top["headers"] = _headers(top["headers"])
+    if "base_url" in top:
+        top["base_url"], headers = _base_url(top["base_url"], top.get("headers", pmap()))
+        if headers:
+            top["headers"] = headers
+    return top
+
+
+def connection(settings: Mapping[str, Any]) -> PMap[str, Any]:
+    """Return *settings* (request keys to set) frozen, with the connection checked and masked.
+
+    The door every request's connection goes through: ``api_key`` and credential headers
+    (:func:`~conduit._data.is_credential`) become :class:`~conduit._data.Secret` values,
+    ``user:password@`` in ``base_url`` becomes a masked ``Authorization: Basic`` header (what
+    httpx sends for it), and a key with surrounding whitespace, a newline, a control or a
+    non-ASCII character is refused, naming the problem and never the key.
+
+    >>> connection({"model": "b", "api_key": "sk-b"})["api_key"]
+    Secret('***')
+    >>> connection({"base_url": "https://u:p@proxy.example/v1"})["base_url"]
+    'https://proxy.example/v1'
+    >>> connection({"api_key": "sk-b\\n"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    conduit.errors.ValidationError: api_key ends with a newline: strip it, e.g. open(path)...
+    """
+    top = {k: v for k, v in settings.items() if k in CONNECTION_KEYS and v is not None}
+    rest = {k: v for k, v in settings.items() if k not in CONNECTION_KEYS}
+    return freeze_map({**rest, **_connection(top)})
+
+
 def request(model: str, messages: Any = (), **options: Any) -> Request:
     """Return a new request for *model*; keyword arguments are sampling options.
 
     Connection settings (``base_url``, ``api_key``, ``headers``, ``timeout``), ``tools``,
     ``metadata`` and the mock script (``mock``) stay at the top level; everything else
     (``temperature``, ``max_tokens``, ...) goes under ``"options"``. A string message is a
-    user message. The API key is held masked.
+    user message. The API key and credential headers are held masked and checked here
+    (:func:`connection`).
 
     >>> req = request("gpt-4o-mini", [user("Hi")], temperature=0.2, api_key="sk-x")
     >>> req["model"], req["options"]["temperature"], req["api_key"]
@@ -285,11 +389,11 @@ def request(model: str, messages: Any = (), **options: Any) -> Request:
     'user'
     """
     if not isinstance(model, str) or not model:
-        raise ValidationError(f"model must be a non-empty string, got {model!r}")
+        got = "an empty string" if model == "" else type(model).__name__
+        raise ValidationError(f"model must be a non-empty string (like 'gpt-4o-mini'), got {got}")
     top = {k: v for k, v in options.items() if k in CONNECTION_KEYS and v is not None}
     opts = {k: v for k, v in options.items() if k not in CONNECTION_KEYS and v is not None}
-    if "api_key" in top and not isinstance(top["api_key"], Secret):
-        top["api_key"] = Secret(str(top["api_key"]))
+    _connection(top)
     if "mock" in top:
         from conduit.script import as_script
 
@@ -317,10 +421,14 @@ def as_request(req: Any) -> Request:
     True
     """
     if isinstance(req, PMap) and "options" in req and "messages" in req:
+        if "api_key" in req and type(req["api_key"]) is not Secret:  # set after the door
+            return req.set("api_key", _api_key(req["api_key"]))
         return req
     if not isinstance(req, Mapping) or "model" not in req:
+        got = f"a map with keys {sorted(map(str, req))}" if isinstance(req, Mapping) else None
         raise ValidationError(
-            f"expected a request map with a 'model' key (build one with c.request), got {req!r:.80}"
+            "expected a request map with a 'model' key (build one with c.request), got "
+            + (got or type(req).__name__)
         )
     plain = dict(req)
     model = plain.pop("model")
