@@ -2,12 +2,14 @@
 
 Results come back in input order. A failed item is recorded (``ctx["error"]``), not raised, so
 one bad input never aborts the run. With a checkpoint file (JSON Lines), every finished item is
-appended as it completes; a rerun after a crash reads the file, skips what is done and runs the
-rest, so each input ends with exactly one result.
+appended as it completes; a rerun after a crash reads the file, skips what succeeded and runs
+the rest (failed items included), so each input ends with exactly one result. One run at a time
+holds a checkpoint: a second run on the same file stops at once with an error saying so.
 """
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import inspect
 import json
@@ -17,14 +19,17 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
+from urllib.parse import urlsplit
 
 from pyrsistent import PVector, pvector
 
-from conduit._data import freeze_map, thaw
+from conduit._data import freeze_map, reveal, thaw
+from conduit._files import append_line, corrupt, open_append, read_jsonl
 from conduit._types import Request
 from conduit.cache import cache_key
-from conduit.errors import ValidationError
+from conduit.errors import ConduitError, ValidationError
+from conduit.registry import PROVIDERS
 from conduit.request import as_request
 
 __all__ = ["Progress", "abatch", "batch", "error_record", "load_checkpoint"]
@@ -78,20 +83,54 @@ class Progress:
         self.stream.flush()
 
 
+_REMEDY = "delete that line (its item runs again) or the file (every item runs again)"
+
+
 def load_checkpoint(path: str | Path) -> dict[int, dict[str, Any]]:
-    """Return the finished items recorded in a checkpoint file, by index (a torn last line,
-    from a crash mid-write, is ignored: that item runs again)."""
+    """Return the finished items recorded in a checkpoint file, by index; a later line for an
+    index wins. A torn last line, from a crash mid-write, is ignored: that item runs again.
+    Any other line that is not a checkpoint record is a ``ConduitError`` naming it."""
     found: dict[int, dict[str, Any]] = {}
     target = Path(path)
     if not target.exists():
         return found
-    for line in target.read_text().splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        found[int(entry["index"])] = entry
+    for number, entry in read_jsonl(target, "a batch checkpoint line", _REMEDY):
+        if not (isinstance(entry, dict) and isinstance(entry.get("index"), int)):
+            raise corrupt(f"{target}:{number}", "is not a batch checkpoint record", _REMEDY)
+        found[entry["index"]] = entry
     return found
+
+
+def _secrets(req: Request) -> list[str]:
+    """The secrets a checkpoint line must not hold: the request's key, credential headers and
+    URL password, and the providers' keys in the environment (what a call without ``api_key``
+    sends). Errors should never hold them; this is the last line of defence."""
+    found = [reveal(req.get("api_key"))]
+    for name, value in (req.get("headers") or {}).items():
+        if any(word in str(name).lower() for word in ("auth", "key", "token", "secret")):
+            found += [reveal(value), *_basic_password(reveal(value))]
+    found.append(urlsplit(str(req.get("base_url") or "")).password)
+    found += [os.environ.get(info.env_key) for info in PROVIDERS if info.env_key]
+    plain = {s for raw in found if isinstance(raw, str) for s in (raw, raw.strip())}
+    return sorted((s for s in plain if len(s) >= 8), key=len, reverse=True)
+
+
+def _basic_password(header: Any) -> list[str]:
+    """The password inside an ``Authorization: Basic`` value (a URL's ``user:password``)."""
+    scheme, _, token = str(header).partition(" ")
+    if scheme.lower() != "basic":
+        return []
+    try:
+        return [base64.b64decode(token).decode().partition(":")[2]]
+    except ValueError:
+        return []
+
+
+def _scrub(line: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        for form in (secret, json.dumps(secret)[1:-1]):  # as written, and as JSON escapes it
+            line = line.replace(form, "***")
+    return line
 
 
 def _result(req: Request, entry: dict[str, Any]) -> Request:
@@ -103,18 +142,23 @@ def _result(req: Request, entry: dict[str, Any]) -> Request:
 
 
 class _Writer:
-    """Appends finished items to the checkpoint, one flushed line each."""
+    """Appends finished items to the checkpoint, one fsynced line each, holding its lock."""
 
     def __init__(self, path: Path | None) -> None:
         self.lock = threading.Lock()
-        self.out = path.open("a") if path else None
-        if path is not None and self.out is not None and path.stat().st_size:
-            with path.open("rb") as f:
-                f.seek(-1, os.SEEK_END)
-                if f.read(1) != b"\n":  # a line torn by a crash: never append to it
-                    self.out.write("\n")
+        self.out: IO[bytes] | None = None
+        if path is None:
+            return
+        try:
+            self.out = open_append(path, wait=False)
+        except BlockingIOError:
+            raise ConduitError(
+                f"another run is using the checkpoint {path}: wait for it to finish (its results "
+                "are kept), or give this run another checkpoint file",
+                data={"path": str(path)},
+            ) from None
 
-    def write(self, index: int, key: str, ctx: Request) -> None:
+    def write(self, index: int, key: str, ctx: Request, secrets: list[str]) -> None:
         if self.out is None:
             return
         entry: dict[str, Any] = {"index": index, "key": key}
@@ -122,10 +166,9 @@ class _Writer:
             entry["error"] = thaw(ctx["error"])
         else:
             entry["response"] = thaw(ctx["response"])
+        line = _scrub(json.dumps(entry), secrets)
         with self.lock:
-            self.out.write(json.dumps(entry) + "\n")
-            self.out.flush()
-            os.fsync(self.out.fileno())
+            append_line(self.out, line)
 
     def close(self) -> None:
         if self.out is not None:
@@ -153,20 +196,37 @@ async def abatch(
     checkpoint: str | Path | None = None,
 ) -> PVector[Request]:
     """The async form of :func:`batch`, for use inside a running event loop."""
-    import asyncio
-
     if concurrency < 1:
         raise ValidationError(f"concurrency must be at least 1, got {concurrency}")
     reqs = [as_request(r) for r in requests]
     keys = [cache_key(r) for r in reqs]
-    done = load_checkpoint(checkpoint) if checkpoint else {}
-    results: list[Request | None] = [None] * len(reqs)
-    for index, entry in done.items():
-        if index < len(reqs) and entry.get("key") == keys[index]:
-            results[index] = _result(reqs[index], entry)
-    todo = [i for i, r in enumerate(results) if r is None]
     report = _progress(progress, len(reqs))
-    writer = _Writer(Path(checkpoint) if checkpoint else None)
+    writer = _Writer(Path(checkpoint) if checkpoint else None)  # locked before it is read
+    try:
+        done = load_checkpoint(checkpoint) if checkpoint else {}
+        results: list[Request | None] = [None] * len(reqs)
+        for index, entry in done.items():
+            if index < len(reqs) and entry.get("key") == keys[index] and not entry.get("error"):
+                results[index] = _result(reqs[index], entry)  # failed items run again
+        await _run(call, reqs, keys, results, writer, concurrency, report)
+    finally:
+        writer.close()
+    return pvector(r for r in results if r is not None)
+
+
+async def _run(
+    call: Callable[[Request], Any],
+    reqs: list[Request],
+    keys: list[str],
+    results: list[Request | None],
+    writer: _Writer,
+    concurrency: int,
+    report: ProgressFn | None,
+) -> None:
+    """Run the items not in *results* yet, filling them in and checkpointing each."""
+    import asyncio
+
+    todo = [i for i, r in enumerate(results) if r is None]
     finished = len(reqs) - len(todo)
     gate = asyncio.Semaphore(concurrency)
     threads = concurrent.futures.ThreadPoolExecutor(max_workers=concurrency)
@@ -189,7 +249,8 @@ async def abatch(
                 if isinstance(report, Progress):
                     report.errors += 1
             results[index] = ctx
-            writer.write(index, keys[index], ctx)
+            secrets = _secrets(reqs[index]) if writer.out is not None else []
+            writer.write(index, keys[index], ctx, secrets)
             finished += 1
             if report is not None:
                 report(finished, len(reqs))
@@ -199,9 +260,7 @@ async def abatch(
             report(finished, len(reqs))
         await asyncio.gather(*(one(i) for i in todo))
     finally:
-        writer.close()
         threads.shutdown(wait=False)
-    return pvector(r for r in results if r is not None)
 
 
 def batch(
@@ -217,7 +276,8 @@ def batch(
     *call* is a sync handler (run in a thread pool) or an async one (awaited). A failed item's
     context has ``error`` (type, message, data) instead of ``response``. *progress*: a bar on
     stderr (``True``; ``None`` means only on a terminal) or ``f(done, total)``. *checkpoint*: a
-    JSON Lines file; a rerun skips the items it records and runs the rest.
+    JSON Lines file; a rerun skips the items it records as done and runs the rest, failed ones
+    included. A run holds its checkpoint locked: a second run on it raises ``ConduitError``.
 
     >>> import conduit as c
     >>> reqs = [c.request("m", f"item {i}") for i in range(3)] + [

@@ -20,11 +20,13 @@ from typing import Any, Protocol
 from pyrsistent import PMap
 
 from conduit._data import freeze_map, thaw
+from conduit._files import corrupt, sqlite_corrupt
 from conduit.errors import ValidationError
 
 __all__ = ["Checkpoints", "MemoryCheckpoints", "SQLiteCheckpoints"]
 
 Checkpoint = PMap[str, Any]
+_REMEDY = "restore it from a backup, or delete it (runs then start from the beginning)"
 
 
 class Checkpoints(Protocol):
@@ -75,7 +77,8 @@ class SQLiteCheckpoints:
     """Checkpoints in one SQLite file, as JSON: they outlive the process (resume after a crash).
 
     The state must be JSON data (text, numbers, booleans, None, lists, maps); anything else is
-    a ``ValidationError`` naming the key at the first checkpoint, not a corrupt file later.
+    a ``ValidationError`` naming the key at the first checkpoint, not a corrupt file later. A
+    damaged file is a ``ConduitError`` naming it and the remedy.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -94,6 +97,10 @@ class SQLiteCheckpoints:
         try:
             with db:  # commits, or rolls back on an error
                 yield db
+        except sqlite3.DatabaseError as exc:
+            if not sqlite_corrupt(exc):
+                raise
+            raise corrupt(self.path, "is not a readable checkpoint file", _REMEDY, exc) from None
         finally:
             db.close()
 
@@ -113,7 +120,7 @@ class SQLiteCheckpoints:
                 "SELECT body FROM checkpoints WHERE thread = ? ORDER BY seq DESC LIMIT 1",
                 (thread,),
             ).fetchone()
-        return None if row is None else freeze_map(json.loads(row[0]))
+        return None if row is None else self._loads(row[0])
 
     def history(self, thread: str) -> tuple[Checkpoint, ...]:
         """Return every checkpoint of the thread, oldest first."""
@@ -121,7 +128,16 @@ class SQLiteCheckpoints:
             rows = db.execute(
                 "SELECT body FROM checkpoints WHERE thread = ? ORDER BY seq", (thread,)
             ).fetchall()
-        return tuple(freeze_map(json.loads(r[0])) for r in rows)
+        return tuple(self._loads(r[0]) for r in rows)
+
+    def _loads(self, body: Any) -> Checkpoint:
+        try:
+            found = json.loads(body)
+            if not isinstance(found, dict):
+                raise TypeError(f"a {type(found).__name__}, not a map")
+        except (ValueError, TypeError) as exc:
+            raise corrupt(self.path, "holds a checkpoint that is not JSON", _REMEDY, exc) from None
+        return freeze_map(found)
 
     def __repr__(self) -> str:
         return f"SQLiteCheckpoints({str(self.path)!r})"

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -170,8 +171,9 @@ def _digest(doc: Any) -> str:
     return hashlib.sha256(doc["text"].encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def _previous(store: Path, settings: dict[str, Any]) -> tuple[Any, dict[str, str]]:
-    """The store and file digests of an earlier index built with the same settings, if any."""
+def _previous(store: Path, settings: dict[str, Any], err: TextIO) -> tuple[Any, dict[str, str]]:
+    """The store and file digests of an earlier index built with the same settings, if any;
+    an earlier index that cannot be read is rebuilt from scratch, with a note saying so."""
     import conduit as c
 
     meta_file = _meta_path(store)
@@ -181,22 +183,35 @@ def _previous(store: Path, settings: dict[str, Any]) -> tuple[Any, dict[str, str
         meta = json.loads(meta_file.read_text())
     except ValueError:
         return None, {}
-    if any(meta.get(k) != v for k, v in settings.items()) or not isinstance(
-        meta.get("digests"), dict
-    ):
+    if not isinstance(meta, dict) or not isinstance(meta.get("digests"), dict):
         return None, {}
-    return c.load_store(store), meta["digests"]
+    if any(meta.get(k) != v for k, v in settings.items()):
+        return None, {}
+    try:
+        return c.load_store(store), meta["digests"]
+    except c.ConduitError:
+        err.write(f"note: {store} is damaged or not a Conduit store; rebuilding it from scratch\n")
+        return None, {}
+
+
+def _notes(err: TextIO, caught: list[warnings.WarningMessage]) -> None:
+    for w in caught:
+        err.write(f"note: {w.message} (on the command line: --follow-symlinks)\n")
 
 
 def cmd_index(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -> int:
     import conduit as c
+    from conduit._files import write_atomic
     from conduit.batching import Progress
 
     folder = Path(args.folder)
     if not folder.exists():
         err.write(f"error: no such file or folder: {folder}\n")
         return 2
-    docs = c.load_documents(folder)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        docs = c.load_documents(folder, follow_symlinks=args.follow_symlinks)
+    _notes(err, caught)
     if not docs:
         err.write(
             f"error: found no readable documents under {folder} (text, Markdown, rST, "
@@ -211,7 +226,7 @@ def cmd_index(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -
         "overlap": args.overlap,
     }
     target = Path(args.store)
-    store, before = (None, {}) if args.rebuild else _previous(target, settings)
+    store, before = (None, {}) if args.rebuild else _previous(target, settings, err)
     digests = {d["id"]: _digest(d) for d in docs}
     changed = [d for d in docs if before.get(d["id"]) != digests[d["id"]]]
     gone = set(before) - set(digests)
@@ -232,11 +247,27 @@ def cmd_index(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -
     if chunks:
         bar = Progress(len(chunks), stream=err)
         store = c.add_documents(store, chunks, embed, batch_size=64, progress=bar)
-    c.save_store(store, target)
+    c.save_store(store, target)  # atomic: a failed or killed run leaves the old index whole
     meta = {**settings, "files": len(docs), "chunks": len(store), "digests": digests}
-    _meta_path(target).write_text(json.dumps(meta, indent=1))
+    write_atomic(_meta_path(target), json.dumps(meta, indent=1))
     out.write(f"wrote {target} ({len(store)} chunks from {len(docs)} files)\n")
     return 0
+
+
+def _settings(meta_file: Path) -> dict[str, Any]:
+    """The settings an index was built with (the hash embedder's, without its settings file)."""
+    from conduit._files import corrupt
+
+    if not meta_file.exists():
+        return {"embedder": "hash", "dim": 384}
+    try:
+        meta = json.loads(meta_file.read_text())
+        embedder = meta.get("embedder") if isinstance(meta, dict) else None
+        if isinstance(embedder, str) and (embedder != "hash" or isinstance(meta.get("dim"), int)):
+            return meta  # type: ignore[no-any-return]
+    except ValueError:
+        pass
+    raise corrupt(meta_file, "is not an index's settings", "re-run `conduit index FOLDER`")
 
 
 def _source(hit: Any) -> str:
@@ -253,12 +284,7 @@ def cmd_ask(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -> 
     if not store_path.exists():
         err.write(f"error: no index at {store_path}; build one first: conduit index FOLDER\n")
         return 2
-    meta_file = _meta_path(store_path)
-    meta = (
-        json.loads(meta_file.read_text())
-        if meta_file.exists()
-        else {"embedder": "hash", "dim": 384}
-    )
+    meta = _settings(_meta_path(store_path))
     question = " ".join(args.question).strip()
     if not question:
         err.write('error: ask needs a question: conduit ask "How do retries work?"\n')
@@ -326,6 +352,11 @@ def parser() -> argparse.ArgumentParser:
     index.add_argument("--dim", type=int, default=384, help="hash embedder dimensions")
     index.add_argument(
         "--rebuild", action="store_true", help="re-embed every file (default: only changed ones)"
+    )
+    index.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="also read files that symlinks in the folder lead to outside it",
     )
     index.set_defaults(run=cmd_index)
     ask = sub.add_parser("ask", help="answer a question from an index, citing sources")

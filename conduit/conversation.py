@@ -17,6 +17,7 @@ from typing import Any
 from pyrsistent import PMap, PVector
 
 from conduit._data import freeze_map, thaw
+from conduit._files import write_atomic
 from conduit.errors import ValidationError
 from conduit.request import request, response_message
 
@@ -91,22 +92,28 @@ def save_conversation(messages: Any, path: str | os.PathLike[str], /, **extra: A
     """Write *messages* (or a request or context) to *path* as JSON, atomically; return the path.
 
     A crash while writing leaves the previous file whole: the text goes to a temporary file
-    beside it, which then replaces it.
+    beside it, fsynced, which then replaces it.
     """
     target = Path(path)
-    text = conversation_to_json(messages, **extra)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, target)
+    write_atomic(target, conversation_to_json(messages, **extra))
     return target
+
+
+_REMEDY = "fix it, restore it from a backup, or delete it to start a new conversation"
 
 
 def load_conversation(path: str | os.PathLike[str]) -> PMap[str, Any]:
     """Return ``{"messages": ..., **extras}`` from a file :func:`save_conversation` wrote.
 
-    Continue it with ``c.request(model, load_conversation(p)["messages"])``.
+    Continue it with ``c.request(model, load_conversation(p)["messages"])``. A file that is
+    not a saved conversation is a ``ValidationError`` naming it and what to do.
     """
     target = Path(path)
     if not target.exists():
         raise ValidationError(f"no saved conversation at {target}: save one with save_conversation")
-    return conversation_from_json(target.read_text(encoding="utf-8"))
+    try:
+        return conversation_from_json(target.read_text(encoding="utf-8"))
+    except (ValidationError, UnicodeDecodeError) as exc:
+        raise ValidationError(
+            f"{target}: {exc}; {_REMEDY}", data={"path": str(target), "remedy": _REMEDY}
+        ) from None

@@ -18,6 +18,7 @@ from typing import Any
 from conduit._data import freeze_map, thaw
 from conduit._drive import Effect
 from conduit._event import Event
+from conduit._files import append_line, corrupt, open_append, read_jsonl
 from conduit._options import Builder, configure, did_you_mean
 from conduit._types import Flow, Request
 from conduit.cache import cache_key
@@ -27,6 +28,7 @@ from conduit.middleware import Middleware, middleware
 __all__ = ["DEFAULT_PATH", "ReplayFile", "replay_flow", "with_replay"]
 
 MODES = ("auto", "record", "replay")
+_REMEDY = "fix or delete that line, or delete the file to record afresh"
 
 
 class ReplayFile:
@@ -39,18 +41,16 @@ class ReplayFile:
 
     def _load(self) -> dict[str, dict[str, Any]]:
         if self._entries is None:
-            self._entries = {}
+            entries = {}
             if self.path.exists():
-                for number, line in enumerate(self.path.read_text().splitlines(), 1):
-                    if line.strip():
-                        try:
-                            entry = json.loads(line)
-                        except ValueError:
-                            raise ConduitError(
-                                f"{self.path}:{number} is not a JSON line: fix or delete it",
-                                data={"path": str(self.path), "line": number},
-                            ) from None
-                        self._entries[entry["key"]] = entry
+                found = read_jsonl(self.path, "a JSON line", _REMEDY)
+                for number, entry in found:
+                    if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
+                        raise corrupt(
+                            f"{self.path}:{number}", "is not a recorded exchange", _REMEDY
+                        )
+                    entries[entry["key"]] = entry
+            self._entries = entries
         return self._entries
 
     def get(self, key: str) -> dict[str, Any] | None:
@@ -59,12 +59,15 @@ class ReplayFile:
             return self._load().get(key)
 
     def put(self, entry: dict[str, Any]) -> None:
-        """Record *entry* (a later line for the same key wins when the file is read)."""
+        """Record *entry* (a later line for the same key wins when the file is read).
+
+        The line is appended whole and fsynced; a line torn by a kill is dropped on reading
+        and cut off before the next append.
+        """
         with self._lock:
             self._load()[entry["key"]] = entry
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a") as out:
-                out.write(json.dumps(entry, sort_keys=True) + "\n")
+            with open_append(self.path) as out:
+                append_line(out, json.dumps(entry, sort_keys=True))
 
     def __len__(self) -> int:
         return len(self._load())

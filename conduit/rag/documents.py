@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import html.parser
+import os
+import re
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -154,21 +157,130 @@ def _load(path: Path, root: Path | None) -> PMap[str, Any] | None:
     return document(text, ident, meta)
 
 
-def load_documents(paths: str | Path | Iterable[str | Path], *, glob: str = "**/*") -> PVector[Any]:
+def _pattern(glob: str) -> re.Pattern[str]:
+    """The regular expression of a ``Path.glob`` pattern over ``/``-separated relative paths.
+
+    >>> [bool(_pattern("**/*.md").fullmatch(p)) for p in ("a.md", "x/y/a.md", "a.txt")]
+    [True, True, False]
+    >>> bool(_pattern("*.md").fullmatch("x/a.md"))
+    False
+    """
+    out, i = [], 0
+    while i < len(glob):
+        if glob.startswith("**/", i):
+            out.append("(?:[^/]+/)*")
+            i += 3
+        elif glob.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif glob[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif glob[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif glob[i] == "[" and "]" in glob[i + 2 :]:
+            end = glob.index("]", i + 2)
+            body = glob[i + 1 : end]
+            out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(glob[i]))
+            i += 1
+    return re.compile("".join(out))
+
+
+def _walk(root: Path, follow_symlinks: bool) -> tuple[list[Path], list[Path]]:
+    """The files under *root* (as seen from it), each real file once; and the symlinks left
+    out because they lead outside *root*.
+
+    Real folders are walked first and symlinked ones after, so a file reached both ways keeps
+    its own path; a folder is never entered twice, so a loop of symlinks ends.
+    """
+    real_root = root.resolve()
+    seen_dirs = {real_root}
+    stack: list[tuple[Path, Path]] = [(root, real_root)]
+    links: list[tuple[Path, Path]] = []  # symlinked folders, walked last
+    found: list[tuple[Path, Path]] = []  # (path, real path): plain entries
+    linked: list[tuple[Path, Path]] = []  # the same, reached through a symlinked file
+    outside: list[Path] = []
+    while stack or links:
+        if stack:
+            folder, real_folder = stack.pop()
+        else:
+            folder, real_folder = links.pop(0)
+            if real_folder in seen_dirs:
+                continue
+            seen_dirs.add(real_folder)
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue  # unreadable, or gone since it was listed
+        for entry in entries:
+            path = Path(entry.path)
+            if not entry.is_symlink():
+                real = real_folder / entry.name
+                if entry.is_dir(follow_symlinks=False) and real not in seen_dirs:
+                    seen_dirs.add(real)
+                    stack.append((path, real))
+                elif entry.is_file(follow_symlinks=False):
+                    found.append((path, real))
+                continue
+            try:
+                real = path.resolve(strict=True)
+            except (OSError, RuntimeError):
+                continue  # a broken link, or a loop of links
+            if not follow_symlinks and not real.is_relative_to(real_root):
+                outside.append(path)
+            elif real.is_dir():
+                links.append((path, real))
+            elif real.is_file():
+                linked.append((path, real))
+    files, seen = [], set()
+    for path, real in found + linked:
+        if real not in seen:
+            seen.add(real)
+            files.append(path)
+    return files, outside
+
+
+def _wanted(path: Path, root: Path, pattern: re.Pattern[str]) -> bool:
+    rel = path.relative_to(root).as_posix()
+    return path.suffix.lower() in SUFFIXES and pattern.fullmatch(rel) is not None
+
+
+def load_documents(
+    paths: str | Path | Iterable[str | Path], *, glob: str = "**/*", follow_symlinks: bool = False
+) -> PVector[Any]:
     """Return the documents in *paths*: files, or folders searched with *glob*, sorted by path.
 
     Text, Markdown, reStructuredText and Python files are read as they are; HTML is reduced to
     its visible text; PDF needs the ``pdf`` extra. Other files in a folder are skipped; a file
     named explicitly with an unknown suffix is an error. ``metadata["source"]`` is the path.
+
+    In a folder, a symlink leading outside it (a key linked into ``docs/``) is skipped with a
+    warning unless *follow_symlinks* is true; symlinks that stay inside are followed. Each real
+    file is read once, however many links lead to it, and a loop of symlinks ends.
     """
     items = [paths] if isinstance(paths, str | Path) else list(paths)
+    wanted = _pattern(glob)
     out = []
     for item in map(Path, items):
         if item.is_dir():
-            for path in sorted(p for p in item.glob(glob) if p.is_file()):
-                loaded = _load(path, item)
-                if loaded is not None:
-                    out.append(loaded)
+            files, outside = _walk(item, follow_symlinks)
+            deep = "**" in glob or "/" in glob  # whether a folder could hold wanted files
+            skipped = [p for p in outside if (deep and p.is_dir()) or _wanted(p, item, wanted)]
+            if skipped:
+                warnings.warn(
+                    f"load_documents skipped {len(skipped)} symlink(s) leading outside {item} "
+                    f"(first: {skipped[0]}); pass follow_symlinks=True to read them",
+                    stacklevel=2,
+                )
+            for path in sorted(files):
+                if wanted.fullmatch(path.relative_to(item).as_posix()):
+                    loaded = _load(path, item)
+                    if loaded is not None:
+                        out.append(loaded)
         elif item.is_file():
             loaded = _load(item, None)
             if loaded is None:

@@ -6,8 +6,8 @@ store can be shared between threads, kept as a snapshot, or compared with ``==``
 
 from __future__ import annotations
 
-import io
 import json
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,8 @@ import numpy as np
 from pyrsistent import PMap, PVector
 
 from conduit._data import freeze_map, thaw
+from conduit._files import atomic_write, corrupt
+from conduit.errors import ConduitError
 from conduit.rag.index import Filter, check_dimensions, check_metric, search_matrix
 
 __all__ = ["MemoryStore", "load_store", "memory_store", "save_store"]
@@ -83,7 +85,10 @@ def memory_store(metric: str = "cosine") -> MemoryStore:
 
 
 def save_store(store: MemoryStore, path: str | Path) -> Path:
-    """Write *store* to one file (``.npz``: the vectors, and the documents as JSON).
+    """Write *store* to one file (``.npz``: the vectors, and the documents as JSON), atomically.
+
+    The file is written beside *path* under a temporary name, fsynced, then renamed over it:
+    a failed or killed save leaves the previous file as it was.
 
     >>> import tempfile
     >>> from conduit.rag.vector_store import add_documents
@@ -94,18 +99,42 @@ def save_store(store: MemoryStore, path: str | Path) -> Path:
     """
     target = Path(path)
     meta = json.dumps({"metric": store.metric, "documents": [thaw(d) for d in store.documents]})
-    buffer = io.BytesIO()
-    np.savez(buffer, vectors=store.vectors, meta=np.frombuffer(meta.encode(), dtype=np.uint8))
-    target.write_bytes(buffer.getvalue())
+    with atomic_write(target) as out:
+        np.savez(out, vectors=store.vectors, meta=np.frombuffer(meta.encode(), dtype=np.uint8))
     return target
 
 
+_REMEDY = "delete it and re-run `conduit index` (or save_store), or restore it from a backup"
+
+
 def load_store(path: str | Path) -> MemoryStore:
-    """Read a store written by :func:`save_store`."""
-    with np.load(Path(path), allow_pickle=False) as data:
-        meta = json.loads(data["meta"].tobytes().decode())
-        return MemoryStore(
-            documents=tuple(freeze_map(d) for d in meta["documents"]),
-            vectors=data["vectors"],
-            metric=meta["metric"],
+    """Read a store written by :func:`save_store`.
+
+    The file is data only: pickled objects in it are refused, never loaded. A file that is
+    not a whole store is a :class:`~conduit.errors.ConduitError` naming it and the remedy.
+    """
+    source = Path(path)
+    if not source.is_file():
+        raise ConduitError(f"no store at {source}: build one with save_store or `conduit index`")
+    try:
+        with source.open("rb") as f, np.load(f, allow_pickle=False) as data:
+            vectors = data["vectors"]
+            meta = json.loads(data["meta"].tobytes().decode())
+        documents = tuple(
+            freeze_map({"id": str(d["id"]), "text": str(d["text"]), "metadata": d["metadata"]})
+            for d in meta["documents"]
         )
+        store = MemoryStore(documents=documents, vectors=vectors, metric=meta["metric"])
+    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise corrupt(source, "is not a whole Conduit store", _REMEDY, _why(exc)) from None
+    except zipfile.BadZipFile as exc:
+        raise corrupt(source, "is not a whole Conduit store", _REMEDY, exc) from None
+    if len(store.vectors) != len(documents) or store.metric not in ("cosine", "dot"):
+        raise corrupt(source, "is not a whole Conduit store", _REMEDY, "its parts disagree")
+    return store
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, ValueError) and "pickle" in str(exc):
+        return "it holds pickled objects, which Conduit never loads"
+    return f"{type(exc).__name__}: {exc}"

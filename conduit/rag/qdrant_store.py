@@ -4,6 +4,12 @@ server URL, the same code either way (the ``qdrant`` extra).
 Dict filters with string, integer or boolean values run inside Qdrant; any other filter runs
 here, over pages of candidates that grow until ``k`` match or the collection is exhausted, so a
 filter still applies before the top-k cut.
+
+.. warning:: Never open a local folder you did not create yourself. qdrant-client's local mode
+   stores points as Python pickles and unpickles them on opening, so a folder from someone
+   else (a download, a shared drive, a repository) can run any code as you. A server URL or
+   ``":memory:"`` is safe; so are Conduit's own files (``save_store``, ``SQLiteStore``),
+   which hold data only.
 """
 
 from __future__ import annotations
@@ -66,7 +72,11 @@ def _pushed_down(flt: Filter) -> tuple[Any, bool]:
 
 class QdrantStore:
     """A Qdrant collection (a :class:`VectorStore`): ``QdrantStore(":memory:")``, a local folder,
-    a server URL, or a ``QdrantClient``; changes in place."""
+    a server URL, or a ``QdrantClient``; changes in place.
+
+    A local folder is unpickled when opened: open only folders you created (see the module
+    docstring); never one from an untrusted source.
+    """
 
     def __init__(
         self, location: Any = ":memory:", collection: str = "conduit", metric: str = "cosine"

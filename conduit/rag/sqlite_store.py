@@ -20,6 +20,8 @@ import numpy as np
 from pyrsistent import PMap, PVector
 
 from conduit._data import freeze_map, thaw
+from conduit._files import corrupt, sqlite_corrupt
+from conduit.errors import ConduitError
 from conduit.rag.index import Filter, check_dimensions, check_metric, search_matrix
 
 __all__ = ["SQLiteStore"]
@@ -29,6 +31,7 @@ _SCHEMA = (
     "text TEXT NOT NULL, metadata TEXT NOT NULL, vector BLOB NOT NULL)"
 )
 Matrix = tuple[tuple[PMap[str, Any], ...], np.ndarray[Any, Any]]
+_REMEDY = "restore it from a backup, or delete it and add the documents again"
 
 
 def _rows(docs: Sequence[PMap[str, Any]], vectors: np.ndarray[Any, Any]) -> list[tuple[Any, ...]]:
@@ -54,6 +57,9 @@ def _matrix(rows: list[tuple[Any, ...]], known: Mapping[tuple[Any, ...], Any]) -
 class SQLiteStore:
     """Documents and float32 vectors in one SQLite file (a :class:`VectorStore`); changes in place.
 
+    The file is data only (nothing in it is unpickled or run); a damaged file, or one that is
+    not a SQLite database, is a :class:`~conduit.errors.ConduitError` naming it.
+
     >>> from conduit.rag.embed import hash_embedder
     >>> from conduit.rag.vector_store import add_documents, search
     >>> embed = hash_embedder(64)
@@ -68,14 +74,33 @@ class SQLiteStore:
         self._db = sqlite3.connect(
             self.path, check_same_thread=False, isolation_level=None, timeout=30
         )
-        self._db.execute("PRAGMA journal_mode=WAL")  # readers never wait for a writer
-        self._db.execute(_SCHEMA)
+        try:
+            with self._checked():
+                self._db.execute("PRAGMA journal_mode=WAL")  # readers never wait for a writer
+                self._db.execute(_SCHEMA)
+        except BaseException:
+            self._db.close()
+            raise
         self._seen: tuple[int, Matrix] | None = None  # (data_version, matrix) last read
         self._parsed: dict[tuple[Any, ...], PMap[str, Any]] = {}  # raw row -> its document
 
     @contextmanager
+    def _checked(self) -> Iterator[None]:
+        """Turn a damaged file or row into a ConduitError naming the file and the remedy."""
+        try:
+            yield
+        except ConduitError:
+            raise
+        except sqlite3.DatabaseError as exc:
+            if not sqlite_corrupt(exc):
+                raise
+            raise corrupt(self.path, "is not a readable SQLite store", _REMEDY, exc) from None
+        except (ValueError, TypeError, KeyError) as exc:  # a row that is not ours
+            raise corrupt(self.path, "holds a row Conduit did not write", _REMEDY, exc) from None
+
+    @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._lock, self._checked():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -104,7 +129,7 @@ class SQLiteStore:
 
     def matrix(self) -> Matrix:
         """Return the documents (oldest first) and their vectors as the file holds them now."""
-        with self._lock:
+        with self._lock, self._checked():
             version = self._db.execute("PRAGMA data_version").fetchone()[0]
             if self._seen is None or self._seen[0] != version:
                 # a commit between the pragma and this read only costs one extra reload later
@@ -120,7 +145,7 @@ class SQLiteStore:
         return search_matrix(docs, vectors, vector, k, flt)
 
     def __len__(self) -> int:
-        with self._lock:
+        with self._lock, self._checked():
             return int(self._db.execute("SELECT COUNT(*) FROM conduit_docs").fetchone()[0])
 
     def close(self) -> None:
