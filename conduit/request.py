@@ -271,7 +271,30 @@ def _messages(messages: Any) -> PVector[Any]:
         messages = (messages,)
     elif not isinstance(messages, Iterable):
         _fail("messages", _problem(messages, "a list of messages"), "pass [c.user('...'), ...]")
-    return pvector([_as_message(m, i) for i, m in enumerate(messages)])
+    return _checked(pvector([_as_message(m, i) for i, m in enumerate(messages)]))
+
+
+#: Message vectors known to be checked, by identity: a request's messages are checked once,
+#: at the door, however often the request is sent (a frozen vector never changes).
+_CHECKED: dict[int, PVector[Any]] = {}
+
+
+def _checked(msgs: PVector[Any]) -> PVector[Any]:
+    if len(_CHECKED) >= 4096:
+        _CHECKED.clear()
+    _CHECKED[id(msgs)] = msgs
+    return msgs
+
+
+def _recheck(req: Request) -> Request:
+    """*req* with its messages checked: those set past the door (``req.set("messages", ...)``)."""
+    msgs = req["messages"]
+    fresh = _messages(msgs)
+    if type(msgs) is PVector and all(a is b for a, b in zip(fresh, msgs, strict=True)):
+        _checked(msgs)
+        return req
+    updated: Request = req.set("messages", fresh)
+    return updated
 
 
 def _secret_text(value: Any, path: str) -> str:
@@ -421,9 +444,12 @@ def as_request(req: Any) -> Request:
     True
     """
     if isinstance(req, PMap) and "options" in req and "messages" in req:
-        if "api_key" in req and type(req["api_key"]) is not Secret:  # set after the door
-            return req.set("api_key", _api_key(req["api_key"]))
-        return req
+        frozen: Request = req
+        if _CHECKED.get(id(req["messages"])) is not req["messages"]:  # set after the door
+            frozen = _recheck(frozen)
+        if "api_key" in frozen and type(frozen["api_key"]) is not Secret:  # set after the door
+            frozen = frozen.set("api_key", _api_key(frozen["api_key"]))
+        return frozen
     if not isinstance(req, Mapping) or "model" not in req:
         got = f"a map with keys {sorted(map(str, req))}" if isinstance(req, Mapping) else None
         raise ValidationError(
@@ -483,7 +509,8 @@ def add_message(msg: Any) -> Transform:
 
     def add_message(req: Request) -> Request:
         msgs = as_request(req)["messages"]
-        return as_request(req).set("messages", msgs.append(_as_message(msg, len(msgs))))
+        added = _checked(msgs.append(_as_message(msg, len(msgs))))
+        return as_request(req).set("messages", added)
 
     return add_message
 
@@ -573,7 +600,7 @@ def reply(ctx: Request, content: Any) -> Request:
     ctx = as_request(ctx)
     resp = _response_or_message(ctx)
     turn = _as_message(content, len(ctx["messages"]) + 1)
-    msgs = ctx["messages"].append(response_message(resp)).append(turn)
+    msgs = _checked(ctx["messages"].append(response_message(resp)).append(turn))
     kept = {k: v for k, v in ctx.items() if k in REQUEST_KEYS}
     kept["messages"] = msgs
     return pmap(kept)

@@ -9,6 +9,7 @@ from pyrsistent import PMap, PVector
 from toolz import pipe
 
 import conduit as c
+from conduit._data import freeze
 from conduit.request import add_message, as_request, last_message, message, set_model, set_options
 from tests.strategies import requests, texts, tool_calls
 
@@ -330,3 +331,22 @@ def test_bad_request_maps_say_what_to_do():
         "options: expected a map"
     )
     assert str(error_of(c.content, "text")).startswith("context: expected a context")
+
+
+def test_messages_set_past_the_door_are_checked_when_next_used():
+    """A frozen request whose messages were replaced with .set is checked at the next door (a
+    handler, reply, with_*): the bad field's path, before anything is sent."""
+    script = c.mock_script("never")
+    req = c.request("m", "hi", mock=script).set(
+        "messages", freeze([{"role": "user", "content": [{"text": "hi"}]}])
+    )
+    with pytest.raises(c.ValidationError, match=r"messages\[0\]\.content\[0\]\.type"):
+        c.mock_call(req)
+    tool_without_id = c.request("m", "hi").set(
+        "messages", freeze([{"role": "tool", "content": "x"}])
+    )
+    with pytest.raises(c.ValidationError, match=r"messages\[0\]\.tool_call_id"):
+        c.mock_call(tool_without_id)
+    assert not script.calls
+    fine = c.request("m", "hi").set("messages", [{"role": "user", "content": "ok"}])
+    assert c.content(c.mock_call(fine)) == "ok"
