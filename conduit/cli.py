@@ -22,10 +22,13 @@ from conduit.registry import PROVIDERS, ProviderInfo
 
 __all__ = ["default_model", "main"]
 DEFAULT_STORE = "conduit-index.npz"
+_KEYS = [info.env_key for info in PROVIDERS if info.env_key]
+_LOCAL = next(info for info in PROVIDERS if info.base_url and not info.env_key)
 HOW_TO_ADD_A_MODEL = (
-    "No model is configured, so Conduit is running offline. To get written answers, set "
-    "OPENAI_API_KEY (or ANTHROPIC_API_KEY, GROQ_API_KEY, XAI_API_KEY), or start a local "
-    "server and pass -m ollama:llama3.2 (any OpenAI-compatible server: set OPENAI_BASE_URL)."
+    f"No model is configured, so Conduit is running offline. To get written answers, set "
+    f"{_KEYS[0]} (or {', '.join(_KEYS[1:])}), or start a local server and pass "
+    f"-m {_LOCAL.name}:{_LOCAL.default_model} (any OpenAI-compatible server: set "
+    f"{PROVIDERS[0].base_url_env})."
 )
 
 
@@ -51,7 +54,7 @@ def default_model(env: dict[str, str] | None = None) -> str | None:
 
 def _variable(info: ProviderInfo) -> str | None:
     """The environment variable that makes a provider usable (its key, or a local server's URL)."""
-    return info.env_key or (info.base_url_env if info.name != "mock" else None)
+    return info.env_key or info.base_url_env
 
 
 def _offline_note(err: TextIO) -> None:

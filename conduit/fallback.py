@@ -18,6 +18,7 @@ from conduit._options import Builder, configure
 from conduit._types import Flow, Request
 from conduit.errors import ContextLengthError, NotFoundError, ValidationError, is_retryable
 from conduit.middleware import Middleware, middleware
+from conduit.registry import split_model
 from conduit.request import connection
 
 __all__ = ["can_fall_back", "fallback_flow", "with_fallback"]
@@ -80,6 +81,8 @@ def _build(*, models: Any = None) -> Middleware:
             kinds = "a model name or a map of request keys"
             raise ValidationError(f"with_fallback: each alternative is {kinds}, not {alt!r:.60}")
     frozen = tuple(alt if isinstance(alt, str) else connection(alt) for alt in models)
+    for alt in frozen:  # a misspelt provider fails here, not when the fallback is first needed
+        split_model(alt if isinstance(alt, str) else str(alt.get("model") or "gpt"))
     return middleware(fallback_flow, name="fallback", models=frozen)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
@@ -18,8 +19,21 @@ from conduit._options import Builder, configure, did_you_mean
 from conduit._types import Flow, Request
 from conduit.errors import ProviderError, ValidationError
 from conduit.middleware import Middleware, middleware
+from conduit.registry import split_model
 
 __all__ = ["call_fields", "logging_flow", "with_logging"]
+
+
+def _named(req: Mapping[str, Any]) -> tuple[str, str | None]:
+    """(the bare model, the provider) a request names, through the registry; the provider is
+    None when the model has no prefix and the request no ``provider`` (the handler decides)."""
+    model = str(req.get("model") or "")
+    given = req.get("provider")
+    try:
+        info, bare = split_model(model, given or "openai")
+    except ValidationError:
+        return model, given
+    return bare, info.name if (bare != model or given) else None
 
 
 def call_fields(ctx: Request, latency: float) -> dict[str, Any]:
@@ -32,9 +46,10 @@ def call_fields(ctx: Request, latency: float) -> dict[str, Any]:
     """
     resp = ctx.get("response") or {}
     usage = resp.get("usage") or {}
+    model, provider = _named(ctx)
     return {
-        "model": resp.get("model") or ctx.get("model"),
-        "provider": ctx.get("provider"),
+        "model": resp.get("model") or model,
+        "provider": provider,
         "latency_ms": round(latency * 1000, 3),
         "input_tokens": usage.get("input_tokens"),
         "output_tokens": usage.get("output_tokens"),
@@ -46,9 +61,10 @@ def call_fields(ctx: Request, latency: float) -> dict[str, Any]:
 
 def _error_fields(req: Request, exc: BaseException, latency: float) -> dict[str, Any]:
     data = getattr(exc, "data", {}) or {}
+    model, provider = _named(req)
     return {
-        "model": req.get("model"),
-        "provider": req.get("provider"),
+        "model": model,
+        "provider": provider,
         "latency_ms": round(latency * 1000, 3),
         "attempts": data.get("attempts", 1),
         "error": type(exc).__name__,

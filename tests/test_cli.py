@@ -217,7 +217,7 @@ def test_the_cli_reads_the_provider_registry_and_stays_light(capsys):
     assert status == 0
     for info in PROVIDERS:
         assert f"-m {info.name}:{info.default_model}" in out
-        var = info.env_key or (info.base_url_env if info.name != "mock" else None)
+        var = info.env_key or info.base_url_env
         assert var is None or var in out
     code = "import sys, conduit.cli; print('httpx' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
