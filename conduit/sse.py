@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-__all__ = ["SSE", "feed", "flush", "iter_sse", "parse_block"]
+__all__ = ["SSE", "SSEDecoder", "feed", "flush", "iter_sse", "parse_block"]
 
 
 class SSE(NamedTuple):
@@ -50,8 +50,76 @@ def parse_block(block: bytes) -> SSE | None:
     return SSE(event, "\n".join(data)) if data else None
 
 
+class SSEDecoder:
+    """The incremental parser: ``feed(chunk)`` returns the events the chunk completes.
+
+    Linear in the bytes read, however an event is split: a chunk that completes no event is
+    only normalised (CR and CRLF to LF) and set aside, and the pieces of an event are joined
+    once, when its blank line arrives (a parser that re-joined its buffer on every chunk took
+    3.1 s for one 16 MiB event in 64 KiB chunks). Like httpx's ``LineDecoder``, it keeps that
+    state between chunks; :func:`feed` is the same parser as a pure function.
+
+    >>> d = SSEDecoder()
+    >>> d.feed(b"data: hel"), [e.data for e in d.feed(b"lo\\r\\n\\r\\ndata: bye")]
+    ((), ['hello'])
+    >>> d.flush()
+    (SSE(event='message', data='bye'),)
+    """
+
+    __slots__ = ("_cr", "_pending")
+
+    def __init__(self, buffer: bytes = b"") -> None:
+        self._cr = buffer.endswith(b"\r")  # may be the first half of a CRLF
+        held = buffer[:-1] if self._cr else buffer
+        self._pending: list[bytes] = [_lf(held)] if held else []
+
+    @property
+    def buffer(self) -> bytes:
+        """What is held back: the start of an incomplete event (as :func:`feed` returns it)."""
+        return b"".join(self._pending) + (b"\r" if self._cr else b"")
+
+    def feed(self, chunk: bytes) -> tuple[SSE, ...]:
+        """Return the events completed by *chunk*."""
+        if self._cr:
+            chunk, self._cr = b"\r" + chunk, False
+        if chunk[-1:] == b"\r":  # decide with the next chunk whether a LF follows
+            chunk, self._cr = chunk[:-1], True
+        if b"\r" in chunk:
+            chunk = _lf(chunk)
+        pending = self._pending
+        if pending:
+            if b"\n\n" not in chunk and not (chunk[:1] == b"\n" and pending[-1][-1:] == b"\n"):
+                if chunk:
+                    pending.append(chunk)
+                return ()
+            pending.append(chunk)
+            chunk = b"".join(pending)
+            pending.clear()
+        *blocks, rest = chunk.split(b"\n\n")
+        if rest:
+            pending.append(rest)
+        events = []
+        for block in blocks:
+            if block[:6] == b"data: " and b"\n" not in block:  # the common case, inlined
+                events.append(_make(SSE, ("message", block[6:].decode("utf-8", "replace"))))
+            else:
+                found = parse_block(block)
+                if found is not None:
+                    events.append(found)
+        return tuple(events)
+
+    def flush(self) -> tuple[SSE, ...]:
+        """Return the event left when the stream ends without a final blank line."""
+        return self.feed(b"\n\n")
+
+
+def _lf(data: bytes) -> bytes:
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n") if b"\r" in data else data
+
+
 def feed(buffer: bytes, chunk: bytes) -> tuple[bytes, tuple[SSE, ...]]:
-    """Return (the new buffer, the events completed by *chunk*) — the whole parser, pure.
+    """Return (the new buffer, the events completed by *chunk*): :class:`SSEDecoder` as a pure
+    function (each call copies *buffer*; a long stream should use the decoder itself).
 
     >>> buf, events = feed(b"", b"data: hel")
     >>> events
@@ -60,22 +128,9 @@ def feed(buffer: bytes, chunk: bytes) -> tuple[bytes, tuple[SSE, ...]]:
     >>> [e.data for e in events]
     ['hello', '[DONE]']
     """
-    data = buffer + chunk
-    hold = b""
-    if data.endswith(b"\r"):  # may be the first half of a CRLF: decide with the next chunk
-        data, hold = data[:-1], b"\r"
-    if b"\r" in data:
-        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    *blocks, rest = data.split(b"\n\n")
-    events = []
-    for block in blocks:
-        if block[:6] == b"data: " and b"\n" not in block:  # the common case, inlined
-            events.append(_make(SSE, ("message", block[6:].decode("utf-8", "replace"))))
-        else:
-            found = parse_block(block)
-            if found is not None:
-                events.append(found)
-    return rest + hold, tuple(events)
+    decoder = SSEDecoder(buffer)
+    events = decoder.feed(chunk)
+    return decoder.buffer, events
 
 
 def flush(buffer: bytes) -> tuple[SSE, ...]:
@@ -84,14 +139,12 @@ def flush(buffer: bytes) -> tuple[SSE, ...]:
     >>> flush(b"data: last")
     (SSE(event='message', data='last'),)
     """
-    _, events = feed(buffer, b"\n\n")
-    return events
+    return SSEDecoder(buffer).flush()
 
 
 def iter_sse(chunks: Iterable[bytes]) -> Iterator[SSE]:
     """Yield the events of a byte stream."""
-    buffer = b""
+    decoder = SSEDecoder()
     for chunk in chunks:
-        buffer, events = feed(buffer, chunk)
-        yield from events
-    yield from flush(buffer)
+        yield from decoder.feed(chunk)
+    yield from decoder.flush()

@@ -14,12 +14,13 @@ import attrs
 
 from conduit._drive import Done, time_left
 from conduit._types import Flow, Request
-from conduit.sse import feed, flush
+from conduit.sse import SSEDecoder
 from conduit.streams import collect
 
 __all__ = ["Decoder", "Wire", "each", "passthrough"]
 
 Steps = Callable[[Any, Any], tuple[Any, list[Any]]]  # (state, items) -> (state, events)
+Guard = Callable[[Exception], Exception]  # a decoding failure -> the error to raise
 
 
 class Decoder:
@@ -28,15 +29,24 @@ class Decoder:
     Raw items are bytes of server-sent events (``sse=True``) or already-decoded items; *steps*
     is the codec's pure ``(state, items) -> (state, events)`` (see :func:`each` for a codec
     that decodes one item at a time), *end* its closing events. Like httpx's line decoder, it
-    keeps a buffer between chunks; the deadline is checked per chunk.
+    keeps a buffer between chunks (an :class:`~conduit.sse.SSEDecoder`). The deadline is
+    checked on every raw chunk, a keep-alive that completes no event included. *guard* turns
+    whatever the codec raised into the error to raise (the HTTP wires: a malformed answer
+    becomes a ``ProviderError``, and the request's secrets are masked).
     """
 
     def __init__(
-        self, req: Request, state: Any, steps: Steps, end: Callable[[Any], list[Any]], sse: bool
+        self,
+        req: Request,
+        state: Any,
+        steps: Steps,
+        end: Callable[[Any], list[Any]],
+        sse: bool,
+        guard: Guard | None = None,
     ) -> None:
-        self.req, self.state, self.steps, self.end, self.sse = req, state, steps, end, sse
+        self.req, self.state, self.steps, self.end, self.guard = req, state, steps, end, guard
         self.timed = "conduit/deadline" in req
-        self.buffer = b""
+        self.sse = SSEDecoder() if sse else None
         self.seen: list[Any] = []
         self.failed: BaseException | None = None
 
@@ -50,9 +60,7 @@ class Decoder:
             raise self.failed
         if self.timed:
             time_left(self.req)
-        items: Any = (raw,)
-        if self.sse:
-            self.buffer, items = feed(self.buffer, raw)
+        items: Any = (raw,) if self.sse is None else self.sse.feed(raw)
         out = self._decode(items)
         self.seen += out
         return out
@@ -66,7 +74,7 @@ class Decoder:
                 try:
                     self.state, events = self.steps(self.state, (item,))
                 except Exception as exc:
-                    self.failed = exc
+                    self.failed = exc if self.guard is None else self.guard(exc)
                     break
                 out += events
         return out
@@ -75,10 +83,13 @@ class Decoder:
         """Return the closing events and the :class:`Done` carrying the collected context."""
         if self.failed is not None:
             raise self.failed
-        out = self._decode(flush(self.buffer)) if self.sse else []
+        out = self._decode(self.sse.flush()) if self.sse is not None else []
         if self.failed is not None:
             raise self.failed
-        out.extend(self.end(self.state))
+        try:
+            out.extend(self.end(self.state))
+        except Exception as exc:
+            raise (exc if self.guard is None else self.guard(exc)) from None
         self.seen.extend(out)
         return [*out, Done(build=partial(_final, self.req, self.seen))]
 
