@@ -28,6 +28,7 @@ __all__ = [
     "adrive",
     "adrive_stream",
     "arun_effects",
+    "bounded",
     "deadline_error",
     "drive",
     "drive_stream",
@@ -140,6 +141,20 @@ def remaining(req: Mapping[str, Any], now: float) -> float | None:
 def time_left(req: Mapping[str, Any]) -> float | None:
     """Return :func:`remaining` now: how the shells read the clock against a deadline."""
     return remaining(req, time.monotonic()) if "conduit/deadline" in req else None
+
+
+def bounded(seconds: float | None, deadline: float, now: float) -> float:
+    """Return the seconds one read or write may take at *now*: its own *seconds*, cut to what
+    is left before *deadline* (0 once it has passed). The HTTP shell asks before every socket
+    operation, so a server trickling bytes or keep-alives cannot stretch the call.
+
+    >>> bounded(600.0, deadline=10.0, now=9.25), bounded(None, 10.0, 4.0), bounded(1.0, 10.0, 12.0)
+    (0.75, 6.0, 0.0)
+    """
+    left = deadline - now
+    if left <= 0:
+        return 0.0
+    return left if seconds is None or left < seconds else seconds
 
 
 def overdue(req: Mapping[str, Any], slack: float = 0.0) -> TimeoutError | None:

@@ -7,9 +7,10 @@ request id, retry-after, ...), so handlers and logs read facts, not message stri
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from pyrsistent import PMap
@@ -29,13 +30,20 @@ __all__ = [
     "ProviderError",
     "RateLimitError",
     "ServerError",
+    "ShapeError",
     "TimeoutError",
     "ToolError",
     "ValidationError",
     "decode_event",
     "error_from_response",
     "is_retryable",
+    "kind",
+    "malformed",
+    "mask",
+    "redact",
+    "redact_error",
     "retry_after",
+    "want",
 ]
 
 
@@ -347,10 +355,13 @@ def error_from_response(
     body: Any,
     *,
     now: float | None = None,
+    secrets: Collection[str] = (),
 ) -> ProviderError:
     """Return the right :class:`ProviderError` subclass for a provider's error answer.
 
     *status* is None for an error event inside a stream; then the body's error type decides.
+    Every one of *secrets* (the request's key, credential headers, URL password) that the
+    server echoed is masked in the message and the body (:func:`redact`).
 
     >>> err = error_from_response("anthropic", 429, {"retry-after": "3"},
     ...     b'{"type":"error","error":{"type":"rate_limit_error","message":"slow"}}')
@@ -361,6 +372,8 @@ def error_from_response(
     'ContextLengthError'
     """
     parsed = _parse_body(body)
+    if secrets:
+        parsed = redact(parsed, secrets)
     h = _lower(headers)
     message, err_type, code = _error_fields(parsed)
     cls: type[ProviderError]
@@ -402,3 +415,197 @@ _HINTS: dict[type[ProviderError], str] = {
     RateLimitError: "slow down or add c.with_retry / c.with_rate_limit",
     ServerError: "the provider failed; c.with_retry retries this",
 }
+
+
+# --- secrets in errors ------------------------------------------------------------------------
+
+
+def mask(secret: str) -> str:
+    """Return how *secret* appears in an error: its first three and last four characters if it
+    is long enough for that to say nothing, else ``***``.
+
+    >>> mask("sk-proj-0123456789abcdefWXYZ"), mask("hunter2")
+    ('sk-...WXYZ', '***')
+    """
+    return f"{secret[:3]}...{secret[-4:]}" if len(secret) >= 20 else "***"
+
+
+def _forms(secrets: Iterable[str]) -> list[tuple[str, str]]:
+    """Each secret as it may be printed (plain, stripped, JSON- or repr-escaped), longest first."""
+    found: dict[str, str] = {}
+    for secret in secrets:
+        if not secret or len(secret.strip()) < 4:
+            continue
+        shown = mask(secret.strip())
+        for form in (secret, secret.strip(), json.dumps(secret)[1:-1], repr(secret)[1:-1]):
+            if len(form) >= 4:
+                found.setdefault(form, shown)
+    return sorted(found.items(), key=lambda item: -len(item[0]))
+
+
+def redact(value: Any, secrets: Collection[str]) -> Any:
+    """Return *value* (text, bytes or JSON-like data) with every one of *secrets* masked.
+
+    >>> redact("Incorrect API key provided: sk-proj-0123456789abcdefWXYZ.",
+    ...        ["sk-proj-0123456789abcdefWXYZ"])
+    'Incorrect API key provided: sk-...WXYZ.'
+    >>> redact({"error": {"message": "key hunter2!"}}, ["hunter2"])
+    {'error': {'message': 'key ***!'}}
+    """
+    forms = _forms(secrets)
+    return _redact(value, forms) if forms else value
+
+
+def _redact(value: Any, forms: list[tuple[str, str]]) -> Any:
+    if isinstance(value, str):
+        for form, shown in forms:
+            if form in value:
+                value = value.replace(form, shown)
+        return value
+    if isinstance(value, bytes | bytearray):
+        text = bytes(value).decode("utf-8", "replace")
+        cleaned = _redact(text, forms)
+        return value if cleaned == text else cleaned.encode()
+    if isinstance(value, Mapping):
+        items = {_redact(k, forms): _redact(v, forms) for k, v in value.items()}
+        return items if type(value) is dict else freeze(items)
+    if isinstance(value, list | tuple) or type(value).__name__ == "PVector":
+        parts = [_redact(v, forms) for v in value]
+        return parts if type(value) is list else freeze(parts)
+    return value
+
+
+def redact_error(err: BaseException, secrets: Collection[str]) -> BaseException:
+    """Mask *secrets* in *err* and in every exception chained to it, in place; return *err*.
+
+    A transport error can embed a header (h11: ``Illegal header value b'Bearer sk-...'``) and a
+    server can echo the key in its message; tracebacks print the whole chain, so all of it is
+    cleaned. Only the exchange calls this, on errors it has just caught.
+
+    >>> err = ConnectionError("bad header b'Bearer sk-proj-0123456789abcdefWXYZ'")
+    >>> str(redact_error(err, ["sk-proj-0123456789abcdefWXYZ"]))
+    "bad header b'Bearer sk-...WXYZ'"
+    """
+    forms = _forms(secrets)
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while forms and current is not None and id(current) not in seen:
+        seen.add(id(current))
+        _redact_one(current, forms)
+        current = current.__cause__ or current.__context__
+    return err
+
+
+def _redact_one(err: BaseException, forms: list[tuple[str, str]]) -> None:
+    with contextlib.suppress(TypeError, AttributeError):  # an exception refusing new args
+        err.args = tuple(_redact(a, forms) for a in err.args)
+    if isinstance(err, ConduitError):
+        err.message = _redact(err.message, forms)
+        err.data = freeze(_redact(err.data, forms))
+    if isinstance(err, ProviderError):
+        err.body = _redact(err.body, forms)
+    for name in ("message", "object"):  # httpx's / UnicodeEncodeError's own copies of the text
+        value = getattr(err, name, None)
+        if isinstance(value, str | bytes) and not isinstance(err, ConduitError):
+            with contextlib.suppress(AttributeError, TypeError):  # a read-only attribute
+                setattr(err, name, _redact(value, forms))
+
+
+# --- malformed answers ------------------------------------------------------------------------
+
+
+def kind(value: Any) -> str:
+    """Return what a JSON *value* is, for messages about malformed answers.
+
+    >>> kind(None), kind([1]), kind("x"), kind({}), kind(True), kind(2.5)
+    ('null', 'a list', 'a string', 'an object', 'a boolean', 'a number')
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list | tuple) or type(value).__name__ == "PVector":
+        return "a list"
+    return type(value).__name__
+
+
+class ShapeError(Exception):
+    """What a codec raises on a field of the wrong shape; its decode guard turns it into
+    :func:`malformed` (never raised to users)."""
+
+
+def want(value: Any, types: type | tuple[type, ...], where: str) -> Any:
+    """Return *value* if it is one of *types*, else raise :class:`ShapeError` saying so.
+
+    >>> want({}, Mapping, "choices[0]")
+    {}
+    >>> want(None, Mapping, "choices[0]")
+    Traceback (most recent call last):
+    conduit.errors.ShapeError: choices[0] is null, not an object
+    """
+    if isinstance(value, types):
+        return value
+    expected = types if isinstance(types, tuple) else (types,)
+    raise ShapeError(f"{where} is {kind(value)}, not {' or '.join(map(_noun, expected))}")
+
+
+def _noun(cls: type) -> str:
+    nouns = {Mapping: "an object", list: "a list", str: "a string", int: "an integer"}
+    return nouns.get(cls, "null" if cls is type(None) else cls.__name__)
+
+
+def _why(cause: str | BaseException) -> str:
+    if isinstance(cause, str):
+        return cause
+    if isinstance(cause, ShapeError):
+        return str(cause)
+    if isinstance(cause, KeyError):
+        return (
+            f"the required field {cause.args[0]!r} is missing"
+            if cause.args
+            else "a field is missing"
+        )
+    if isinstance(cause, IndexError):
+        return "a list is shorter than expected"
+    if isinstance(cause, TypeError | AttributeError):
+        return f"a field has the wrong type ({cause})"
+    return f"{type(cause).__name__}: {cause}"
+
+
+def _snippet(body: Any) -> str:
+    try:
+        text = json.dumps(_plain(body), default=repr)
+    except (TypeError, ValueError):  # pragma: no cover - keys that are not strings
+        text = repr(body)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def malformed(provider: str, what: str, body: Any, cause: str | BaseException) -> ProviderError:
+    """Return the error for an answer that is JSON, but not of the shape *provider* documents.
+
+    It is a :class:`ProviderError` with status 200 and is not retried: the official SDKs raise
+    such an answer (openai-python: the JSON error, or ``APIResponseValidationError``) and retry
+    only on statuses and transport errors. *cause* says what was wrong (text, or the exception
+    the decoder ran into).
+
+    >>> err = malformed("openai", "chat completion", {"choices": [None]},
+    ...                 "choices[0] is null, not an object")
+    >>> print(err)  # doctest: +NORMALIZE_WHITESPACE
+    openai sent a malformed chat completion: choices[0] is null, not an object;
+    got {"choices": [null]}
+    >>> err.status_code, is_retryable(err), err.data["malformed"]
+    (200, False, 'chat completion')
+    """
+    return ProviderError(
+        f"{provider} sent a malformed {what}: {_why(cause)}; got {_snippet(body)}",
+        provider=provider,
+        status_code=200,
+        body=freeze(body) if isinstance(body, Mapping | list | str) else None,
+        data={"malformed": what},
+    )

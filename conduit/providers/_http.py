@@ -4,33 +4,49 @@ Nothing here decides anything about a provider's format: that is the codec's job
 reads the API key (request, else environment), performs the I/O the exchange asks for, and
 maps transport failures and HTTP errors to Conduit's errors. :func:`wire` turns a
 :class:`Provider` into the :class:`~conduit.providers._wire.Wire` the exchange runs.
+
+Three guarantees live here. A call's deadline bounds every socket operation (connect, each
+write, each read), not just the first: the pooled clients' network backends shorten each one
+to the time left, so a server trickling bytes or keep-alives cannot stretch the call. Every
+error built here (transport, HTTP status, malformed answer) has the request's secrets masked,
+in its message, its body and the exceptions chained to it. And whatever a codec raises on an
+answer of the wrong shape reaches the caller as a ``ProviderError``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import base64
+import binascii
 import json
 import os
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from functools import partial
 from typing import Any
+from urllib.parse import unquote
 
 import attrs
+import httpcore
 import httpx
 
-from conduit._data import reveal
-from conduit._drive import Effect, overdue, time_left
+from conduit._data import Secret, is_credential, reveal, secret_problem
+from conduit._drive import Effect, bounded, overdue, time_left
 from conduit._types import Flow, Request
 from conduit.errors import (
     AuthenticationError,
+    ConduitError,
     ConnectionError,
     ProviderError,
     TimeoutError,
+    ValidationError,
     error_from_response,
+    malformed,
+    redact,
+    redact_error,
 )
 from conduit.providers._wire import Decoder, Wire
 
@@ -46,6 +62,7 @@ __all__ = [
     "open_stream",
     "post",
     "prepare",
+    "secrets",
     "wire",
 ]
 
@@ -82,12 +99,21 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+def _checked_key(key: str, where: str, provider: str) -> str:
+    """Refuse a key that HTTP cannot carry (whitespace, control or non-ASCII characters): sent,
+    it would fail in the transport with the key in the message, or be sent again by a retry."""
+    problem = secret_problem(key, where)
+    if problem is not None:
+        raise ValidationError(problem, data={"provider": provider})
+    return key
+
+
 def _api_key(spec: Provider, req: Request) -> str | None:
     key = reveal(req.get("api_key"))
     if key:
-        return key
+        return _checked_key(key, "api_key", spec.name)
     if spec.env_key and os.environ.get(spec.env_key):
-        return os.environ[spec.env_key]
+        return _checked_key(os.environ[spec.env_key], spec.env_key, spec.name)
     if spec.env_key and not req.get("base_url"):
         raise AuthenticationError(
             f"no API key for {spec.name}: set the {spec.env_key} environment variable or pass "
@@ -110,9 +136,55 @@ def _headers(spec: Provider, req: Request) -> dict[str, str]:
     key = _api_key(spec, req)
     if key:
         headers.update(spec.auth(key))
-    if "headers" in req:
-        headers.update(req["headers"])
+    for name, value in (req.get("headers") or {}).items():
+        if isinstance(value, Secret) or is_credential(name):
+            value = _checked_key(reveal(value) or "", f"headers[{name!r}]", spec.name)
+        headers[name] = value
     return headers
+
+
+def _credential(value: str) -> list[str]:
+    """A credential header's value and the secrets inside it (a scheme's token, Basic's pair)."""
+    found = [value]
+    scheme, _, token = value.partition(" ")
+    if token:
+        found.append(token)
+    if scheme.lower() == "basic":
+        try:
+            pair = base64.b64decode(token, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return found
+        found += [pair, *pair.split(":", 1)]
+    return found
+
+
+def _userinfo(url: str) -> list[str]:
+    authority = url.partition("://")[2].partition("/")[0]
+    if "@" not in authority:
+        return []
+    raw = authority.rpartition("@")[0]
+    pair = unquote(raw)
+    return [raw, pair, *pair.split(":", 1), *raw.split(":", 1)]
+
+
+def secrets(spec: Provider, req: Request) -> list[str]:
+    """Return every secret *req* sends to *spec* (key, credential headers, URL userinfo), for
+    masking in errors. Read only when an error is built, so a call that succeeds pays nothing.
+
+    >>> from conduit.providers.openai import OPENAI
+    >>> secrets(OPENAI, {"api_key": "sk-1", "base_url": "https://u:pw@h/v1"})
+    ['sk-1', 'Bearer sk-1', 'u:pw', 'u:pw', 'u', 'pw', 'u', 'pw']
+    """
+    found: list[str] = []
+    key = reveal(req.get("api_key")) or (spec.env_key and os.environ.get(spec.env_key))
+    if key:
+        found += [key, *spec.auth(key).values()]
+    for name, value in (req.get("headers") or {}).items():
+        text = reveal(value)
+        if isinstance(text, str) and (isinstance(value, Secret) or is_credential(name)):
+            found += _credential(text)
+    base = req.get("base_url") or (spec.base_url_env and os.environ.get(spec.base_url_env))
+    return found + (_userinfo(base) if isinstance(base, str) else [])
 
 
 _URLS: dict[str, httpx.URL] = {}
@@ -141,16 +213,159 @@ def prepare(spec: Provider, req: Request, stream: bool) -> tuple[str, dict[str, 
     return _url(spec, req, spec.path), _headers(spec, req), _body(spec.encode(req, stream))
 
 
+class _Until(float):
+    """A timeout in seconds that carries the call's deadline down to the network backend.
+
+    httpx and httpcore hand timeouts through untouched to every socket operation, so the
+    backend (:class:`_Backend`) can shorten each operation to the time left then.
+    """
+
+    __slots__ = ("deadline",)
+    deadline: float
+
+
+def _until(seconds: float, deadline: float) -> _Until:
+    out = _Until(seconds)
+    out.deadline = deadline
+    return out
+
+
 def _timeout(req: Request) -> Any:
-    """The request's timeout, shortened to what is left before its deadline."""
+    """The request's timeout, shortened to what is left before its deadline, and carrying the
+    deadline so that each later read is shortened too."""
     if "timeout" not in req and "conduit/deadline" not in req:
         return httpx.USE_CLIENT_DEFAULT  # passing a Timeout costs httpx ~25 us a call
     seconds = req.get("timeout")
     left = time_left(req)
-    if seconds is None and left is None:
-        return httpx.USE_CLIENT_DEFAULT
-    limit = min(float(x) for x in (seconds, left) if x is not None)
-    return httpx.Timeout(limit, connect=min(5.0, limit))
+    if left is None:
+        if seconds is None:
+            return httpx.USE_CLIENT_DEFAULT
+        return httpx.Timeout(float(seconds), connect=min(5.0, float(seconds)))
+    limit = left if seconds is None else min(float(seconds), left)
+    deadline = req["conduit/deadline"]
+    return httpx.Timeout(_until(limit, deadline), connect=_until(min(5.0, limit), deadline))
+
+
+def _step(timeout: float | None, late: type[Exception]) -> float | None:
+    """The timeout of one socket operation: what is left of the deadline it carries, if any."""
+    if type(timeout) is not _Until:
+        return timeout
+    left = bounded(timeout, timeout.deadline, time.monotonic())
+    if left <= 0:
+        raise late("the call's deadline passed")
+    return left
+
+
+class _Stream(httpcore.NetworkStream):
+    """A connection whose every read and write is bounded by the call's deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _step(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _step(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        step = _step(timeout, httpcore.ConnectTimeout)
+        return _Stream(self._inner.start_tls(ssl_context, server_hostname, step))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _Backend(httpcore.NetworkBackend):
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        step = _step(timeout, httpcore.ConnectTimeout)
+        return _Stream(self._inner.connect_tcp(host, port, step, local_address, socket_options))
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        step = _step(timeout, httpcore.ConnectTimeout)
+        return _Stream(self._inner.connect_unix_socket(path, step, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class _AStream(httpcore.AsyncNetworkStream):
+    """The async twin of :class:`_Stream`."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        self._inner = inner
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._inner.read(max_bytes, _step(timeout, httpcore.ReadTimeout))
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, _step(timeout, httpcore.WriteTimeout))
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        step = _step(timeout, httpcore.ConnectTimeout)
+        return _AStream(await self._inner.start_tls(ssl_context, server_hostname, step))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _ABackend(httpcore.AsyncNetworkBackend):
+    def __init__(self, inner: httpcore.AsyncNetworkBackend) -> None:
+        self._inner = inner
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        step = _step(timeout, httpcore.ConnectTimeout)
+        inner = await self._inner.connect_tcp(host, port, step, local_address, socket_options)
+        return _AStream(inner)
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        step = _step(timeout, httpcore.ConnectTimeout)
+        return _AStream(await self._inner.connect_unix_socket(path, step, socket_options))
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def _bound(pooled: httpx.Client | httpx.AsyncClient, wrap: Callable[[Any], Any]) -> None:
+    """Put *pooled*'s connection pools (the direct one and any proxy's) on a deadline-aware
+    network backend. httpx builds its pools without a backend argument, so it is swapped in;
+    ``tests/reliability/test_transport.py`` fails if a new httpx stops honouring this."""
+    for transport in (pooled._transport, *pooled._mounts.values()):
+        pool = getattr(transport, "_pool", None)
+        inner = getattr(pool, "_network_backend", None)
+        if inner is not None:
+            pool._network_backend = wrap(inner)  # type: ignore[union-attr]
 
 
 _lock = threading.Lock()
@@ -170,6 +385,7 @@ def client() -> httpx.Client:
         with _lock:
             if _client is None:
                 _client = httpx.Client(timeout=DEFAULT_TIMEOUT, limits=LIMITS)
+                _bound(_client, _Backend)
                 atexit.register(_client.close)
     return _client
 
@@ -192,6 +408,7 @@ async def aclient() -> httpx.AsyncClient:
     found = _aclients.get(loop)
     if found is None:
         found = httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, limits=LIMITS)
+        _bound(found, _ABackend)
         closer = _closer(found)
         await closer.asend(None)
         _aclients[loop] = found
@@ -200,6 +417,10 @@ async def aclient() -> httpx.AsyncClient:
 
 
 def _transport_error(spec: Provider, exc: httpx.HTTPError, req: Request | None = None) -> Exception:
+    """Return the Conduit error for a transport failure; the request's secrets are masked in it
+    and in *exc*'s chain (h11 puts an illegal header's value in its message)."""
+    hidden = secrets(spec, req) if req is not None else []
+    redact_error(exc, hidden)
     late = overdue(req, slack=0.01) if req is not None else None
     if isinstance(exc, httpx.TimeoutException) and late is not None:
         return late
@@ -210,14 +431,30 @@ def _transport_error(spec: Provider, exc: httpx.HTTPError, req: Request | None =
             data={"provider": spec.name},
         )
     return ConnectionError(
-        f"could not talk to {spec.name}: {type(exc).__name__}: {exc}; check base_url and the "
-        "network, or add c.with_retry",
+        redact(
+            f"could not talk to {spec.name}: {type(exc).__name__}: {exc}; check base_url and "
+            "the network, or add c.with_retry",
+            hidden,
+        ),
         data={"provider": spec.name},
     )
 
 
-def _fail(spec: Provider, status: int, headers: httpx.Headers, content: bytes) -> ProviderError:
-    return error_from_response(spec.name, status, dict(headers), content, now=time.time())
+def _fail(
+    spec: Provider, req: Request, status: int, headers: httpx.Headers, content: bytes
+) -> ProviderError:
+    hidden = secrets(spec, req)
+    return error_from_response(
+        spec.name, status, dict(headers), content, now=time.time(), secrets=hidden
+    )
+
+
+def _checked(spec: Provider, req: Request, what: str, exc: Exception) -> Exception:
+    """Return the error to raise for *exc*, raised while decoding *spec*'s answer: a Conduit
+    error as it is, anything else (a codec meeting an answer of the wrong shape) as a
+    malformed-answer ``ProviderError``; the request's secrets masked either way."""
+    err = exc if isinstance(exc, ConduitError) else malformed(spec.name, what, None, exc)
+    return redact_error(err, secrets(spec, req))  # type: ignore[return-value]
 
 
 def _json(spec: Provider, response: httpx.Response) -> Any:
@@ -253,9 +490,9 @@ async def apost(
         raise _transport_error(spec, exc, req) from exc
 
 
-def _answer(spec: Provider, r: httpx.Response) -> Any:
+def _answer(spec: Provider, req: Request, r: httpx.Response) -> Any:
     if r.status_code >= 400:
-        raise _fail(spec, r.status_code, r.headers, r.content)
+        raise _fail(spec, req, r.status_code, r.headers, r.content)
     return _json(spec, r)
 
 
@@ -267,7 +504,13 @@ def _post(spec: Provider, req: Request, url: str, body: bytes) -> Effect:
 def call_flow(spec: Provider, req: Request) -> Flow:
     """Yield the POST of one chat call for *req* as an Effect; return the decoded context."""
     r = yield _post(spec, req, _url(spec, req, spec.path), _body(spec.encode(req, False)))
-    return spec.decode(req, _answer(spec, r), spec.name)
+    try:
+        return spec.decode(req, _answer(spec, req, r), spec.name)
+    except Exception as exc:
+        err = _checked(spec, req, "chat completion", exc)
+        if err is exc:
+            raise
+        raise err from exc
 
 
 def embed_flow(spec: Provider, req: Request) -> Flow:
@@ -275,7 +518,13 @@ def embed_flow(spec: Provider, req: Request) -> Flow:
     assert spec.embed_path and spec.encode_embed and spec.decode_embed, "wire() checks this"
     url = _url(spec, req, spec.embed_path, spec.embed_at_root)
     r = yield _post(spec, req, url, _body(spec.encode_embed(req)))
-    return spec.decode_embed(req, _answer(spec, r))
+    try:
+        return spec.decode_embed(req, _answer(spec, req, r))
+    except Exception as exc:
+        err = _checked(spec, req, "embeddings answer", exc)
+        if err is exc:
+            raise
+        raise err from exc
 
 
 def open_stream(spec: Provider, req: Request) -> Iterator[bytes]:
@@ -286,7 +535,7 @@ def open_stream(spec: Provider, req: Request) -> Iterator[bytes]:
             "POST", _parsed(url), content=body, headers=headers, timeout=_timeout(req)
         ) as r:
             if r.status_code >= 400:
-                raise _fail(spec, r.status_code, r.headers, r.read())
+                raise _fail(spec, req, r.status_code, r.headers, r.read())
             yield from r.iter_bytes()
     except httpx.HTTPError as exc:
         raise _transport_error(spec, exc, req) from exc
@@ -300,7 +549,7 @@ async def aopen_stream(spec: Provider, req: Request) -> AsyncIterator[bytes]:
             "POST", _parsed(url), content=body, headers=headers, timeout=_timeout(req)
         ) as r:
             if r.status_code >= 400:
-                raise _fail(spec, r.status_code, r.headers, await r.aread())
+                raise _fail(spec, req, r.status_code, r.headers, await r.aread())
             async for chunk in r.aiter_bytes():
                 yield chunk
     except httpx.HTTPError as exc:
@@ -309,7 +558,9 @@ async def aopen_stream(spec: Provider, req: Request) -> AsyncIterator[bytes]:
 
 def decoder(spec: Provider, req: Request) -> Decoder:
     """Return the stream decoder for *spec*'s server-sent events."""
-    return Decoder(req, spec.stream_start(spec.name), spec.stream_steps, spec.stream_end, sse=True)
+    guard = partial(_checked, spec, req, "stream event")
+    start = spec.stream_start(spec.name)
+    return Decoder(req, start, spec.stream_steps, spec.stream_end, sse=True, guard=guard)
 
 
 def wire(spec: Provider) -> Wire:

@@ -1,9 +1,13 @@
-"""Anthropic Messages API: pure codecs for requests, responses and streams."""
+"""Anthropic Messages API: pure codecs for requests, responses and streams.
+
+Like OpenAI's, each decoder turns an answer or event of the wrong shape into a
+``ProviderError`` naming the field (:func:`~conduit.errors.malformed`).
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from pyrsistent import PMap, pmap
@@ -11,7 +15,16 @@ from pyrsistent import PMap, pmap
 from conduit._data import thaw
 from conduit._event import Event, event
 from conduit._types import Request
-from conduit.errors import ValidationError, decode_event, error_from_response
+from conduit.errors import (
+    ConduitError,
+    ShapeError,
+    ValidationError,
+    decode_event,
+    error_from_response,
+    kind,
+    malformed,
+    want,
+)
 from conduit.response import make_response, make_tool_call, make_usage
 from conduit.sse import SSE
 
@@ -248,7 +261,7 @@ def decode_usage(usage: Mapping[str, Any] | None) -> PMap[str, Any]:
     >>> u["input_tokens"], u["cache_read_tokens"], u["total_tokens"]
     (100, 90, 105)
     """
-    usage = usage or {}
+    usage = want(usage or {}, Mapping, "usage")
     read = usage.get("cache_read_input_tokens")
     created = usage.get("cache_creation_input_tokens")
     prompt = (usage.get("input_tokens") or 0) + (read or 0) + (created or 0)
@@ -269,19 +282,51 @@ def decode_chat(req: Request, body: Mapping[str, Any], provider: str = "anthropi
     >>> c.content(ctx)
     'Hi'
     """
+    try:
+        return _decode_chat(req, body, provider)
+    except ConduitError:
+        raise
+    except Exception as exc:
+        raise malformed(provider, "message", body, exc) from exc
+
+
+def _text(value: Any, where: str) -> Any:
+    if value is None or type(value) is str:
+        return value
+    raise ShapeError(f"{where} is {kind(value)}, not a string")
+
+
+def _list(value: Any, where: str) -> Sequence[Any]:
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return value
+    raise ShapeError(f"{where} is {kind(value)}, not a list")
+
+
+def _tool_use(block: Mapping[str, Any], where: str) -> PMap[str, Any]:
+    name = _text(block.get("name"), f"{where}.name")
+    if not name:
+        raise ShapeError(f"{where}.name is missing")
+    args = want(block.get("input") or {}, Mapping, f"{where}.input")
+    return make_tool_call(_text(block.get("id"), f"{where}.id") or "", name, args)
+
+
+def _decode_chat(req: Request, body: Any, provider: str) -> Request:
+    want(body, Mapping, "the answer")
     if body.get("type") == "error":
         raise error_from_response(provider, None, {}, body)
     texts, calls = [], []
-    for block in body.get("content") or ():
+    for i, block in enumerate(_list(body.get("content") or (), "content")):
+        want(block, Mapping, f"content[{i}]")
         if block.get("type") == "text":
-            texts.append(block.get("text") or "")
+            texts.append(_text(block.get("text"), f"content[{i}].text") or "")
         elif block.get("type") == "tool_use":
-            calls.append(make_tool_call(block["id"], block["name"], block.get("input") or {}))
+            calls.append(_tool_use(block, f"content[{i}]"))
+    reason = _text(body.get("stop_reason"), "stop_reason")
     resp = make_response(
         "".join(texts),
-        model=body.get("model") or req["model"],
-        id=body.get("id"),
-        stop_reason=STOP_REASONS.get(body.get("stop_reason") or "", "end_turn"),
+        model=_text(body.get("model"), "model") or req["model"],
+        id=_text(body.get("id"), "id"),
+        stop_reason=STOP_REASONS.get(reason or "", "end_turn"),
         usage=decode_usage(body.get("usage")),
         tool_calls=calls,
     )
@@ -312,49 +357,70 @@ def stream_step(state: StreamState, sse: SSE) -> tuple[StreamState, list[Event]]
     ('message_start', 'm1')
     """
     data = decode_event(state.provider, sse.data)
-    kind = data.get("type")
-    if kind == "content_block_delta":
-        delta = data.get("delta") or {}
-        if delta.get("type") == "text_delta" and delta.get("text"):
-            return state, [event("content_delta", text=delta["text"])]
-        if delta.get("type") == "input_json_delta" and data.get("index") in state.tools:
-            piece = delta.get("partial_json") or ""
+    try:
+        return _step(state, want(data, Mapping, "the event"))
+    except ConduitError:
+        raise
+    except Exception as exc:
+        raise malformed(state.provider, "stream event", data, exc) from exc
+
+
+def _index(data: Mapping[str, Any]) -> int:
+    index = data.get("index")
+    if type(index) is not int:
+        what = "has no index" if index is None else f"has {kind(index)} as its index"
+        raise ShapeError(f"a {data.get('type')} event {what}, not an integer")
+    return index
+
+
+def _step(state: StreamState, data: Mapping[str, Any]) -> tuple[StreamState, list[Event]]:
+    kind_ = data.get("type")
+    if kind_ == "content_block_delta":
+        delta = want(data.get("delta") or {}, Mapping, "delta")
+        text = _text(delta.get("text"), "delta.text")
+        if delta.get("type") == "text_delta" and text:
+            return state, [event("content_delta", text=text)]
+        if delta.get("type") == "input_json_delta" and _index(data) in state.tools:
+            piece = _text(delta.get("partial_json"), "delta.partial_json") or ""
             if piece:
                 index = state.tools[data["index"]]
                 return state, [event("tool_call_delta", index=index, arguments_delta=piece)]
         return state, []
-    if kind == "message_start":
-        msg = data.get("message") or {}
-        state = state._replace(usage=pmap(msg.get("usage") or {}))
-        return state, [event("message_start", model=msg.get("model"), id=msg.get("id"))]
-    if kind == "content_block_start":
-        block = data.get("content_block") or {}
+    if kind_ == "message_start":
+        msg = want(data.get("message") or {}, Mapping, "message")
+        usage = want(msg.get("usage") or {}, Mapping, "message.usage")
+        state = state._replace(usage=pmap(usage))
+        model, id_ = _text(msg.get("model"), "message.model"), _text(msg.get("id"), "message.id")
+        return state, [event("message_start", model=model, id=id_)]
+    if kind_ == "content_block_start":
+        block = want(data.get("content_block") or {}, Mapping, "content_block")
         if block.get("type") == "tool_use":
             ordinal = len(state.tools)
-            state = state._replace(tools=state.tools.set(data["index"], ordinal))
+            state = state._replace(tools=state.tools.set(_index(data), ordinal))
             return state, [
                 event(
                     "tool_call_start",
                     index=ordinal,
-                    id=block.get("id") or "",
-                    name=block.get("name") or "",
+                    id=_text(block.get("id"), "content_block.id") or "",
+                    name=_text(block.get("name"), "content_block.name") or "",
                 )
             ]
-        if block.get("type") == "text" and block.get("text"):
-            return state, [event("content_delta", text=block["text"])]
+        text = _text(block.get("text"), "content_block.text")
+        if block.get("type") == "text" and text:
+            return state, [event("content_delta", text=text)]
         return state, []
-    if kind == "content_block_stop" and data.get("index") in state.tools:
+    if kind_ == "content_block_stop" and _index(data) in state.tools:
         return state, [event("tool_call_end", index=state.tools[data["index"]])]
-    if kind == "message_delta":
-        reason = (data.get("delta") or {}).get("stop_reason")
-        usage = state.usage.update(
-            {k: v for k, v in (data.get("usage") or {}).items() if v is not None}
-        )
+    if kind_ == "message_delta":
+        delta = want(data.get("delta") or {}, Mapping, "delta")
+        reason = _text(delta.get("stop_reason"), "delta.stop_reason")
+        extra = want(data.get("usage") or {}, Mapping, "usage")
+        usage = state.usage.update({k: v for k, v in extra.items() if v is not None})
         mapped = STOP_REASONS.get(reason or "", state.stop_reason)
         return state._replace(usage=usage, stop_reason=mapped), []
-    if kind == "message_stop":
+    if kind_ == "message_stop":
         return state._replace(done=True), []
-    if kind == "error":
+    if kind_ == "error":
         raise error_from_response(state.provider, None, {}, data)
     return state, []  # ping and event types added later
 
@@ -369,13 +435,11 @@ def stream_end(state: StreamState) -> list[Event]:
             "cut: retry the call",
             data={"provider": state.provider},
         )
-    return [
-        event(
-            "message_end",
-            stop_reason=state.stop_reason or "end_turn",
-            usage=decode_usage(state.usage),
-        )
-    ]
+    try:
+        usage = decode_usage(state.usage)
+    except (ShapeError, TypeError, ValueError, OverflowError) as exc:
+        raise malformed(state.provider, "stream's usage", thaw(state.usage), exc) from exc
+    return [event("message_end", stop_reason=state.stop_reason or "end_turn", usage=usage)]
 
 
 # --- the wire: the shared HTTP shell around this codec ---------------------------------------

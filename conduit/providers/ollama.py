@@ -11,6 +11,7 @@ import attrs
 from conduit._data import thaw
 from conduit._types import Request
 from conduit.embeddings import embedding_response
+from conduit.errors import ConduitError, ShapeError, malformed, want
 from conduit.providers import _http, openai
 from conduit.response import make_response, make_tool_call, make_usage
 
@@ -29,21 +30,33 @@ def decode_native_chat(req: Request, body: Mapping[str, Any]) -> Request:
     >>> c.content(ctx), c.usage(ctx)["total_tokens"]
     ('Hi', 4)
     """
-    msg = body.get("message") or {}
-    calls = [
-        make_tool_call(
-            call.get("id") or f"call_{i}",
-            call["function"]["name"],
-            call["function"].get("arguments") or {},
-        )
-        for i, call in enumerate(msg.get("tool_calls") or ())
-    ]
+    try:
+        return _native_chat(req, body)
+    except ConduitError:
+        raise
+    except Exception as exc:
+        raise malformed("ollama", "chat answer", body, exc) from exc
+
+
+def _native_call(call: Any, i: int) -> Any:
+    where = f"message.tool_calls[{i}]"
+    fn = want(want(call, Mapping, where).get("function"), Mapping, f"{where}.function")
+    name = fn.get("name")
+    if not name or type(name) is not str:
+        raise ShapeError(f"{where}.function.name is missing")
+    args = want(fn.get("arguments") or {}, Mapping, f"{where}.function.arguments")
+    return make_tool_call(want(call.get("id") or f"call_{i}", str, f"{where}.id"), name, args)
+
+
+def _native_chat(req: Request, body: Any) -> Request:
+    want(body, Mapping, "the answer")
+    msg = want(body.get("message") or {}, Mapping, "message")
+    calls = [_native_call(call, i) for i, call in enumerate(msg.get("tool_calls") or ())]
+    reason = want(body.get("done_reason") or "stop", str, "done_reason")
     resp = make_response(
-        msg.get("content") or "",
-        model=body.get("model") or req["model"],
-        stop_reason="tool_use"
-        if calls
-        else _STOP.get(body.get("done_reason") or "stop", "end_turn"),
+        want(msg.get("content") or "", str, "message.content"),
+        model=want(body.get("model") or req["model"], str, "model"),
+        stop_reason="tool_use" if calls else _STOP.get(reason, "end_turn"),
         usage=make_usage(body.get("prompt_eval_count") or 0, body.get("eval_count") or 0),
         tool_calls=calls,
     )
@@ -61,12 +74,27 @@ def encode_embed(req: Request) -> dict[str, Any]:
 
 
 def decode_embed(req: Request, body: Mapping[str, Any]) -> Request:
-    """Return *req* with the response of a native ``/api/embed`` answer."""
-    resp = embedding_response(
-        body.get("model") or req["model"],
-        list(body.get("embeddings") or ()),
-        make_usage(body.get("prompt_eval_count") or 0, 0),
-    )
+    """Return *req* with the response of a native ``/api/embed`` answer.
+
+    >>> import conduit as c
+    >>> c.vectors(decode_embed(c.embedding_request("m", ["a"]), {"embeddings": [[0.5]]})).tolist()
+    [[0.5]]
+    """
+    try:
+        want(body, Mapping, "the answer")
+        rows = want(body.get("embeddings") or [], list, "embeddings")
+        for i, row in enumerate(rows):
+            if not isinstance(row, list) or not all(type(x) in (int, float) for x in row):
+                raise ShapeError(f"embeddings[{i}] is not a list of numbers")
+        resp = embedding_response(
+            want(body.get("model") or req["model"], str, "model"),
+            rows,
+            make_usage(body.get("prompt_eval_count") or 0, 0),
+        )
+    except ConduitError:
+        raise
+    except Exception as exc:
+        raise malformed("ollama", "embeddings answer", body, exc) from exc
     return req.set("response", resp)
 
 

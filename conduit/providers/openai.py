@@ -1,9 +1,15 @@
-"""OpenAI chat completions and embeddings: pure codecs (also used by every compatible server)."""
+"""OpenAI chat completions and embeddings: pure codecs (also used by every compatible server).
+
+Each decoder turns an answer of the wrong shape (``{"choices": [null]}``, a number where text
+belongs, a list at the top level) into a ``ProviderError`` naming the provider and the field
+(:func:`~conduit.errors.malformed`): one guard per decoder, with precise messages for the
+common shapes and the decoder's own exception as the reason otherwise.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import attrs
@@ -13,7 +19,16 @@ from conduit._data import freeze_map, peek, thaw
 from conduit._event import Event, event
 from conduit._types import Request
 from conduit.embeddings import embedding_response
-from conduit.errors import ValidationError, decode_event, error_from_response
+from conduit.errors import (
+    ConduitError,
+    ShapeError,
+    ValidationError,
+    decode_event,
+    error_from_response,
+    kind,
+    malformed,
+    want,
+)
 from conduit.registry import lookup
 from conduit.response import make_response, make_tool_call, make_usage
 from conduit.sse import SSE
@@ -198,12 +213,35 @@ def decode_usage(usage: Mapping[str, Any] | None) -> PMap[str, Any]:
     )
 
 
-def _decode_call(call: Mapping[str, Any]) -> PMap[str, Any]:
-    fn = call.get("function") or {}
-    raw = fn.get("arguments") or ""
+def _text(value: Any, where: str) -> Any:
+    """*value* if it is text or absent (None); a number or a map where text belongs is not."""
+    if value is None or type(value) is str:
+        return value
+    raise ShapeError(f"{where} is {kind(value)}, not a string")
+
+
+def _list(value: Any, where: str) -> Sequence[Any]:
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return value
+    raise ShapeError(f"{where} is {kind(value)}, not a list")
+
+
+def _decode_call(call: Any, where: str) -> PMap[str, Any]:
+    want(call, Mapping, where)
+    fn = want(call.get("function") or {}, Mapping, f"{where}.function")
+    name = _text(fn.get("name"), f"{where}.function.name")
+    if not name:
+        raise ShapeError(f"{where}.function.name is missing")
+    raw = want(fn.get("arguments") or "", (str, Mapping), f"{where}.function.arguments")
     args, error = parse_arguments(raw) if isinstance(raw, str) else (freeze_map(raw), None)
     extra = {"raw_arguments": raw, "arguments_error": error} if error else {}
-    return make_tool_call(call.get("id") or "", fn.get("name") or "", args, **extra)
+    return make_tool_call(_text(call.get("id"), f"{where}.id") or "", name, args, **extra)
+
+
+def _answer_content(value: Any, where: str) -> Any:
+    if value is None or type(value) is str:
+        return value or ""
+    return _list(value, where)  # content parts, as some compatible servers send
 
 
 def decode_chat(req: Request, body: Mapping[str, Any], provider: str = "openai") -> Request:
@@ -214,26 +252,45 @@ def decode_chat(req: Request, body: Mapping[str, Any], provider: str = "openai")
     ...     {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}]})
     >>> c.content(ctx), ctx["response"]["stop_reason"]
     ('Hi', 'end_turn')
+    >>> decode_chat(c.request("m"), {"choices": [None]})
+    Traceback (most recent call last):
+    conduit.errors.ProviderError: openai sent a malformed chat completion: choices[0] is null, \
+not an object; got {"choices": [null]}
     """
+    try:
+        return _decode_chat(req, body, provider)
+    except ConduitError:
+        raise
+    except Exception as exc:
+        raise malformed(provider, "chat completion", body, exc) from exc
+
+
+def _decode_chat(req: Request, body: Any, provider: str) -> Request:
+    want(body, Mapping, "the answer")
     choices = body.get("choices")
     if not choices:
         raise (
             error_from_response(provider, None, {}, body)
             if "error" in body
-            else ValidationError(f"{provider} answered without choices: {json.dumps(body)[:200]}")
+            else malformed(provider, "chat completion", body, "it has no choices")
         )
-    choice = choices[0]
-    msg = choice.get("message") or {}
-    calls = [_decode_call(c) for c in msg.get("tool_calls") or ()]
-    reason = STOP_REASONS.get(choice.get("finish_reason") or "", "end_turn")
+    choice = want(_list(choices, "choices")[0], Mapping, "choices[0]")
+    msg = want(choice.get("message") or {}, Mapping, "choices[0].message")
+    where = "choices[0].message.tool_calls"
+    calls = [
+        _decode_call(c, f"{where}[{i}]")
+        for i, c in enumerate(_list(msg.get("tool_calls") or (), where))
+    ]
+    finish = _text(choice.get("finish_reason"), "choices[0].finish_reason")
+    reason = STOP_REASONS.get(finish or "", "end_turn")
     if calls and reason == "end_turn":
         reason = "tool_use"  # some compatible servers say "stop" after a tool call
     resp = make_response(
-        msg.get("content") or "",
-        model=body.get("model") or req["model"],
-        id=body.get("id"),
+        _answer_content(msg.get("content"), "choices[0].message.content"),
+        model=_text(body.get("model"), "model") or req["model"],
+        id=_text(body.get("id"), "id"),
         stop_reason=reason,
-        usage=decode_usage(body.get("usage")),
+        usage=decode_usage(want(body.get("usage"), (Mapping, type(None)), "usage")),
         tool_calls=calls,
     )
     return req.set("response", resp)
@@ -286,63 +343,78 @@ def stream_steps(state: StreamState, sses: Any) -> tuple[StreamState, list[Event
     """
     out: list[Event] = []
     loads = json.loads
-    for sse in sses:
-        data = sse.data
-        if data == "[DONE]":
-            state = state._replace(done=True)
-            continue
-        try:
-            chunk = loads(data)
-        except ValueError:
-            chunk = decode_event(state.provider, data)  # raises the right error
-        choices = chunk.get("choices")
-        if state.started and choices and len(choices) == 1 and "usage" not in chunk:
-            choice = choices[0]  # fast path: a plain text delta
-            delta = choice.get("delta")
-            if delta and not choice.get("finish_reason") and "tool_calls" not in delta:
-                piece = delta.get("content")
-                if piece:
-                    out.append(Event(type="content_delta", text=piece))
+    chunk: Any = None
+    try:
+        for sse in sses:
+            data = sse.data
+            if data == "[DONE]":
+                state = state._replace(done=True)
                 continue
-        state, events = _chunk_step(state, chunk)
-        out += events
+            try:
+                chunk = loads(data)
+            except ValueError:
+                chunk = decode_event(state.provider, data)  # raises the right error
+            choices = chunk.get("choices")
+            if state.started and choices and len(choices) == 1 and "usage" not in chunk:
+                choice = choices[0]  # fast path: a plain text delta
+                delta = choice.get("delta")
+                if delta and not choice.get("finish_reason") and "tool_calls" not in delta:
+                    piece = delta.get("content")
+                    if piece:
+                        if type(piece) is not str:
+                            raise ShapeError(f"the delta's content is {kind(piece)}, not text")
+                        out.append(Event(type="content_delta", text=piece))
+                    continue
+            state, events = _chunk_step(state, chunk)
+            out += events
+    except ConduitError:
+        raise
+    except Exception as exc:
+        raise malformed(state.provider, "stream event", chunk, exc) from exc
     return state, out
 
 
 def _chunk_step(state: StreamState, chunk: Any) -> tuple[StreamState, list[Event]]:
+    want(chunk, Mapping, "the event")
     if "error" in chunk:
         raise error_from_response(state.provider, None, {}, chunk)
     events: list[Event] = []
     if not state.started:
-        events.append(event("message_start", model=chunk.get("model"), id=chunk.get("id")))
+        model, id_ = _text(chunk.get("model"), "model"), _text(chunk.get("id"), "id")
+        events.append(event("message_start", model=model, id=id_))
         state = state._replace(started=True)
-    usage = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")
+    usage = chunk.get("usage") or (want(chunk.get("x_groq") or {}, Mapping, "x_groq")).get("usage")
     if usage:
-        state = state._replace(usage=decode_usage(usage))
-    for choice in chunk.get("choices") or ():
-        delta = choice.get("delta") or {}
-        piece = delta.get("content")
+        state = state._replace(usage=decode_usage(want(usage, Mapping, "usage")))
+    for i, choice in enumerate(_list(chunk.get("choices") or (), "choices")):
+        want(choice, Mapping, f"choices[{i}]")
+        delta = want(choice.get("delta") or {}, Mapping, f"choices[{i}].delta")
+        piece = _text(delta.get("content"), f"choices[{i}].delta.content")
         if piece:
             events.append(event("content_delta", text=piece))
-        for call in delta.get("tool_calls") or ():
+        where = f"choices[{i}].delta.tool_calls"
+        for j, call in enumerate(_list(delta.get("tool_calls") or (), where)):
+            want(call, Mapping, f"{where}[{j}]")
             index = call.get("index", 0)
-            fn = call.get("function") or {}
+            if type(index) is not int:
+                raise ShapeError(f"{where}[{j}].index is {kind(index)}, not an integer")
+            fn = want(call.get("function") or {}, Mapping, f"{where}[{j}].function")
             if index not in state.open_calls:
                 events.append(
                     event(
                         "tool_call_start",
                         index=index,
-                        id=call.get("id") or "",
-                        name=fn.get("name") or "",
+                        id=_text(call.get("id"), f"{where}[{j}].id") or "",
+                        name=_text(fn.get("name"), f"{where}[{j}].function.name") or "",
                     )
                 )
                 state = state._replace(open_calls=(*state.open_calls, index), had_calls=True)
             args = fn.get("arguments")
             if args:
                 if not isinstance(args, str):
-                    args = json.dumps(args)
+                    args = json.dumps(want(args, Mapping, f"{where}[{j}].function.arguments"))
                 events.append(event("tool_call_delta", index=index, arguments_delta=args))
-        reason = choice.get("finish_reason")
+        reason = _text(choice.get("finish_reason"), f"choices[{i}].finish_reason")
         if reason:
             state, ends = _close(state)
             events.extend(ends)
@@ -397,20 +469,46 @@ def decode_embeddings(req: Request, body: Mapping[str, Any]) -> Request:
     >>> c.vectors(ctx).tolist(), ctx["response"]["usage"]["input_tokens"]
     ([[1.0, 0.0]], 1)
     """
+    try:
+        return _decode_embeddings(req, body)
+    except ConduitError:
+        raise
+    except Exception as exc:
+        raise malformed("openai", "embeddings answer", body, exc) from exc
+
+
+def _decode_embeddings(req: Request, body: Any) -> Request:
+    want(body, Mapping, "the answer")
     if "data" not in body:
         raise (
             error_from_response("openai", None, {}, body)
             if "error" in body
-            else ValidationError(f"embeddings answer without data: {json.dumps(body)[:200]}")
+            else malformed("openai", "embeddings answer", body, "it has no data")
         )
-    rows = sorted(body["data"], key=lambda d: d.get("index", 0))
-    usage = body.get("usage") or {}
+    rows = [want(r, Mapping, f"data[{i}]") for i, r in enumerate(_list(body["data"], "data"))]
+    rows.sort(key=lambda d: want(d.get("index", 0), int, "data[].index"))
+    vectors = [_row(r.get("embedding"), f"data[{i}].embedding") for i, r in enumerate(rows)]
+    if len({type(v) for v in vectors}) > 1:
+        raise ShapeError("data mixes base64 and number rows")
+    usage = want(body.get("usage") or {}, Mapping, "usage")
     resp = embedding_response(
-        body.get("model") or req["model"],
-        [r["embedding"] for r in rows],
+        _text(body.get("model"), "model") or req["model"],
+        vectors,
         make_usage(usage.get("prompt_tokens") or 0, 0),
     )
     return req.set("response", resp)
+
+
+def _row(value: Any, where: str) -> Any:
+    """One embedding: base64 text of float32s, or a list of numbers."""
+    if type(value) is str:
+        if len(value) % 4:
+            raise ShapeError(f"{where} is not base64 of float32 numbers")
+        return value
+    row = _list(value, where)
+    if not all(type(x) in (int, float) for x in row):
+        raise ShapeError(f"{where} holds something other than numbers")
+    return row
 
 
 # --- the wire: the shared HTTP shell around this codec ---------------------------------------
