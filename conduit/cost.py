@@ -16,8 +16,18 @@ from conduit._options import Builder, check_prices, configure
 from conduit._types import Flow, Request
 from conduit.middleware import Middleware, middleware
 from conduit.registry import bare_model
+from conduit.tokens import estimate_message_tokens, estimate_tokens
 
-__all__ = ["PRICES", "call_cost", "cost_flow", "price_for", "with_cost"]
+__all__ = [
+    "DEFAULT_OUTPUT_TOKENS",
+    "PRICES",
+    "call_cost",
+    "cost_flow",
+    "estimate_call_cost",
+    "estimate_usage",
+    "price_for",
+    "with_cost",
+]
 
 log = logging.getLogger("conduit")
 
@@ -94,6 +104,44 @@ def call_cost(usage: Mapping[str, Any], price: Mapping[str, float]) -> float:
         + (usage.get("output_tokens") or 0) * price["output"]
     )
     return round(total / 1_000_000, 10)
+
+
+#: The output a call is expected to use when its request sets no ``max_tokens``.
+DEFAULT_OUTPUT_TOKENS = 256
+
+
+def estimate_usage(req: Mapping[str, Any]) -> dict[str, int]:
+    """Return the usage *req* is expected to have: its prompt estimated from its text, plus its
+    ``max_tokens`` (:data:`DEFAULT_OUTPUT_TOKENS` when unset; none for an embedding request).
+
+    >>> import conduit as c
+    >>> estimate_usage(c.request("m", "hello there", max_tokens=100))["total_tokens"]
+    107
+    >>> estimate_usage(c.embedding_request("m", ["hello there"]))["output_tokens"]
+    0
+    """
+    if req.get("input") is not None:  # an embedding request: its texts, and no output
+        prompt, output = sum(estimate_tokens(t) for t in req["input"]), 0
+    else:
+        prompt = estimate_message_tokens(req.get("messages") or ())
+        output = int((req.get("options") or {}).get("max_tokens") or DEFAULT_OUTPUT_TOKENS)
+    return {"input_tokens": prompt, "output_tokens": output, "total_tokens": prompt + output}
+
+
+def estimate_call_cost(
+    req: Mapping[str, Any], prices: Mapping[str, Mapping[str, float]] = PRICES
+) -> float | None:
+    """Return the USD *req* is expected to cost (:func:`estimate_usage` at its model's price),
+    or None when its model has no price.
+
+    >>> import conduit as c
+    >>> estimate_call_cost(c.request("gpt-4o-mini", "hello there", max_tokens=100))
+    6.105e-05
+    >>> estimate_call_cost(c.request("my-finetune", "hi")) is None
+    True
+    """
+    price = price_for(str(req.get("model") or ""), prices)
+    return None if price is None else call_cost(estimate_usage(req), price)
 
 
 def cost_flow(req: Request, *, prices: Mapping[str, Mapping[str, float]] | None = None) -> Flow:

@@ -17,9 +17,9 @@ from typing import Any, Protocol
 from conduit._drive import Effect
 from conduit._options import Builder, configure, number
 from conduit._types import Flow, Request
+from conduit.cost import estimate_usage
 from conduit.errors import ValidationError
 from conduit.middleware import Middleware, middleware
-from conduit.tokens import estimate_message_tokens, estimate_tokens
 
 __all__ = [
     "DEFAULT_LIMITER",
@@ -132,10 +132,7 @@ def estimate_cost(req: Request) -> int:
     >>> estimate_cost(c.embedding_request("m", ["hello there"]))
     3
     """
-    if req.get("input") is not None:  # an embedding request: its texts, and no output
-        return sum(estimate_tokens(t) for t in req["input"])
-    expected_output = req.get("options", {}).get("max_tokens") or 256
-    return estimate_message_tokens(req.get("messages") or ()) + int(expected_output)
+    return estimate_usage(req)["total_tokens"]
 
 
 def rate_limit_flow(req: Request, *, limiter: Limiter | None = None) -> Flow:
