@@ -173,7 +173,7 @@ if _typing.TYPE_CHECKING:
         save_store,
         search,
     )
-    from conduit.redis_backend import RedisCache, RedisRateLimiter
+    from conduit.redis_backend import RedisBudget, RedisCache, RedisRateLimiter
 
 # name -> module, imported on first attribute access (keeps `import conduit` fast).
 _LAZY: dict[str, str] = {
@@ -193,6 +193,7 @@ _LAZY: dict[str, str] = {
     "search": "conduit.rag.store",
     "retriever": "conduit.rag.retrieve",
     "with_retrieval": "conduit.rag.retrieve",
+    "RedisBudget": "conduit.redis_backend",
     "RedisCache": "conduit.redis_backend",
     "RedisRateLimiter": "conduit.redis_backend",
 }
@@ -231,6 +232,7 @@ __all__ = [
     "QdrantStore",
     "RateLimitError",
     "RateLimiter",
+    "RedisBudget",
     "RedisCache",
     "RedisRateLimiter",
     "ReplayFile",

@@ -62,11 +62,10 @@ def test_one_budget_shared_by_streams_and_async_calls():
         list(c.mock_stream(req))
 
 
-def test_budget_pickles_with_what_it_spent():
-    budget = c.Budget(max_calls=5)
-    c.mock_call(pipe(c.request("m", "hi"), c.with_budget(budget)))
-    back = pickle.loads(pickle.dumps(budget))
-    assert back.spent == budget.spent and back.limits == budget.limits
+def test_budget_refuses_to_be_pickled():
+    """A pickled Budget would silently become one budget per process: it refuses instead."""
+    with pytest.raises(c.ConduitError, match="RedisBudget"):
+        pickle.dumps(c.Budget(max_calls=5))
 
 
 def test_budget_input_errors():

@@ -397,9 +397,10 @@ def test_requests_and_configured_transforms_pickle(tmp_path):
         c.with_logging(logger="app"),
         c.with_fallback(["mock:backup"]),
         c.with_schema(City),
-        c.with_budget(max_calls=3),
         c.with_replay(tmp_path / "x.jsonl"),
     ]
+    with pytest.raises(c.ConduitError, match="RedisBudget"):
+        pickle.dumps(c.with_budget(max_calls=3))
     bare = [getattr(c, name) for name in BARE]
     req = pipe(c.request("m", "hi"), *bare, *transforms)
     back = pickle.loads(pickle.dumps(req))
