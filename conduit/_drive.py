@@ -216,6 +216,9 @@ def drive(name: str, flow: Flow, handler: Handler) -> Request:
                 item = flow.send(out)
     except StopIteration as done:
         return finish(name, done.value)
+    except BaseException:
+        flow.close()  # a cancelled call runs the flow's finally now, not at garbage collection
+        raise
 
 
 async def adrive(name: str, flow: Flow, handler: AsyncHandler) -> Request:
@@ -237,6 +240,9 @@ async def adrive(name: str, flow: Flow, handler: AsyncHandler) -> Request:
                 item = flow.send(out)
     except StopIteration as done:
         return finish(name, done.value)
+    except BaseException:
+        flow.close()  # a cancelled call runs the flow's finally now, not at garbage collection
+        raise
 
 
 def _no_handler(req: Request) -> Request:

@@ -362,11 +362,6 @@ def test_a_401_is_not_retried_nor_fallen_back_and_logs_stay_clean(shape, server,
     sinks.assert_clean(key, canary)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="errors owner (conduit/errors.py, providers/_http.py): the server's echo of the key "
-    "is kept in the error message, .body and .data, hence in the batch checkpoint",
-)
 @pytest.mark.parametrize("shape", list(SENDABLE))
 def test_a_server_echoing_the_key_does_not_put_it_in_the_error(shape, server, sinks):
     canary, other = _canary(), _canary()
@@ -409,11 +404,6 @@ def test_credential_headers_are_masked_in_every_display(sinks):
     sinks.assert_clean(canary, *headers.values())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="transport owner (conduit/providers/_http.py _headers): send Secret header values "
-    "revealed: headers.update({k: reveal(v) for k, v in req['headers'].items()})",
-)
 def test_credential_headers_are_sent_and_leak_nowhere(server, sinks):
     canary = _canary()
     first = _id()
@@ -440,11 +430,6 @@ def test_url_userinfo_is_masked_in_every_display(sinks):
     sinks.assert_clean(user, password, f"{user}:{password}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="transport owner (conduit/providers/_http.py _headers): URL userinfo travels as a "
-    "Secret Authorization header, which needs the same reveal as credential headers",
-)
 def test_url_userinfo_is_sent_as_basic_auth_and_leaks_nowhere(server, sinks):
     user, password = _canary(), _canary()
     first = _id()
@@ -457,11 +442,6 @@ def test_url_userinfo_is_sent_as_basic_auth_and_leaks_nowhere(server, sinks):
     sinks.assert_clean(user, password, f"{user}:{password}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="transport owner (conduit/providers/_http.py _api_key): a key read from "
-    "OPENAI_API_KEY is not checked, so h11 echoes it in the ConnectionError and retry sends it",
-)
 @pytest.mark.parametrize("shape", ["trailing newline", "non-ASCII", "newline inside"])
 def test_a_malformed_key_from_the_environment_is_refused_unsent(shape, server, sinks, monkeypatch):
     canary = _canary()
