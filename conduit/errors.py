@@ -10,7 +10,7 @@ import builtins
 import contextlib
 import json
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from pyrsistent import PMap
@@ -553,6 +553,25 @@ def want(value: Any, types: type | tuple[type, ...], where: str) -> Any:
         return value
     expected = types if isinstance(types, tuple) else (types,)
     raise ShapeError(f"{where} is {kind(value)}, not {' or '.join(map(_noun, expected))}")
+
+
+def want_text(value: Any, where: str) -> Any:
+    """Return *value* if it is text or absent (None); a number or a map where text belongs is
+    a :class:`ShapeError`.
+
+    >>> want_text(None, "content") is None
+    True
+    """
+    if value is None or type(value) is str:
+        return value
+    raise ShapeError(f"{where} is {kind(value)}, not a string")
+
+
+def want_list(value: Any, where: str) -> Sequence[Any]:
+    """Return *value* if it is a list (not text), else raise :class:`ShapeError`."""
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return value
+    raise ShapeError(f"{where} is {kind(value)}, not a list")
 
 
 def _noun(cls: type) -> str:

@@ -7,7 +7,7 @@ Like OpenAI's, each decoder turns an answer or event of the wrong shape into a
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from pyrsistent import PMap, pmap
@@ -25,6 +25,8 @@ from conduit.errors import (
     malformed,
     want,
 )
+from conduit.errors import want_list as _list
+from conduit.errors import want_text as _text
 from conduit.response import make_response, make_tool_call, make_usage
 from conduit.sse import SSE
 
@@ -288,18 +290,6 @@ def decode_chat(req: Request, body: Mapping[str, Any], provider: str = "anthropi
         raise
     except Exception as exc:
         raise malformed(provider, "message", body, exc) from exc
-
-
-def _text(value: Any, where: str) -> Any:
-    if value is None or type(value) is str:
-        return value
-    raise ShapeError(f"{where} is {kind(value)}, not a string")
-
-
-def _list(value: Any, where: str) -> Sequence[Any]:
-    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
-        return value
-    raise ShapeError(f"{where} is {kind(value)}, not a list")
 
 
 def _tool_use(block: Mapping[str, Any], where: str) -> PMap[str, Any]:

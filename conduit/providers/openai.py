@@ -9,7 +9,7 @@ common shapes and the decoder's own exception as the reason otherwise.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import attrs
@@ -29,6 +29,8 @@ from conduit.errors import (
     malformed,
     want,
 )
+from conduit.errors import want_list as _list
+from conduit.errors import want_text as _text
 from conduit.registry import lookup
 from conduit.response import make_response, make_tool_call, make_usage
 from conduit.sse import SSE
@@ -211,19 +213,6 @@ def decode_usage(usage: Mapping[str, Any] | None) -> PMap[str, Any]:
         usage.get("completion_tokens") or 0,
         cache_read_tokens=cached,
     )
-
-
-def _text(value: Any, where: str) -> Any:
-    """*value* if it is text or absent (None); a number or a map where text belongs is not."""
-    if value is None or type(value) is str:
-        return value
-    raise ShapeError(f"{where} is {kind(value)}, not a string")
-
-
-def _list(value: Any, where: str) -> Sequence[Any]:
-    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
-        return value
-    raise ShapeError(f"{where} is {kind(value)}, not a list")
 
 
 def _decode_call(call: Any, where: str) -> PMap[str, Any]:
