@@ -166,6 +166,8 @@ def _build(
     burst: float | None = None,
 ) -> Middleware:
     limits = (requests_per_minute, tokens_per_minute, burst)
+    for name, value in zip(("requests_per_minute", "tokens_per_minute", "burst"), limits):
+        number("with_rate_limit", name, value, optional=True)  # errors name the builder
     if limiter is None:
         limiter = RateLimiter(requests_per_minute, tokens_per_minute, burst=burst)
     elif not _is_limiter(limiter):
