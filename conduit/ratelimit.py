@@ -166,7 +166,8 @@ def _build(
     burst: float | None = None,
 ) -> Middleware:
     limits = (requests_per_minute, tokens_per_minute, burst)
-    for name, value in zip(("requests_per_minute", "tokens_per_minute", "burst"), limits):
+    names = ("requests_per_minute", "tokens_per_minute", "burst")
+    for name, value in zip(names, limits, strict=True):
         number("with_rate_limit", name, value, optional=True)  # errors name the builder
     if limiter is None:
         limiter = RateLimiter(requests_per_minute, tokens_per_minute, burst=burst)
