@@ -12,7 +12,14 @@ from conduit.errors import ValidationError
 
 __all__ = ["STOP_REASONS", "make_response", "make_tool_call", "make_usage"]
 
-STOP_REASONS = ("end_turn", "tool_use", "max_tokens", "stop_sequence", "content_filter")
+STOP_REASONS = (
+    "end_turn",
+    "tool_use",
+    "max_tokens",
+    "stop_sequence",
+    "content_filter",
+    "refusal",
+)
 
 
 def make_usage(
@@ -21,8 +28,10 @@ def make_usage(
     *,
     cache_read_tokens: int | None = None,
     cache_creation_tokens: int | None = None,
+    reasoning_tokens: int | None = None,
 ) -> PMap[str, Any]:
-    """Return a usage map; ``total_tokens`` is derived and cache counts appear only when known.
+    """Return a usage map; ``total_tokens`` is derived; cache and reasoning counts appear only
+    when known (reasoning tokens are part of ``output_tokens``, never added to the total twice).
 
     >>> make_usage(10, 5)["total_tokens"]
     15
@@ -40,6 +49,8 @@ def make_usage(
         fields["cache_read_tokens"] = int(cache_read_tokens)
     if cache_creation_tokens is not None:
         fields["cache_creation_tokens"] = int(cache_creation_tokens)
+    if reasoning_tokens is not None:
+        fields["reasoning_tokens"] = int(reasoning_tokens)
     return pmap(fields)
 
 
@@ -77,21 +88,31 @@ def make_response(
     stop_reason: str | None = None,
     usage: Mapping[str, Any] | None = None,
     tool_calls: Iterable[Any] = (),
+    refusal: str | None = None,
     **extra: Any,
 ) -> PMap[str, Any]:
     """Return a response map with every DESIGN §2 key; the stop reason follows the tool calls.
+
+    *content* is text, or a sequence of blocks (``reasoning`` blocks before the text they led
+    to). A *refusal* (the provider's text saying why it would not answer) sets ``"refusal"``
+    and, unless *stop_reason* says otherwise, ``stop_reason="refusal"``.
 
     >>> r = make_response("Hi", model="m")
     >>> r["stop_reason"], r["usage"]["total_tokens"], len(r["tool_calls"])
     ('end_turn', 0, 0)
     >>> make_response(tool_calls=[make_tool_call("c", "f")])["stop_reason"]
     'tool_use'
+    >>> r = make_response("", refusal="I can't help with that.")
+    >>> r["stop_reason"], r["refusal"]
+    ('refusal', "I can't help with that.")
     """
     if isinstance(tool_calls, PVector):
         calls = tool_calls
     else:
         calls = pvector(map(freeze, tool_calls)) if tool_calls else _NO_CALLS
-    reason = stop_reason or ("tool_use" if calls else "end_turn")
+    reason = stop_reason or (
+        "refusal" if refusal is not None else "tool_use" if calls else "end_turn"
+    )
     if reason not in _STOPS:
         raise ValidationError(f"stop_reason {reason!r} is not one of {', '.join(STOP_REASONS)}")
     fields = {
@@ -104,4 +125,8 @@ def make_response(
         "tool_calls": calls,
         **{k: freeze(v) for k, v in extra.items()},
     }
+    if refusal is not None:
+        if not isinstance(refusal, str):
+            raise ValidationError(f"refusal must be the refusal's text, not {refusal!r:.60}")
+        fields["refusal"] = refusal
     return pmap(fields)

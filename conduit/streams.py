@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from pyrsistent import PMap, pmap
+from pyrsistent import PMap, pmap, pvector
 
 from conduit._data import freeze, thaw
 from conduit._event import Event, event
@@ -44,8 +44,59 @@ def _tool_call(call: Mapping[str, Any]) -> PMap[str, Any]:
     return make_tool_call(call["id"], call["name"] or "unknown", args, **extra)
 
 
+def _reasoning(parts: list[str], e: Mapping[str, Any]) -> PMap[str, Any]:
+    block: dict[str, Any] = {"type": "reasoning", "text": "".join(parts)}
+    for key in ("signature", "redacted"):
+        if e.get(key) is not None:
+            block[key] = e[key]
+    return pmap(block)
+
+
+class _Blocks:
+    """The content of a stream that carries reasoning: blocks in the order they arrived."""
+
+    __slots__ = ("blocks", "open", "parts")
+
+    def __init__(self) -> None:
+        self.blocks: list[PMap[str, Any]] = []
+        self.parts: list[str] = []  # the text of the reasoning block being assembled
+        self.open = False
+
+    def text(self, parts: list[str]) -> None:
+        """Close the open reasoning block, and move the text gathered so far into a block."""
+        self.close()
+        if parts:
+            joined = "".join(parts)
+            parts.clear()
+            if joined:
+                self.blocks.append(pmap({"type": "text", "text": joined}))
+
+    def close(self) -> None:
+        if self.open:
+            self.blocks.append(_reasoning(self.parts, {}))
+        self.parts, self.open = [], False
+
+    def reasoning(self, e: Mapping[str, Any], text_parts: list[str]) -> None:
+        if text_parts:
+            self.text(text_parts)
+        if e.get("redacted") is not None:  # an opaque block of its own
+            self.close()
+            self.blocks.append(_reasoning([e.get("text") or ""], e))
+            return
+        self.parts.append(e.get("text") or "")
+        self.open = True
+        if e.get("signature") is not None:  # the signature ends the block it signs
+            self.blocks.append(_reasoning(self.parts, e))
+            self.parts, self.open = [], False
+
+
 def collect(events: Iterable[Mapping[str, Any]]) -> PMap[str, Any]:
     """Return the response that a sequence of stream events describes (one linear pass).
+
+    ``reasoning_delta`` events build ``reasoning`` blocks: their texts join, a ``signature``
+    ends the block it signs, a ``redacted`` one is a block of its own. With reasoning present
+    the content is a sequence of blocks in the order they arrived (reasoning, then the text it
+    led to); without, it is the text. ``refusal_delta`` texts join into ``"refusal"``.
 
     >>> events = [{"type": "message_start", "model": "m", "id": "r1"},
     ...           {"type": "content_delta", "text": "Hel"}, {"type": "content_delta", "text": "lo"},
@@ -54,15 +105,27 @@ def collect(events: Iterable[Mapping[str, Any]]) -> PMap[str, Any]:
     >>> r = collect(events)
     >>> r["content"], r["model"], r["usage"]["total_tokens"]
     ('Hello', 'm', 5)
+    >>> r = collect([{"type": "reasoning_delta", "text": "Hmm, "},
+    ...              {"type": "reasoning_delta", "text": "4.", "signature": "sig"},
+    ...              {"type": "content_delta", "text": "4"}])
+    >>> [(b["type"], b["text"]) for b in r["content"]], r["content"][0]["signature"]
+    ([('reasoning', 'Hmm, 4.'), ('text', '4')], 'sig')
     """
     model, rid, stop_reason, usage = "", None, None, None
     text_parts: list[str] = []
     calls: dict[int, dict[str, Any]] = {}
+    blocks: _Blocks | None = None
+    refusal: list[str] | None = None
     append = text_parts.append
     for e in events:
         kind = e["type"]
         if kind == "content_delta":
+            if blocks is not None and blocks.open:
+                blocks.close()
             append(e["text"])
+        elif kind == "reasoning_delta":
+            blocks = blocks or _Blocks()
+            blocks.reasoning(e, text_parts)
         elif kind == "tool_call_delta":
             call = calls.setdefault(e["index"], {"id": "", "name": "", "args": []})
             call["args"].append(e.get("arguments_delta") or "")
@@ -74,13 +137,21 @@ def collect(events: Iterable[Mapping[str, Any]]) -> PMap[str, Any]:
             rid = e.get("id") if e.get("id") is not None else rid
         elif kind == "message_end":
             stop_reason, usage = e.get("stop_reason"), e.get("usage")
+        elif kind == "refusal_delta":
+            refusal = refusal or []
+            refusal.append(e.get("text") or "")
+    content: Any = "".join(text_parts)
+    if blocks is not None:
+        blocks.text(text_parts)
+        content = pvector(blocks.blocks)
     return make_response(
-        "".join(text_parts),
+        content,
         model=model,
         id=rid,
         stop_reason=stop_reason,
         usage=usage if usage is not None else make_usage(),
         tool_calls=[_tool_call(calls[i]) for i in sorted(calls)],
+        refusal="".join(refusal) if refusal is not None else None,
     )
 
 
@@ -95,6 +166,26 @@ def _chunks(s: str) -> Iterator[str]:
         yield s[start:]
 
 
+def _content_events(content: Any) -> Iterator[Event]:
+    if isinstance(content, str) or not any(b.get("type") == "reasoning" for b in content or ()):
+        for piece in _chunks(text(content or "")):
+            yield event("content_delta", text=piece)
+        return
+    for block in content:
+        kind = block.get("type")
+        if kind == "text":
+            for piece in _chunks(block.get("text") or ""):
+                yield event("content_delta", text=piece)
+        elif kind == "reasoning" and block.get("redacted") is not None:
+            yield event("reasoning_delta", text=block.get("text") or "", redacted=block["redacted"])
+        elif kind == "reasoning":
+            pieces = list(_chunks(block.get("text") or "")) or [""]
+            for piece in pieces:
+                yield event("reasoning_delta", text=piece)
+            if block.get("signature") is not None:
+                yield event("reasoning_delta", text="", signature=block["signature"])
+
+
 def response_events(response: Mapping[str, Any]) -> Iterator[Event]:
     """Yield stream events that :func:`collect` folds back into *response* (replays, mocks).
 
@@ -103,10 +194,15 @@ def response_events(response: Mapping[str, Any]) -> Iterator[Event]:
     ['message_start', 'content_delta', 'content_delta', 'message_end']
     >>> collect(response_events(r)) == r
     True
+    >>> r = make_response([{"type": "reasoning", "text": "Easy.", "signature": "s"},
+    ...                    {"type": "text", "text": "Hi"}], refusal="no")
+    >>> [e["type"] for e in response_events(r)][1:-1]
+    ['reasoning_delta', 'reasoning_delta', 'content_delta', 'refusal_delta']
+    >>> collect(response_events(r)) == r
+    True
     """
     yield event("message_start", model=response.get("model", ""), id=response.get("id"))
-    for piece in _chunks(text(response.get("content", ""))):
-        yield event("content_delta", text=piece)
+    yield from _content_events(response.get("content", ""))
     for i, call in enumerate(response.get("tool_calls") or ()):
         yield event("tool_call_start", index=i, id=call["id"], name=call["name"])
         raw = call.get("raw_arguments")
@@ -117,6 +213,8 @@ def response_events(response: Mapping[str, Any]) -> Iterator[Event]:
             if piece:
                 yield event("tool_call_delta", index=i, arguments_delta=piece)
         yield event("tool_call_end", index=i)
+    if response.get("refusal") is not None:
+        yield event("refusal_delta", text=response["refusal"])
     yield event(
         "message_end",
         stop_reason=response.get("stop_reason") or "end_turn",
