@@ -20,6 +20,7 @@ from conduit._data import Secret, freeze, thaw
 from conduit.agent import aagent, aagent_stream, agent, agent_stream
 from conduit.budget import Budget, with_budget
 from conduit.cache import MemoryCache, SQLiteCache, cache_key, with_cache
+from conduit.catalog import register_model
 from conduit.checkpoints import MemoryCheckpoints, SQLiteCheckpoints
 from conduit.conversation import (
     conversation_from_json,
@@ -130,8 +131,11 @@ from conduit.request import (
     add_message,
     assistant,
     content,
+    document_base64,
+    document_url,
     image_base64,
     image_url,
+    input_audio,
     last_message,
     reply,
     request,
@@ -273,6 +277,8 @@ __all__ = [
     "conversation_to_json",
     "delete_documents",
     "document",
+    "document_base64",
+    "document_url",
     "embed",
     "embedding_request",
     "error_from_response",
@@ -291,6 +297,7 @@ __all__ = [
     "hash_embedder",
     "image_base64",
     "image_url",
+    "input_audio",
     "is_retryable",
     "last_message",
     "llm_step",
@@ -326,6 +333,7 @@ __all__ = [
     "parallel",
     "pipeline",
     "provider_embedder",
+    "register_model",
     "reply",
     "request",
     "response_events",

@@ -313,8 +313,28 @@ def cmd_ask(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -> 
 # -- models -------------------------------------------------------------------------------------
 
 
+def _caps(info: Any) -> str:
+    flags = ("tools", "vision", "documents", "reasoning", "json_schema")
+    if info.kind != "chat":
+        return info.kind
+    have = [f for f in flags if getattr(info, f)]
+    if info.temperature is False:
+        have.append("no-temperature")
+    return " ".join(have)
+
+
+def _model_line(info: Any) -> str:
+    price = info.prices
+    cost = f"{price['input']:>7.3f} / {price['output']:.3f}" if price else f"{'-':>7} / -    "
+    cached = f"{price['cache_read']:.3f}" if price and "cache_read" in price else "-"
+    ctx = f"{info.context_window:,}" if info.context_window else "-"
+    out = f"{info.max_output:,}" if info.max_output else "-"
+    mark = "" if info.verified else " (unverified)"
+    return f"  {info.id:<28} {cost:<17} {cached:>7} {ctx:>10} {out:>8}  {_caps(info)}{mark}\n"
+
+
 def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -> int:
-    from conduit.cost import PRICES
+    from conduit import catalog
 
     chosen = default_model()
     out.write(f"default model: {chosen or 'none (offline: mock)'}\n\n")
@@ -325,9 +345,16 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) 
         else:
             state = "configured" if os.environ.get(var) else f"set {var} to use"
         out.write(f"{info.name:<10} {state}\n    e.g. -m {info.name}:{info.default_model}\n")
-    out.write("\nPriced models (USD per million tokens, input/output):\n")
-    for name, price in PRICES.items():
-        out.write(f"  {name:<28} {price['input']:>7.3f} / {price['output']:.3f}\n")
+    out.write(
+        "\nModels (conduit.catalog; USD per million tokens: input / output, cached input; "
+        "context and maximum output in tokens):\n"
+    )
+    known = catalog.models()
+    for info in PROVIDERS:
+        listed = [m for m in known if m.provider == info.name]
+        if listed:
+            out.write(f"{info.name}\n")
+            out.writelines(_model_line(m) for m in listed)
     return 0
 
 

@@ -1,17 +1,19 @@
 """``with_cost``: what a call cost, from its usage and a pricing table kept as data.
 
 Prices are USD per million tokens: ``input``, ``output``, and where the provider prices them,
-``cache_read`` and ``cache_write``. The table reflects the providers' published list prices as
-gathered in 2026; check them before relying on them, and pass your own (``prices=``) for models
-or contracts it does not know. A cache hit costs nothing.
+``cache_read`` and ``cache_write``. They come from the model catalog (:mod:`conduit.catalog`,
+each entry with its source page and date): check them before relying on them, and add models
+with ``c.register_model`` or pass your own table (``prices=``) for models or contracts it does
+not know. A cache hit costs nothing.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+from conduit import catalog
 from conduit._options import Builder, check_prices, configure
 from conduit._types import Flow, Request
 from conduit.middleware import Middleware, middleware
@@ -31,38 +33,29 @@ __all__ = [
 
 log = logging.getLogger("conduit")
 
-PRICES: dict[str, dict[str, float]] = {
-    # OpenAI
-    "gpt-5": {"input": 1.25, "cache_read": 0.125, "output": 10.0},
-    "gpt-5-mini": {"input": 0.25, "cache_read": 0.025, "output": 2.0},
-    "gpt-5-nano": {"input": 0.05, "cache_read": 0.005, "output": 0.40},
-    "gpt-4.1": {"input": 2.0, "cache_read": 0.50, "output": 8.0},
-    "gpt-4.1-mini": {"input": 0.40, "cache_read": 0.10, "output": 1.60},
-    "gpt-4.1-nano": {"input": 0.10, "cache_read": 0.025, "output": 0.40},
-    "gpt-4o": {"input": 2.50, "cache_read": 1.25, "output": 10.0},
-    "gpt-4o-mini": {"input": 0.15, "cache_read": 0.075, "output": 0.60},
-    "o3": {"input": 2.0, "cache_read": 0.50, "output": 8.0},
-    "o3-mini": {"input": 1.10, "cache_read": 0.55, "output": 4.40},
-    "o4-mini": {"input": 1.10, "cache_read": 0.275, "output": 4.40},
-    "text-embedding-3-small": {"input": 0.02, "output": 0.0},
-    "text-embedding-3-large": {"input": 0.13, "output": 0.0},
-    # Anthropic (cache writes: 5-minute TTL rate)
-    "claude-opus-4-5": {"input": 5.0, "cache_read": 0.50, "cache_write": 6.25, "output": 25.0},
-    "claude-opus-4-1": {"input": 15.0, "cache_read": 1.50, "cache_write": 18.75, "output": 75.0},
-    "claude-sonnet-4-5": {"input": 3.0, "cache_read": 0.30, "cache_write": 3.75, "output": 15.0},
-    "claude-sonnet-4": {"input": 3.0, "cache_read": 0.30, "cache_write": 3.75, "output": 15.0},
-    "claude-haiku-4-5": {"input": 1.0, "cache_read": 0.10, "cache_write": 1.25, "output": 5.0},
-    "claude-3-5-haiku": {"input": 0.80, "cache_read": 0.08, "cache_write": 1.0, "output": 4.0},
-    # Groq
-    "llama-3.3-70b-versatile": {"input": 0.59, "output": 0.79},
-    "llama-3.1-8b-instant": {"input": 0.05, "output": 0.08},
-    "openai/gpt-oss-120b": {"input": 0.15, "output": 0.75},
-    "openai/gpt-oss-20b": {"input": 0.10, "output": 0.50},
-    # xAI
-    "grok-4": {"input": 3.0, "cache_read": 0.75, "output": 15.0},
-    "grok-3": {"input": 3.0, "cache_read": 0.75, "output": 15.0},
-    "grok-3-mini": {"input": 0.30, "cache_read": 0.075, "output": 0.50},
-}
+
+class _CatalogPrices(Mapping[str, Mapping[str, float]]):
+    """The catalog's prices by model id: a read-only view, read when first used."""
+
+    def _table(self) -> dict[str, Mapping[str, float]]:
+        return {m.id: m.prices for m in catalog.models() if m.prices is not None}
+
+    def __getitem__(self, name: str) -> Mapping[str, float]:
+        return self._table()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+    def __repr__(self) -> str:
+        return f"<PRICES of {len(self)} models from conduit.catalog>"
+
+
+#: List prices by model id (USD per million tokens), a view of :mod:`conduit.catalog`: add or
+#: change a model with ``c.register_model``, or pass your own table as ``prices=``.
+PRICES: Mapping[str, Mapping[str, float]] = _CatalogPrices()
 
 
 def price_for(model: str, prices: Mapping[str, Mapping[str, float]] = PRICES) -> Any:
@@ -78,6 +71,9 @@ def price_for(model: str, prices: Mapping[str, Mapping[str, float]] = PRICES) ->
     >>> price_for("my-finetune") is None
     True
     """
+    if prices is PRICES:
+        info = catalog.lookup(model)
+        return None if info is None else info.prices
     name = bare_model(model)
     if name in prices:
         return prices[name]
@@ -112,7 +108,12 @@ DEFAULT_OUTPUT_TOKENS = 256
 
 def estimate_usage(req: Mapping[str, Any]) -> dict[str, int]:
     """Return the usage *req* is expected to have: its prompt estimated from its text, plus its
-    ``max_tokens`` (:data:`DEFAULT_OUTPUT_TOKENS` when unset; none for an embedding request).
+    ``max_tokens`` (:data:`DEFAULT_OUTPUT_TOKENS` when unset; none for an embedding request),
+    at most the model's maximum output where the catalog knows it.
+
+    Unset, the expectation is not the model's maximum output: that is up to 128,000 tokens, and
+    reserving it would refuse most calls under a modest budget; what a call really used replaces
+    the estimate when it settles.
 
     >>> import conduit as c
     >>> estimate_usage(c.request("m", "hello there", max_tokens=100))["total_tokens"]
@@ -125,6 +126,9 @@ def estimate_usage(req: Mapping[str, Any]) -> dict[str, int]:
     else:
         prompt = estimate_message_tokens(req.get("messages") or ())
         output = int((req.get("options") or {}).get("max_tokens") or DEFAULT_OUTPUT_TOKENS)
+        info = catalog.lookup(str(req.get("model") or ""))
+        if info is not None and info.max_output is not None:
+            output = min(output, info.max_output)
     return {"input_tokens": prompt, "output_tokens": output, "total_tokens": prompt + output}
 
 
@@ -174,8 +178,9 @@ def with_cost(req: Any = None, /, **options: Any) -> Any:
     """Record cost middleware: ``ctx["cost"]`` in USD; bare, or with your own table,
     ``c.with_cost(prices={"my-model": {"input": 1.0, "output": 2.0}})`` (USD per million tokens).
 
-    Bare, it prices from :data:`PRICES`, the providers' list prices; a model it does not know
-    costs None and logs a warning. A table you pass replaces :data:`PRICES`, it is not merged.
+    Bare, it prices from the model catalog (:data:`PRICES` is its view; add or change a model
+    with ``c.register_model``); a model it does not know costs None and logs a warning. A table
+    you pass replaces the catalog's prices, it is not merged.
 
     >>> from toolz import pipe
     >>> import conduit as c

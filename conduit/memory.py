@@ -20,9 +20,9 @@ from conduit._data import freeze, freeze_map
 from conduit._drive import Effect
 from conduit._options import Builder, configure, number
 from conduit._types import AsyncHandler, Flow, Handler, Request
+from conduit.catalog import context_window
 from conduit.errors import ContextLengthError, ValidationError
 from conduit.middleware import HISTORY, Middleware, middleware
-from conduit.registry import context_window
 from conduit.request import content, message, text
 from conduit.tokens import estimate_message_tokens
 

@@ -8,18 +8,14 @@ provider of the handler that was called (OpenAI for ``c.call``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import attrs
 
 from conduit.errors import ValidationError
 
 __all__ = [
-    "CONTEXT_WINDOWS",
     "PROVIDERS",
     "ProviderInfo",
     "bare_model",
-    "context_window",
     "lookup",
     "provider_names",
     "split_model",
@@ -211,32 +207,3 @@ def bare_model(model: str) -> str:
     """
     prefix, sep, rest = model.partition(":")
     return rest if sep and prefix in _BY_PREFIX else model
-
-
-#: Context windows (input plus output tokens) of model families, from the providers' model
-#: pages as of 2026-11; ``with_token_limit`` uses them when given no number.
-CONTEXT_WINDOWS: Mapping[str, int] = {
-    "gpt-5": 400_000,
-    "gpt-4.1": 1_047_576,
-    "gpt-4o": 128_000,
-    "o3": 200_000,
-    "o4-mini": 200_000,
-    "claude": 200_000,
-    "llama-3.3-70b-versatile": 131_072,
-    "llama-3.1-8b-instant": 131_072,
-    "grok-4": 256_000,
-    "grok-3": 131_072,
-}
-
-
-def context_window(model: str) -> int | None:
-    """Return the context window of *model* (longest known family prefix), or None.
-
-    >>> context_window("anthropic:claude-haiku-4-5"), context_window("gpt-4o-mini")
-    (200000, 128000)
-    >>> context_window("my-finetune") is None
-    True
-    """
-    name = bare_model(model)
-    matches = [k for k in CONTEXT_WINDOWS if name == k or name.startswith(k + "-")]
-    return CONTEXT_WINDOWS[max(matches, key=len)] if matches else None

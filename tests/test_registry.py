@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from toolz import pipe
 
 import conduit as c
-from conduit import registry
+from conduit import catalog, registry
 from conduit.cost import price_for
 from conduit.exchange import route, wire_of
 from tests.providers.helpers import raw
@@ -68,7 +68,7 @@ def test_readers_agree_with_the_registry():
     """Cost and the context windows strip exactly the registry's prefixes."""
     assert price_for("xai:grok-4") == price_for("grok-4") is not None
     assert price_for("anthropic:claude-haiku-4-5") == price_for("claude-haiku-4-5")
-    assert registry.context_window("anthropic:claude-haiku-4-5") == 200_000
+    assert catalog.context_window("anthropic:claude-haiku-4-5") == 200_000
     assert registry.bare_model("ft:gpt-4o-mini:org::id") == "ft:gpt-4o-mini:org::id"
 
 
