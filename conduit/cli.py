@@ -316,7 +316,7 @@ def cmd_ask(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -> 
 def _caps(info: Any) -> str:
     flags = ("tools", "vision", "documents", "reasoning", "json_schema")
     if info.kind != "chat":
-        return info.kind
+        return str(info.kind)
     have = [f for f in flags if getattr(info, f)]
     if info.temperature is False:
         have.append("no-temperature")
