@@ -306,7 +306,7 @@ def with_window(n: Any = None, /, **options: Any) -> Any:
 def with_token_limit(max_tokens: Any = None, /, **options: Any) -> Any:
     """Return a transform trimming old turns so the prompt fits *max_tokens* (system kept).
 
-    Bare, the limit is the model's context window (``conduit.registry.context_window``) less
+    Bare, the limit is the model's context window (``conduit.catalog.context_window``) less
     room for the answer: the request's ``max_tokens`` option, else :data:`ANSWER_RESERVE`
     (4096); a model with no known window is a ``ValidationError`` at call time. *count*
     measures a list of messages (default: an estimate, four characters a token). When the
