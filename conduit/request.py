@@ -26,8 +26,11 @@ __all__ = [
     "assistant",
     "connection",
     "content",
+    "document_base64",
+    "document_url",
     "image_base64",
     "image_url",
+    "input_audio",
     "last_message",
     "message",
     "reply",
@@ -45,7 +48,7 @@ __all__ = [
 ]
 
 ROLES = ("system", "user", "assistant", "tool")
-BLOCK_TYPES = ("text", "reasoning", "document", "image")
+BLOCK_TYPES = ("text", "reasoning", "document", "image", "audio")
 #: Request keys that are not sampling options: they stay at the top level of the map.
 CONNECTION_KEYS = frozenset(
     {"base_url", "api_key", "headers", "timeout", "provider", "mock", "tools", "metadata"}
@@ -80,6 +83,57 @@ def image_base64(data: str, media_type: str = "image/png") -> PMap[str, Any]:
     """
     source = {"type": "base64", "data": data, "media_type": media_type}
     return freeze_map({"type": "image", "source": source})
+
+
+def document_base64(
+    data: str, media_type: str = "application/pdf", title: str | None = None
+) -> PMap[str, Any]:
+    """Return a document block (a PDF, by default) holding base64 *data*.
+
+    >>> block = document_base64("JVBERi0xLjQ=", title="Report")
+    >>> block["source"]["media_type"], block["title"]
+    ('application/pdf', 'Report')
+    """
+    source = {"type": "base64", "data": data, "media_type": media_type}
+    return _titled({"type": "document", "source": source}, title)
+
+
+def document_url(url: str, title: str | None = None) -> PMap[str, Any]:
+    """Return a document block that points at *url* (a PDF the provider fetches).
+
+    >>> document_url("https://example.com/paper.pdf")["source"]["type"]
+    'url'
+    """
+    return _titled({"type": "document", "source": {"type": "url", "url": url}}, title)
+
+
+def _titled(block: dict[str, Any], title: str | None) -> PMap[str, Any]:
+    if title is not None:
+        block["title"] = title
+    made = freeze_map(block)
+    _check_block(made, "document")
+    return made
+
+
+_AUDIO_TYPES = {"mp3": "audio/mpeg"}
+
+
+def input_audio(data: str, format: str) -> PMap[str, Any]:
+    """Return an audio block holding base64 *data* in *format* (``"wav"``, ``"mp3"``, ...).
+
+    The block is ``{"type": "audio", "source": {"type": "base64", "data", "media_type"}}``;
+    *format* becomes the media type (``mp3`` is ``audio/mpeg``, others ``audio/<format>``).
+
+    >>> input_audio("UklGRg==", "mp3")["source"]["media_type"]
+    'audio/mpeg'
+    """
+    if not isinstance(format, str) or not format:
+        _fail("input_audio.format", _problem(format, "a format name"), 'e.g. "wav" or "mp3"')
+    media_type = _AUDIO_TYPES.get(format, f"audio/{format}")
+    source = {"type": "base64", "data": data, "media_type": media_type}
+    made = freeze_map({"type": "audio", "source": source})
+    _check_block(made, "input_audio")
+    return made
 
 
 def _fail(path: str, problem: str, fix: str) -> NoReturn:
@@ -126,6 +180,10 @@ def _check_block(block: Any, path: str) -> None:
     elif kind == "image" or kind == "document":
         _check_source(block.get("source"), f"{path}.source")
         _string(block, "title", path, "give the document's title as a string", required=False)
+    elif kind == "audio":
+        _check_source(block.get("source"), f"{path}.source")
+        if block["source"]["type"] != "base64":
+            _fail(f"{path}.source.type", "not base64", "audio is sent inline: c.input_audio(...)")
     else:
         wrong = "missing" if kind is None else f"unknown block type {kind!r:.40}"
         _fail(f"{path}.type", wrong, f"use one of {', '.join(BLOCK_TYPES)}")

@@ -5,7 +5,10 @@ for the provider's native JSON-schema output (OpenAI-compatible ``response_forma
 a forced tool call, by its encoder), parses the answer (tolerating code fences and prose around
 the JSON), validates it, and puts the value at ``ctx["parsed"]``: an instance of the class, or a
 frozen map. An invalid answer is sent back to the model with what was wrong, up to
-``max_retries`` times.
+``max_retries`` times. A refusal (``stop_reason`` ``"refusal"``) is not an invalid answer: it
+raises ``ValidationError`` at once, with ``data["refusal"]`` holding the provider's text. With
+thinking on, Anthropic refuses a forced tool call; its encoder then offers the answer tool
+with ``tool_choice: auto`` and an instruction, and a JSON answer in text is read as well.
 """
 
 from __future__ import annotations
@@ -87,6 +90,7 @@ def schema_flow(
     text = ""
     for attempt in range(max_retries + 1):
         ctx: Request = yield sent
+        _refused(ctx)
         text = content(ctx)
         via_tool = [t for t in tool_calls(ctx) if t["name"] == _safe(name)]
         if via_tool:  # Anthropic answers through a forced tool call
@@ -110,6 +114,18 @@ def schema_flow(
         f"the model's answer did not match the schema after {max_retries + 1} tries: "
         + "; ".join(problems),
         data={"content": text, "problems": problems},
+    )
+
+
+def _refused(ctx: Request) -> None:
+    """A refusal is an answer, not invalid JSON: report it, never re-ask."""
+    resp = ctx.get("response") or {}
+    if resp.get("stop_reason") != "refusal" and resp.get("refusal") is None:
+        return
+    why = resp.get("refusal") or "no reason given"
+    raise ValidationError(
+        f"the model refused to answer in the schema: {why}",
+        data={"refusal": why, "stop_reason": "refusal", "content": content(ctx)},
     )
 
 

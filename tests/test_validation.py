@@ -192,7 +192,7 @@ def test_every_design_block_type_is_accepted(block):
     ("content", "expected"),
     [
         ([{"text": "hi"}], "messages[1].content[0].type: missing; use one of text, reasoning"),
-        ([{"type": "audio"}], "messages[1].content[0].type: unknown block type 'audio'"),
+        ([{"type": "video"}], "messages[1].content[0].type: unknown block type 'video'"),
         ([{"type": "text"}], "messages[1].content[0].text: missing"),
         (
             [{"type": "reasoning", "text": 1}],

@@ -42,6 +42,7 @@ __all__ = [
     "encode_response_format",
     "encode_tool_choice",
     "encode_tools",
+    "refusal_text",
     "stream_end",
     "stream_start",
     "stream_step",
@@ -58,7 +59,7 @@ STOP_REASONS = {
     "stop_sequence": "stop_sequence",
     "tool_use": "tool_use",
     "pause_turn": "end_turn",
-    "refusal": "content_filter",
+    "refusal": "refusal",
     "model_context_window_exceeded": "max_tokens",
 }
 
@@ -67,14 +68,37 @@ UNSUPPORTED = ("seed", "frequency_penalty", "presence_penalty", "logprobs", "n")
 RENAMED = {"stop": "stop_sequences"}
 
 
+#: Block types Anthropic cannot take: a clear error rather than a 400 from the API.
+REJECTED = {"audio": "audio input"}
+
+
+def _reasoning(block: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A reasoning block goes back exactly as Anthropic sent it; one it never signed (another
+    provider's reasoning, say) cannot be verified by the API and is left out."""
+    if block.get("redacted") is not None:
+        return {"type": "redacted_thinking", "data": block["redacted"]}
+    if block.get("signature") is None:
+        return None
+    return {"type": "thinking", "thinking": block["text"], "signature": block["signature"]}
+
+
 def _block(block: Mapping[str, Any]) -> dict[str, Any] | None:
     kind = block["type"]
     if kind == "text":
         if not block["text"]:
             return None  # Anthropic rejects empty text blocks
         out: dict[str, Any] = {"type": "text", "text": block["text"]}
-    elif kind == "image":
-        out = {"type": "image", "source": thaw(block["source"])}
+    elif kind == "reasoning":
+        return _reasoning(block)
+    elif kind == "image" or kind == "document":
+        out = {"type": kind, "source": thaw(block["source"])}
+        if block.get("title") is not None:
+            out["title"] = block["title"]
+    elif kind in REJECTED:
+        raise ValidationError(
+            f"anthropic cannot take {REJECTED[kind]} ({kind!r} blocks): send it to a provider "
+            "that accepts it (openai), or transcribe it to text first"
+        )
     else:
         out = thaw(block)
     if block.get("cache_control"):
@@ -192,6 +216,9 @@ def encode_response_format(fmt: Any) -> dict[str, Any]:
 
     Anthropic answers in a schema by being forced to call a tool whose input is that schema;
     this works on every Claude model (``output_config`` may be sent as an option directly).
+    With thinking on, the API refuses a forced tool call: :func:`encode_chat` then offers the
+    tool with ``tool_choice: auto`` and a system instruction to answer through it (an answer
+    given as JSON text instead is read too).
 
     >>> fmt = {"type": "json_schema", "json_schema": {"name": "city", "schema": {"type": "object"}}}
     >>> encode_response_format(fmt)["name"], encode_response_format(fmt)["input_schema"]
@@ -214,6 +241,27 @@ def encode_response_format(fmt: Any) -> dict[str, Any]:
     )
 
 
+def _thinking(body: Mapping[str, Any]) -> bool:
+    thinking = body.get("thinking")
+    return isinstance(thinking, Mapping) and thinking.get("type") in ("enabled", "adaptive")
+
+
+def _default_max_tokens(options: Mapping[str, Any]) -> int:
+    """``max_tokens`` must exceed the thinking budget: room for the budget and an answer."""
+    thinking = options.get("thinking")
+    budget = thinking.get("budget_tokens") if isinstance(thinking, Mapping) else None
+    return DEFAULT_MAX_TOKENS + budget if type(budget) is int else DEFAULT_MAX_TOKENS
+
+
+def _with_instruction(system: Any, name: str) -> Any:
+    note = f"Give your final answer by calling the {name} tool with it, and nothing else."
+    if not system:
+        return note
+    if isinstance(system, str):
+        return f"{system}\n\n{note}"
+    return [*system, {"type": "text", "text": note}]
+
+
 def encode_chat(req: Request, stream: bool = False) -> dict[str, Any]:
     """Return the JSON body of a Messages API call for *req*.
 
@@ -229,7 +277,7 @@ def encode_chat(req: Request, stream: bool = False) -> dict[str, Any]:
     if req.get("tools"):
         body["tools"] = encode_tools(req["tools"])
     options = dict(req["options"])
-    body["max_tokens"] = options.pop("max_tokens", None) or DEFAULT_MAX_TOKENS
+    body["max_tokens"] = options.pop("max_tokens", None) or _default_max_tokens(options)
     parallel = options.pop("parallel_tool_calls", None)
     answer_tool = None
     if "response_format" in options:
@@ -245,9 +293,13 @@ def encode_chat(req: Request, stream: bool = False) -> dict[str, Any]:
             body["stop_sequences"] = [value] if isinstance(value, str) else list(value)
         else:
             body[RENAMED.get(key, key)] = thaw(value)
-    if answer_tool is not None:  # forced, whatever tool_choice said
+    if answer_tool is not None:
         body["tools"] = [*body.get("tools", []), answer_tool]
-        body["tool_choice"] = {"type": "tool", "name": answer_tool["name"]}
+        if _thinking(body):  # the API refuses a forced tool call while thinking is on
+            body["tool_choice"] = {"type": "auto"}
+            body["system"] = _with_instruction(body.get("system"), answer_tool["name"])
+        else:  # forced, whatever tool_choice said
+            body["tool_choice"] = {"type": "tool", "name": answer_tool["name"]}
     if parallel is False:
         body.setdefault("tool_choice", {"type": "auto"})["disable_parallel_tool_use"] = True
     if stream:
@@ -256,7 +308,8 @@ def encode_chat(req: Request, stream: bool = False) -> dict[str, Any]:
 
 
 def decode_usage(usage: Mapping[str, Any] | None) -> PMap[str, Any]:
-    """Return Conduit's usage: ``input_tokens`` counts cached prompt tokens too.
+    """Return Conduit's usage: ``input_tokens`` counts cached prompt tokens too;
+    ``output_tokens_details.thinking_tokens``, when Anthropic reports it, is ``reasoning_tokens``.
 
     >>> u = decode_usage({"input_tokens": 10, "cache_read_input_tokens": 90,
     ...                   "cache_creation_input_tokens": 0, "output_tokens": 5})
@@ -267,11 +320,14 @@ def decode_usage(usage: Mapping[str, Any] | None) -> PMap[str, Any]:
     read = usage.get("cache_read_input_tokens")
     created = usage.get("cache_creation_input_tokens")
     prompt = (usage.get("input_tokens") or 0) + (read or 0) + (created or 0)
+    details = usage.get("output_tokens_details")
+    thinking = details.get("thinking_tokens") if isinstance(details, Mapping) else None
     return make_usage(
         prompt,
         usage.get("output_tokens") or 0,
         cache_read_tokens=read,
         cache_creation_tokens=created,
+        reasoning_tokens=thinking,
     )
 
 
@@ -300,25 +356,70 @@ def _tool_use(block: Mapping[str, Any], where: str) -> PMap[str, Any]:
     return make_tool_call(_text(block.get("id"), f"{where}.id") or "", name, args)
 
 
+def _content(blocks: list[PMap[str, Any]], texts: list[str]) -> Any:
+    """The text alone; or, with reasoning present, the blocks in order (adjacent text joined)."""
+    if not blocks:
+        return "".join(texts)
+    out: list[PMap[str, Any]] = []
+    for block in blocks:
+        if block["type"] == "text" and out and out[-1]["type"] == "text":
+            out[-1] = out[-1].set("text", out[-1]["text"] + block["text"])
+        elif block["type"] != "text" or block["text"]:
+            out.append(block)
+    return out
+
+
+def _thought(block: Mapping[str, Any], where: str) -> PMap[str, Any]:
+    if block.get("type") == "redacted_thinking":
+        data = _text(block.get("data"), f"{where}.data") or ""
+        return pmap({"type": "reasoning", "text": "", "redacted": data})
+    fields = {"type": "reasoning", "text": _text(block.get("thinking"), f"{where}.thinking") or ""}
+    signature = _text(block.get("signature"), f"{where}.signature")
+    return pmap(fields if signature is None else {**fields, "signature": signature})
+
+
+def refusal_text(details: Any) -> str:
+    """Return the text of a refusal: Anthropic's ``stop_details.explanation`` when it gives one.
+
+    >>> refusal_text({"type": "refusal", "explanation": "Blocked."}), refusal_text(None)
+    ('Blocked.', 'the model declined to answer (stop_reason refusal)')
+    """
+    explanation = details.get("explanation") if isinstance(details, Mapping) else None
+    if isinstance(explanation, str) and explanation:
+        return explanation
+    return "the model declined to answer (stop_reason refusal)"
+
+
 def _decode_chat(req: Request, body: Any, provider: str) -> Request:
     want(body, Mapping, "the answer")
     if body.get("type") == "error":
         raise error_from_response(provider, None, {}, body)
-    texts, calls = [], []
+    texts: list[str] = []
+    calls: list[PMap[str, Any]] = []
+    blocks: list[PMap[str, Any]] = []  # only once reasoning shows up
     for i, block in enumerate(_list(body.get("content") or (), "content")):
         want(block, Mapping, f"content[{i}]")
-        if block.get("type") == "text":
-            texts.append(_text(block.get("text"), f"content[{i}].text") or "")
-        elif block.get("type") == "tool_use":
+        kind_ = block.get("type")
+        if kind_ == "text":
+            piece = _text(block.get("text"), f"content[{i}].text") or ""
+            texts.append(piece)
+            if blocks:
+                blocks.append(pmap({"type": "text", "text": piece}))
+        elif kind_ == "tool_use":
             calls.append(_tool_use(block, f"content[{i}]"))
+        elif kind_ == "thinking" or kind_ == "redacted_thinking":
+            if not blocks and texts:
+                blocks.append(pmap({"type": "text", "text": "".join(texts)}))
+            blocks.append(_thought(block, f"content[{i}]"))
     reason = _text(body.get("stop_reason"), "stop_reason")
     resp = make_response(
-        "".join(texts),
+        _content(blocks, texts),
         model=_text(body.get("model"), "model") or req["model"],
         id=_text(body.get("id"), "id"),
         stop_reason=STOP_REASONS.get(reason or "", "end_turn"),
         usage=decode_usage(body.get("usage")),
         tool_calls=calls,
+        refusal=refusal_text(body.get("stop_details")) if reason == "refusal" else None,
     )
     return req.set("response", resp)
 
@@ -331,6 +432,7 @@ class StreamState(NamedTuple):
     usage: PMap[str, Any] = pmap()
     stop_reason: str | None = None
     done: bool = False
+    refusal: str | None = None
 
 
 def stream_start(provider: str = "anthropic") -> StreamState:
@@ -370,6 +472,12 @@ def _step(state: StreamState, data: Mapping[str, Any]) -> tuple[StreamState, lis
         text = _text(delta.get("text"), "delta.text")
         if delta.get("type") == "text_delta" and text:
             return state, [event("content_delta", text=text)]
+        if delta.get("type") == "thinking_delta":
+            thought = _text(delta.get("thinking"), "delta.thinking")
+            return state, [event("reasoning_delta", text=thought)] if thought else []
+        if delta.get("type") == "signature_delta":
+            signature = _text(delta.get("signature"), "delta.signature") or ""
+            return state, [event("reasoning_delta", text="", signature=signature)]
         if delta.get("type") == "input_json_delta" and _index(data) in state.tools:
             piece = _text(delta.get("partial_json"), "delta.partial_json") or ""
             if piece:
@@ -395,6 +503,12 @@ def _step(state: StreamState, data: Mapping[str, Any]) -> tuple[StreamState, lis
                     name=_text(block.get("name"), "content_block.name") or "",
                 )
             ]
+        if block.get("type") == "redacted_thinking":
+            data_ = _text(block.get("data"), "content_block.data") or ""
+            return state, [event("reasoning_delta", text="", redacted=data_)]
+        if block.get("type") == "thinking":
+            thought = _text(block.get("thinking"), "content_block.thinking")
+            return state, [event("reasoning_delta", text=thought)] if thought else []
         text = _text(block.get("text"), "content_block.text")
         if block.get("type") == "text" and text:
             return state, [event("content_delta", text=text)]
@@ -407,6 +521,8 @@ def _step(state: StreamState, data: Mapping[str, Any]) -> tuple[StreamState, lis
         extra = want(data.get("usage") or {}, Mapping, "usage")
         usage = state.usage.update({k: v for k, v in extra.items() if v is not None})
         mapped = STOP_REASONS.get(reason or "", state.stop_reason)
+        if reason == "refusal":
+            state = state._replace(refusal=refusal_text(delta.get("stop_details")))
         return state._replace(usage=usage, stop_reason=mapped), []
     if kind_ == "message_stop":
         return state._replace(done=True), []
@@ -429,7 +545,8 @@ def stream_end(state: StreamState) -> list[Event]:
         usage = decode_usage(state.usage)
     except (ShapeError, TypeError, ValueError, OverflowError) as exc:
         raise malformed(state.provider, "stream's usage", thaw(state.usage), exc) from exc
-    return [event("message_end", stop_reason=state.stop_reason or "end_turn", usage=usage)]
+    end = event("message_end", stop_reason=state.stop_reason or "end_turn", usage=usage)
+    return [event("refusal_delta", text=state.refusal), end] if state.refusal is not None else [end]
 
 
 # --- the wire: the shared HTTP shell around this codec ---------------------------------------
