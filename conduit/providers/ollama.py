@@ -15,13 +15,35 @@ from conduit.errors import ConduitError, ShapeError, malformed, want
 from conduit.providers import _http, openai
 from conduit.response import make_response, make_tool_call, make_usage
 
-__all__ = ["OLLAMA", "WIRE", "decode_embed", "decode_native_chat", "encode_embed"]
+__all__ = ["OLLAMA", "WIRE", "decode_embed", "decode_native_chat", "encode_chat", "encode_embed"]
 
 _STOP = {"stop": "end_turn", "length": "max_tokens"}
+_encode = openai.encoder("ollama")
+
+
+def encode_chat(req: Request, stream: bool = False) -> dict[str, Any]:
+    """Return the body of an OpenAI-compatible ``/v1/chat/completions`` call to Ollama.
+
+    Ollama's ``think`` option (``True``/``False`` or a level) is written as the
+    ``reasoning_effort`` that API reads (``False`` is ``"none"``, ``True`` is ``"medium"``);
+    a ``reasoning_effort`` given too wins.
+
+    >>> import conduit as c
+    >>> encode_chat(c.request("qwen3", "hi", think=False))["reasoning_effort"]
+    'none'
+    """
+    body = _encode(req, stream)
+    if "think" in body:
+        think = body.pop("think")
+        effort = "none" if think is False else "medium" if think is True else think
+        body.setdefault("reasoning_effort", effort)
+    return body
 
 
 def decode_native_chat(req: Request, body: Mapping[str, Any]) -> Request:
     """Return *req* with the response of a native ``/api/chat`` *body* (tool calls get ids).
+
+    The message's ``thinking`` becomes a ``reasoning`` block before the answer's text.
 
     >>> import conduit as c
     >>> ctx = decode_native_chat(c.request("m"), {"model": "llama3.2", "done": True,
@@ -53,8 +75,11 @@ def _native_chat(req: Request, body: Any) -> Request:
     msg = want(body.get("message") or {}, Mapping, "message")
     calls = [_native_call(call, i) for i, call in enumerate(msg.get("tool_calls") or ())]
     reason = want(body.get("done_reason") or "stop", str, "done_reason")
+    text = want(msg.get("content") or "", str, "message.content")
+    thinking = want(msg.get("thinking") or "", str, "message.thinking")
+    blocks = [{"type": "reasoning", "text": thinking}, {"type": "text", "text": text}]
     resp = make_response(
-        want(msg.get("content") or "", str, "message.content"),
+        [b for b in blocks if b["text"]] if thinking else text,
         model=want(body.get("model") or req["model"], str, "model"),
         stop_reason="tool_use" if calls else _STOP.get(reason, "end_turn"),
         usage=make_usage(body.get("prompt_eval_count") or 0, body.get("eval_count") or 0),
@@ -100,6 +125,7 @@ def decode_embed(req: Request, body: Mapping[str, Any]) -> Request:
 
 OLLAMA = attrs.evolve(
     openai.from_registry("ollama"),
+    encode=encode_chat,
     embed_path="/api/embed",
     encode_embed=encode_embed,
     decode_embed=decode_embed,

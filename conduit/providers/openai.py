@@ -9,11 +9,13 @@ common shapes and the decoder's own exception as the reason otherwise.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 import attrs
-from pyrsistent import PMap
+from pyrsistent import PMap, PVector, pmap, pvector
 
 from conduit._data import freeze_map, peek, thaw
 from conduit._event import Event, event
@@ -34,26 +36,33 @@ from conduit.errors import want_text as _text
 from conduit.registry import lookup
 from conduit.response import make_response, make_tool_call, make_usage
 from conduit.sse import SSE
-from conduit.streams import parse_arguments
+from conduit.streams import collect, parse_arguments
 
 __all__ = [
     "OPENAI",
+    "REASONING_FIELDS",
     "WIRE",
+    "Dialect",
     "StreamState",
     "compatible",
     "decode_chat",
     "decode_embeddings",
     "decode_usage",
+    "dialect_for",
     "encode_chat",
     "encode_embeddings",
     "encode_messages",
     "encode_tool_choice",
     "encode_tools",
+    "encoder",
     "from_registry",
+    "is_strict_schema",
+    "reasoning_text",
     "stream_end",
     "stream_start",
     "stream_step",
     "stream_steps",
+    "takes_max_completion_tokens",
 ]
 
 STOP_REASONS = {
@@ -65,20 +74,105 @@ STOP_REASONS = {
 }
 
 
-def _block(block: Mapping[str, Any]) -> dict[str, Any]:
-    if block["type"] == "text":
+#: Audio formats OpenAI's ``input_audio`` takes, by media type.
+_AUDIO_FORMATS = {"audio/mpeg": "mp3", "audio/mp3": "mp3", "audio/wav": "wav", "audio/x-wav": "wav"}
+
+
+class Dialect(NamedTuple):
+    """How one request is written: the service, and where its reasoning goes back."""
+
+    provider: str
+    #: the assistant field a ``reasoning`` block is sent back in (None: it is left out)
+    reasoning: str | None = None
+    #: send it back only on turns that called tools (DeepSeek's rule)
+    reasoning_with_tools_only: bool = False
+    #: OpenAI itself (no base URL, or an openai.com or Azure OpenAI host): schemas sent strict
+    #: when they qualify, ``max_tokens`` as ``max_completion_tokens`` where the model wants it
+    official: bool = False
+
+
+def dialect_for(provider: str, req: Mapping[str, Any]) -> Dialect:
+    """Return how *req* is written for *provider* (reasoning replay, OpenAI-only mappings).
+
+    >>> import conduit as c
+    >>> dialect_for("ollama", c.request("qwen3")).reasoning
+    'reasoning'
+    >>> dialect_for("openai", c.request("deepseek-reasoner", base_url="https://api.deepseek.com"))[1:3]
+    ('reasoning_content', True)
+    >>> dialect_for("openai", c.request("gpt-5")).official
+    True
+    """
+    if provider == "ollama":
+        # Ollama's OpenAI-compatible API reads an assistant message's ``reasoning`` back into
+        # its thinking (ollama openai/openai.go Message.Reasoning; the recorded second turn in
+        # tests/fixtures/providers/ollama/request_openai_reasoning_replay.json).
+        return Dialect(provider, "reasoning")
+    if provider != "openai":
+        # Groq and xAI document no way to send chat-completions reasoning back: left out.
+        return Dialect(provider)
+    base_url = peek(req, "base_url")
+    host = urlsplit(base_url).hostname or "" if base_url else "api.openai.com"
+    if host.endswith(("openai.com", "openai.azure.com")):
+        return Dialect(provider, official=True)  # OpenAI's chat API returns no reasoning text
+    # Another server behind the OpenAI wire (DeepSeek, vLLM, ...). DeepSeek's thinking-mode
+    # guide (api-docs.deepseek.com/guides/thinking_mode): an assistant turn that called tools
+    # must send its ``reasoning_content`` back in every later request (else 400); on other
+    # turns it is not needed and ignored, so it is left out there.
+    return Dialect(provider, "reasoning_content", reasoning_with_tools_only=True)
+
+
+def _block(block: Mapping[str, Any], provider: str) -> dict[str, Any]:
+    kind_ = block["type"]
+    if kind_ == "text":
         return {"type": "text", "text": block["text"]}
-    if block["type"] == "image":
+    if kind_ == "image":
         src = block["source"]
         url = (
             src["url"] if src["type"] == "url" else f"data:{src['media_type']};base64,{src['data']}"
         )
         return {"type": "image_url", "image_url": {"url": url}}
-    raise ValidationError(f"OpenAI messages cannot hold a {block['type']!r} block")
+    if kind_ == "document":
+        return _document(block, provider)
+    if kind_ == "audio":
+        return _audio(block, provider)
+    raise ValidationError(f"{provider} messages cannot hold a {kind_!r} block")
 
 
-def _content(value: Any) -> Any:
-    return value if isinstance(value, str) else [_block(b) for b in value]
+def _only_openai(what: str, provider: str) -> None:
+    if provider != "openai":
+        msg = (
+            f"{provider} cannot take {what} in chat messages; send it to a provider that can "
+            "(openai, anthropic), or pass its text instead"
+        )
+        raise ValidationError(msg, data={"provider": provider})
+
+
+def _document(block: Mapping[str, Any], provider: str) -> dict[str, Any]:
+    _only_openai("a 'document' block (PDF)", provider)
+    src = block["source"]
+    if src["type"] != "base64":
+        msg = (
+            "openai takes documents as base64 file data, not by URL: download the PDF and use "
+            "document_base64"
+        )
+        raise ValidationError(msg, data={"provider": provider})
+    data = f"data:{src.get('media_type') or 'application/pdf'};base64,{src['data']}"
+    return {
+        "type": "file",
+        "file": {"filename": block.get("title") or "document.pdf", "file_data": data},
+    }
+
+
+def _audio(block: Mapping[str, Any], provider: str) -> dict[str, Any]:
+    _only_openai("audio", provider)
+    src = block["source"]
+    media_type = src.get("media_type") or ""
+    fmt = _AUDIO_FORMATS.get(media_type) or media_type.rpartition("/")[2]
+    return {"type": "input_audio", "input_audio": {"data": src["data"], "format": fmt}}
+
+
+def _content(value: Any, provider: str) -> Any:
+    return value if isinstance(value, str) else [_block(b, provider) for b in value]
 
 
 def _tool_call(call: Mapping[str, Any]) -> dict[str, Any]:
@@ -92,33 +186,54 @@ def _tool_call(call: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-#: Encoded messages by the identity of the (immutable) message they encode: a conversation
-#: re-sends its whole history every turn, and a frozen message encodes the same every time.
-#: The dicts are shared between bodies, so nothing may mutate an encoded message.
-_ENCODED: dict[int, tuple[Mapping[str, Any], dict[str, Any]]] = {}
+#: Encoded messages by the identity of the (immutable) message they encode, one table per way
+#: of writing (a conversation re-sends its whole history every turn, and a frozen message
+#: encodes the same every time). The dicts are shared between bodies: nothing may mutate one.
+_ENCODED: dict[Dialect, dict[int, tuple[Mapping[str, Any], dict[str, Any]]]] = {}
 _ENCODED_MAX = 4096
+_DEFAULT_DIALECT = _GENERIC = Dialect("openai")
 
 
-def _message(msg: Mapping[str, Any]) -> dict[str, Any]:
-    hit = _ENCODED.get(id(msg))
+def _message(msg: Mapping[str, Any], wire: Dialect, cache: dict[int, Any]) -> dict[str, Any]:
+    hit = cache.get(id(msg))
     if hit is not None and hit[0] is msg:
-        return hit[1]
-    out = _encode_message(msg)
+        return hit[1]  # type: ignore[no-any-return]
+    out = _encode_message(msg, wire)
     if isinstance(msg, PMap):  # only frozen messages are sure to encode the same next time
-        if len(_ENCODED) >= _ENCODED_MAX:
-            _ENCODED.clear()
-        _ENCODED[id(msg)] = (msg, out)
+        if len(cache) >= _ENCODED_MAX:
+            cache.clear()
+        cache[id(msg)] = (msg, out)
     return out
 
 
-def _encode_message(msg: Mapping[str, Any]) -> dict[str, Any]:
+def _assistant_blocks(body: Any, out: dict[str, Any], wire: Dialect, calls: bool) -> None:
+    """Write an assistant turn's blocks: its text as the content, its reasoning as *wire* says."""
+    thoughts = [b for b in body if b["type"] == "reasoning"]
+    rest = [b for b in body if b["type"] != "reasoning"]
+    if all(b["type"] == "text" for b in rest):
+        out["content"] = "".join(b["text"] for b in rest)
+    else:
+        out["content"] = [_block(b, wire.provider) for b in rest]
+    if thoughts and wire.reasoning and (calls or not wire.reasoning_with_tools_only):
+        out[wire.reasoning] = "".join(b.get("text") or "" for b in thoughts)
+
+
+def _encode_message(msg: Mapping[str, Any], wire: Dialect = _DEFAULT_DIALECT) -> dict[str, Any]:
     body = msg["content"]
     if len(msg) == 2 and type(body) is str:  # role and text only: most of every conversation
         return {"role": msg["role"], "content": body}
-    out: dict[str, Any] = {"role": msg["role"], "content": _content(body)}
+    role = msg["role"]
+    out: dict[str, Any] = {"role": role}
+    if type(body) is not str and any(b["type"] == "reasoning" for b in body):
+        if role == "assistant":
+            _assistant_blocks(body, out, wire, bool(msg.get("tool_calls")))
+        else:
+            out["content"] = _content([b for b in body if b["type"] != "reasoning"], wire.provider)
+    else:
+        out["content"] = _content(body, wire.provider)
     if msg.get("name"):
         out["name"] = msg["name"]
-    if msg["role"] == "tool":
+    if role == "tool":
         out["tool_call_id"] = msg["tool_call_id"]
     if msg.get("tool_calls"):
         out["tool_calls"] = [_tool_call(c) for c in msg["tool_calls"]]
@@ -127,29 +242,110 @@ def _encode_message(msg: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def encode_messages(messages: Any) -> list[dict[str, Any]]:
+def encode_messages(messages: Any, wire: Dialect = _DEFAULT_DIALECT) -> list[dict[str, Any]]:
     """Return OpenAI's ``messages`` for Conduit messages (images as ``image_url`` parts).
 
     >>> import conduit as c
     >>> encode_messages([c.user("hi", c.image_base64("QUJD", "image/png"))])[0]["content"][1]
     {'type': 'image_url', 'image_url': {'url': 'data:image/png;base64,QUJD'}}
+    >>> turn = c.assistant([{"type": "reasoning", "text": "Easy."}, c.text_block("4")])
+    >>> encode_messages([turn], dialect_for("ollama", c.request("m")))[0]["reasoning"]
+    'Easy.'
     """
-    return [_message(m) for m in messages]
+    cache = _ENCODED.setdefault(wire, {})
+    return [_message(m, wire, cache) for m in messages]
 
 
-def encode_tools(tools: Any) -> list[dict[str, Any]]:
+#: (provider, base_url) -> its dialect and that dialect's table of encoded messages
+_DIALECTS: dict[tuple[str | None, Any], tuple[Dialect, dict[int, Any]]] = {}
+
+
+def _dialect(provider: str | None, req: Request) -> tuple[Dialect, dict[int, Any]]:
+    key = (provider, peek(req, "base_url"))
+    hit = _DIALECTS.get(key)
+    if hit is None:
+        if len(_DIALECTS) >= 256:
+            _DIALECTS.clear()
+        dialect = _GENERIC if provider is None else dialect_for(provider, req)
+        hit = _DIALECTS[key] = (dialect, _ENCODED.setdefault(dialect, {}))
+    return hit
+
+
+#: Keywords OpenAI's strict mode does not support (its structured-outputs guide): a schema
+#: using one is sent without ``strict`` rather than refused.
+_NOT_STRICT = frozenset(
+    (
+        "allOf", "not", "if", "then", "else", "dependentRequired", "dependentSchemas",
+        "patternProperties", "unevaluatedProperties", "propertyNames", "minProperties",
+        "maxProperties", "unevaluatedItems", "contains", "minContains", "maxContains",
+        "uniqueItems", "prefixItems",
+    )
+)  # fmt: skip
+
+
+def is_strict_schema(schema: Any) -> bool:
+    """Return True when *schema* qualifies for OpenAI's strict mode.
+
+    An object at the root, every object in it closed (``additionalProperties: false``) with
+    all its properties required, and no keyword strict mode leaves out (``allOf``,
+    ``patternProperties``, ``uniqueItems``, ...).
+
+    >>> is_strict_schema({"type": "object", "properties": {"a": {"type": "string"}},
+    ...                   "required": ["a"], "additionalProperties": False})
+    True
+    >>> is_strict_schema({"type": "object", "properties": {"a": {"type": "string"}},
+    ...                   "additionalProperties": False})
+    False
+    """
+    return isinstance(schema, Mapping) and schema.get("type") == "object" and _closed(schema)
+
+
+def _closed(schema: Any) -> bool:
+    if isinstance(schema, Sequence) and not isinstance(schema, str):
+        return all(_closed(s) for s in schema)
+    if not isinstance(schema, Mapping):
+        return True
+    if not _NOT_STRICT.isdisjoint(schema):
+        return False
+    if schema.get("type") == "object" or "properties" in schema:
+        props = schema.get("properties") or {}
+        if schema.get("additionalProperties") is not False:
+            return False
+        if set(schema.get("required") or ()) != set(props):
+            return False
+        if not all(_closed(p) for p in props.values()):
+            return False
+    for key in ("items", "anyOf", "oneOf"):
+        if key in schema and not _closed(schema[key]):
+            return False
+    for key in ("$defs", "definitions"):
+        if key in schema and not all(_closed(s) for s in schema[key].values()):
+            return False
+    return True
+
+
+def encode_tools(tools: Any, strict: bool = False) -> list[dict[str, Any]]:
     """Return OpenAI's ``tools`` for Conduit tool maps (``name``, ``description``, ``parameters``).
+
+    With *strict*, a tool whose parameters qualify (:func:`is_strict_schema`) is sent with
+    ``"strict": true``; a tool's own ``strict`` (``False`` to opt out) always wins.
 
     >>> tool = {"name": "f", "description": "d", "parameters": {"type": "object"}}
     >>> encode_tools([tool])[0]["function"]
     {'name': 'f', 'description': 'd', 'parameters': {'type': 'object'}}
+    >>> closed = {"type": "object", "properties": {}, "additionalProperties": False}
+    >>> encode_tools([{"name": "f", "parameters": closed}], strict=True)[0]["function"]["strict"]
+    True
     """
     out = []
     for tool in tools:
         fn = {"name": tool["name"], "description": tool.get("description", "")}
-        fn["parameters"] = thaw(tool.get("parameters") or {"type": "object", "properties": {}})
+        params = tool.get("parameters") or {"type": "object", "properties": {}}
+        fn["parameters"] = thaw(params)
         if tool.get("strict") is not None:
             fn["strict"] = tool["strict"]
+        elif strict and is_strict_schema(params):
+            fn["strict"] = True
         out.append({"type": "function", "function": fn})
     return out
 
@@ -173,8 +369,43 @@ def encode_tool_choice(choice: Any) -> Any:
     return thaw(choice)
 
 
-def encode_chat(req: Request, stream: bool = False) -> dict[str, Any]:
+#: Models that take ``max_completion_tokens`` and refuse ``max_tokens`` (o-series, gpt-5).
+#: A stand-in for the model catalog's parameter mapping, which can replace this predicate.
+_COMPLETION_TOKENS = re.compile(r"(?:ft:)?(?:o\d|gpt-5)")
+
+
+def takes_max_completion_tokens(model: str) -> bool:
+    """Return True when OpenAI wants ``max_completion_tokens`` instead of ``max_tokens``.
+
+    >>> takes_max_completion_tokens("o3-mini"), takes_max_completion_tokens("gpt-5-mini")
+    (True, True)
+    >>> takes_max_completion_tokens("gpt-4o")
+    False
+    """
+    return _COMPLETION_TOKENS.match(model) is not None
+
+
+def _strict_format(value: Any) -> Any:
+    """A ``json_schema`` response format with ``strict: true`` when its schema qualifies."""
+    fmt = thaw(value)
+    spec = fmt.get("json_schema") if isinstance(fmt, dict) else None
+    if (
+        fmt.get("type") == "json_schema"
+        and isinstance(spec, dict)
+        and "strict" not in spec
+        and is_strict_schema(spec.get("schema"))
+    ):
+        fmt["json_schema"] = {**spec, "strict": True}
+    return fmt
+
+
+def encode_chat(req: Request, stream: bool = False, provider: str | None = None) -> dict[str, Any]:
     """Return the JSON body of a chat completion for *req* (options pass through as given).
+
+    *provider* is the registry name of the service the body is for (each provider's wire
+    passes its own); ``None`` writes for any OpenAI-compatible server. For ``"openai"`` itself
+    ``max_tokens`` becomes ``max_completion_tokens`` on o-series and gpt-5 models, and response
+    formats and tools whose schemas qualify are sent strict.
 
     >>> import conduit as c
     >>> body = encode_chat(c.request("gpt-4o-mini", [c.system("Be brief."), c.user("Hi")],
@@ -183,18 +414,44 @@ def encode_chat(req: Request, stream: bool = False) -> dict[str, Any]:
     ('gpt-4o-mini', {'role': 'system', 'content': 'Be brief.'}, 0.2)
     >>> encode_chat(c.request("m", "hi"), stream=True)["stream_options"]
     {'include_usage': True}
+    >>> o3 = c.request("o3", "hi", max_tokens=50)
+    >>> encode_chat(o3, provider="openai")["max_completion_tokens"]
+    50
     """
-    body: dict[str, Any] = {"model": req["model"], "messages": encode_messages(req["messages"])}
+    dialect, cache = _dialect(provider, req)
+    body: dict[str, Any] = {
+        "model": req["model"],
+        "messages": [_message(m, dialect, cache) for m in req["messages"]],
+    }
     tools = peek(req, "tools")
     if tools:
-        body["tools"] = encode_tools(tools)
+        body["tools"] = encode_tools(tools, strict=dialect.official)
     options = req["options"]
     for key, value in options.items() if options else ():
-        body[key] = encode_tool_choice(value) if key == "tool_choice" else thaw(value)
+        if key in _SPECIAL:
+            key, value = _special(key, value, req, dialect)
+            if key == "max_completion_tokens" and "max_completion_tokens" in options:
+                value = thaw(options["max_completion_tokens"])  # given as well: it wins
+        else:
+            value = thaw(value)
+        body[key] = value
     if stream:
         body["stream"] = True
         body.setdefault("stream_options", {"include_usage": True})
     return body
+
+
+_SPECIAL = frozenset(("tool_choice", "response_format", "max_tokens", "max_completion_tokens"))
+
+
+def _special(key: str, value: Any, req: Request, dialect: Dialect) -> tuple[str, Any]:
+    if key == "tool_choice":
+        return key, encode_tool_choice(value)
+    if key == "response_format" and dialect.official:
+        return key, _strict_format(value)
+    if key == "max_tokens" and dialect.official and takes_max_completion_tokens(req["model"]):
+        return "max_completion_tokens", value
+    return key, thaw(value)
 
 
 def decode_usage(usage: Mapping[str, Any] | None) -> PMap[str, Any]:
@@ -203,15 +460,20 @@ def decode_usage(usage: Mapping[str, Any] | None) -> PMap[str, Any]:
     >>> decode_usage({"prompt_tokens": 16, "completion_tokens": 12, "total_tokens": 28,
     ...               "prompt_tokens_details": {"cached_tokens": 4}})["cache_read_tokens"]
     4
+    >>> decode_usage({"prompt_tokens": 1, "completion_tokens": 9,
+    ...               "completion_tokens_details": {"reasoning_tokens": 8}})["reasoning_tokens"]
+    8
     """
     if not usage:
         return make_usage()
     details = usage.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if details else None
+    out = usage.get("completion_tokens_details")
     return make_usage(
         usage.get("prompt_tokens") or 0,
         usage.get("completion_tokens") or 0,
         cache_read_tokens=cached,
+        reasoning_tokens=out.get("reasoning_tokens") or None if out else None,  # 0: not a thinker
     )
 
 
@@ -227,10 +489,34 @@ def _decode_call(call: Any, where: str) -> PMap[str, Any]:
     return make_tool_call(_text(call.get("id"), f"{where}.id") or "", name, args, **extra)
 
 
-def _answer_content(value: Any, where: str) -> Any:
-    if value is None or type(value) is str:
-        return value or ""
-    return _list(value, where)  # content parts, as some compatible servers send
+#: Where OpenAI-compatible servers put a model's reasoning: DeepSeek (and xAI, vLLM)
+#: ``reasoning_content``; Groq (``reasoning_format: parsed``), Ollama and OpenRouter
+#: ``reasoning``; Ollama's native API ``thinking``.
+REASONING_FIELDS = ("reasoning_content", "reasoning", "thinking")
+
+
+def reasoning_text(msg: Mapping[str, Any], where: str) -> str | None:
+    """Return the reasoning text a message or delta carries, or None.
+
+    >>> reasoning_text({"content": "4", "reasoning_content": "2+2"}, "message")
+    '2+2'
+    """
+    for field in REASONING_FIELDS:
+        value = msg.get(field)
+        if value:
+            return str(_text(value, f"{where}.{field}"))
+    return None
+
+
+def _answer_content(msg: Mapping[str, Any], where: str) -> Any:
+    value = msg.get("content") or ""
+    if type(value) is not str:
+        value = _list(value, f"{where}.content")  # content parts, as some compatible servers send
+    thought = reasoning_text(msg, where)
+    if thought is None:
+        return value
+    text_ = [{"type": "text", "text": value}] if type(value) is str and value else value or []
+    return [{"type": "reasoning", "text": thought}, *text_]
 
 
 def decode_chat(req: Request, body: Mapping[str, Any], provider: str = "openai") -> Request:
@@ -263,26 +549,39 @@ def _decode_chat(req: Request, body: Any, provider: str) -> Request:
             if "error" in body
             else malformed(provider, "chat completion", body, "it has no choices")
         )
-    choice = want(_list(choices, "choices")[0], Mapping, "choices[0]")
-    msg = want(choice.get("message") or {}, Mapping, "choices[0].message")
-    where = "choices[0].message.tool_calls"
+    choices = _list(choices, "choices")
+    model = _text(body.get("model"), "model") or req["model"]
+    rid = _text(body.get("id"), "id")
+    usage = decode_usage(want(body.get("usage"), (Mapping, type(None)), "usage"))
+    resp = _choice(choices[0], 0, model, rid, usage)
+    if len(choices) > 1:  # n > 1: choice 0 is the response; the others ride along, in order
+        others = [_choice(c, i, model, rid, None) for i, c in enumerate(choices) if i]
+        resp = resp.set("choices", pvector(others))
+    return req.set("response", resp)
+
+
+def _choice(choice: Any, i: int, model: str, rid: str | None, usage: Any) -> PMap[str, Any]:
+    where = f"choices[{i}]"
+    want(choice, Mapping, where)
+    msg = want(choice.get("message") or {}, Mapping, f"{where}.message")
     calls = [
-        _decode_call(c, f"{where}[{i}]")
-        for i, c in enumerate(_list(msg.get("tool_calls") or (), where))
+        _decode_call(c, f"{where}.message.tool_calls[{j}]")
+        for j, c in enumerate(_list(msg.get("tool_calls") or (), f"{where}.message.tool_calls"))
     ]
-    finish = _text(choice.get("finish_reason"), "choices[0].finish_reason")
+    finish = _text(choice.get("finish_reason"), f"{where}.finish_reason")
     reason = STOP_REASONS.get(finish or "", "end_turn")
     if calls and reason == "end_turn":
         reason = "tool_use"  # some compatible servers say "stop" after a tool call
-    resp = make_response(
-        _answer_content(msg.get("content"), "choices[0].message.content"),
-        model=_text(body.get("model"), "model") or req["model"],
-        id=_text(body.get("id"), "id"),
-        stop_reason=reason,
-        usage=decode_usage(want(body.get("usage"), (Mapping, type(None)), "usage")),
+    refusal = _text(msg.get("refusal"), f"{where}.message.refusal") or None
+    return make_response(
+        _answer_content(msg, f"{where}.message"),
+        model=model,
+        id=rid,
+        stop_reason="refusal" if refusal is not None else reason,
+        usage=usage,
         tool_calls=calls,
+        refusal=refusal,
     )
-    return req.set("response", resp)
 
 
 class StreamState(NamedTuple):
@@ -295,6 +594,9 @@ class StreamState(NamedTuple):
     usage: PMap[str, Any] | None = None
     done: bool = False
     had_calls: bool = False
+    refused: bool = False
+    #: n > 1: each other choice's own state and events, by index (they never reach choice 0's)
+    others: PMap[int, tuple[StreamState, PVector[Event]]] | None = None
 
 
 def stream_start(provider: str = "openai") -> StreamState:
@@ -324,6 +626,8 @@ def stream_steps(state: StreamState, sses: Any) -> tuple[StreamState, list[Event
 
     The same as :func:`stream_step` over each in turn; the loop is here, not in the caller, so
     the bulk of every stream (a plain text delta) costs one dictionary walk and one event.
+    Only choice 0 makes events; with ``n > 1`` the other choices are gathered apart and come
+    as responses in the ``message_end`` event's ``choices``.
 
     >>> first, hi = '{"choices": [{"delta": {}}]}', '{"choices": [{"delta": {"content": "Hi"}}]}'
     >>> s, ev = stream_steps(stream_start(), [SSE("message", d) for d in (first, hi, "[DONE]")])
@@ -345,15 +649,15 @@ def stream_steps(state: StreamState, sses: Any) -> tuple[StreamState, list[Event
                 chunk = decode_event(state.provider, data)  # raises the right error
             choices = chunk.get("choices")
             if state.started and choices and len(choices) == 1 and "usage" not in chunk:
-                choice = choices[0]  # fast path: a plain text delta
+                choice = choices[0]  # fast path: a plain text delta of choice 0
                 delta = choice.get("delta")
-                if delta and not choice.get("finish_reason") and "tool_calls" not in delta:
+                if delta and not choice.get("finish_reason") and not choice.get("index"):
                     piece = delta.get("content")
-                    if piece:
+                    if piece and (len(delta) == 1 or _plain(delta)):
                         if type(piece) is not str:
                             raise ShapeError(f"the delta's content is {kind(piece)}, not text")
                         out.append(Event(type="content_delta", text=piece))
-                    continue
+                        continue
             state, events = _chunk_step(state, chunk)
             out += events
     except ConduitError:
@@ -363,55 +667,96 @@ def stream_steps(state: StreamState, sses: Any) -> tuple[StreamState, list[Event
     return state, out
 
 
+def _plain(delta: Mapping[str, Any]) -> bool:
+    """True when a delta that has text carries nothing else (no tool calls, no reasoning)."""
+    return "tool_calls" not in delta and not any(delta.get(f) for f in REASONING_FIELDS)
+
+
 def _chunk_step(state: StreamState, chunk: Any) -> tuple[StreamState, list[Event]]:
     want(chunk, Mapping, "the event")
     if "error" in chunk:
         raise error_from_response(state.provider, None, {}, chunk)
     events: list[Event] = []
+    model, id_ = _text(chunk.get("model"), "model"), _text(chunk.get("id"), "id")
     if not state.started:
-        model, id_ = _text(chunk.get("model"), "model"), _text(chunk.get("id"), "id")
         events.append(event("message_start", model=model, id=id_))
         state = state._replace(started=True)
     usage = chunk.get("usage") or (want(chunk.get("x_groq") or {}, Mapping, "x_groq")).get("usage")
     if usage:
         state = state._replace(usage=decode_usage(want(usage, Mapping, "usage")))
     for i, choice in enumerate(_list(chunk.get("choices") or (), "choices")):
-        want(choice, Mapping, f"choices[{i}]")
-        delta = want(choice.get("delta") or {}, Mapping, f"choices[{i}].delta")
-        piece = _text(delta.get("content"), f"choices[{i}].delta.content")
-        if piece:
-            events.append(event("content_delta", text=piece))
-        where = f"choices[{i}].delta.tool_calls"
-        for j, call in enumerate(_list(delta.get("tool_calls") or (), where)):
-            want(call, Mapping, f"{where}[{j}]")
-            index = call.get("index", 0)
-            if type(index) is not int:
-                raise ShapeError(f"{where}[{j}].index is {kind(index)}, not an integer")
-            fn = want(call.get("function") or {}, Mapping, f"{where}[{j}].function")
-            if index not in state.open_calls:
-                events.append(
-                    event(
-                        "tool_call_start",
-                        index=index,
-                        id=_text(call.get("id"), f"{where}[{j}].id") or "",
-                        name=_text(fn.get("name"), f"{where}[{j}].function.name") or "",
-                    )
-                )
-                state = state._replace(open_calls=(*state.open_calls, index), had_calls=True)
-            args = fn.get("arguments")
-            if args:
-                if not isinstance(args, str):
-                    args = json.dumps(want(args, Mapping, f"{where}[{j}].function.arguments"))
-                events.append(event("tool_call_delta", index=index, arguments_delta=args))
-        reason = _text(choice.get("finish_reason"), f"choices[{i}].finish_reason")
-        if reason:
-            state, ends = _close(state)
-            events.extend(ends)
-            mapped = STOP_REASONS.get(reason, "end_turn")
-            if mapped == "end_turn" and state.had_calls:
-                mapped = "tool_use"  # Ollama ends a streamed tool call with "stop"
-            state = state._replace(stop_reason=mapped)
+        where = f"choices[{i}]"
+        want(choice, Mapping, where)
+        index = choice.get("index", i)
+        if type(index) is not int:
+            raise ShapeError(f"{where}.index is {kind(index)}, not an integer")
+        if index == 0:
+            state, more = _choice_step(state, choice, where)
+            events += more
+            continue
+        others = state.others or pmap()
+        sub, seen = others[index] if index in others else _other_start(state, model, id_)
+        sub, more = _choice_step(sub, choice, where)
+        state = state._replace(others=others.set(index, (sub, seen.extend(more))))
     return state, events
+
+
+def _other_start(state: StreamState, model: str | None, id_: str | None) -> Any:
+    return StreamState(state.provider, started=True), pvector(
+        [event("message_start", model=model, id=id_)]
+    )
+
+
+def _choice_step(state: StreamState, choice: Any, where: str) -> tuple[StreamState, list[Event]]:
+    events: list[Event] = []
+    delta = want(choice.get("delta") or {}, Mapping, f"{where}.delta")
+    thought = reasoning_text(delta, f"{where}.delta")
+    if thought:
+        events.append(event("reasoning_delta", text=thought))
+    piece = _text(delta.get("content"), f"{where}.delta.content")
+    if piece:
+        events.append(event("content_delta", text=piece))
+    refusal = _text(delta.get("refusal"), f"{where}.delta.refusal")
+    if refusal:
+        events.append(event("refusal_delta", text=refusal))
+        state = state._replace(refused=True)
+    where = f"{where}.delta.tool_calls"
+    for j, call in enumerate(_list(delta.get("tool_calls") or (), where)):
+        want(call, Mapping, f"{where}[{j}]")
+        index = call.get("index", 0)
+        if type(index) is not int:
+            raise ShapeError(f"{where}[{j}].index is {kind(index)}, not an integer")
+        fn = want(call.get("function") or {}, Mapping, f"{where}[{j}].function")
+        if index not in state.open_calls:
+            events.append(
+                event(
+                    "tool_call_start",
+                    index=index,
+                    id=_text(call.get("id"), f"{where}[{j}].id") or "",
+                    name=_text(fn.get("name"), f"{where}[{j}].function.name") or "",
+                )
+            )
+            state = state._replace(open_calls=(*state.open_calls, index), had_calls=True)
+        args = fn.get("arguments")
+        if args:
+            if not isinstance(args, str):
+                args = json.dumps(want(args, Mapping, f"{where}[{j}].function.arguments"))
+            events.append(event("tool_call_delta", index=index, arguments_delta=args))
+    reason = _text(choice.get("finish_reason"), f"{where}.finish_reason")
+    if reason:
+        state, ends = _close(state)
+        events.extend(ends)
+        mapped = STOP_REASONS.get(reason, "end_turn")
+        if mapped == "end_turn" and state.had_calls:
+            mapped = "tool_use"  # Ollama ends a streamed tool call with "stop"
+        state = state._replace(stop_reason="refusal" if state.refused else mapped)
+    return state, events
+
+
+def _ending(state: StreamState) -> list[Event]:
+    state, ends = _close(state)
+    stop = state.stop_reason or ("refusal" if state.refused else "end_turn")
+    return [*ends, event("message_end", stop_reason=stop, usage=state.usage or make_usage())]
 
 
 def stream_end(state: StreamState) -> list[Event]:
@@ -424,13 +769,13 @@ def stream_end(state: StreamState) -> list[Event]:
             "the connection was probably cut: retry the call",
             data={"provider": state.provider},
         )
-    state, ends = _close(state)
-    end = event(
-        "message_end",
-        stop_reason=state.stop_reason or "end_turn",
-        usage=state.usage or make_usage(),
-    )
-    return [*ends, end]
+    events = _ending(state)
+    if state.others:
+        choices = [
+            collect([*seen, *_ending(sub)]) for _, (sub, seen) in sorted(state.others.items())
+        ]
+        events[-1] = Event({**events[-1], "choices": pvector(choices)})
+    return events
 
 
 def encode_embeddings(req: Request) -> dict[str, Any]:
@@ -515,7 +860,7 @@ def compatible(
         base_url_env=base_url_env,
         path="/chat/completions",
         env_key=env_key,
-        encode=encode_chat,
+        encode=encoder(name),
         decode=decode_chat,
         stream_start=stream_start,
         stream_steps=stream_steps,
@@ -525,6 +870,25 @@ def compatible(
         encode_embed=encode_embeddings,
         decode_embed=decode_embeddings,
     )
+
+
+def encoder(provider: str) -> Callable[[Request, bool], dict[str, Any]]:
+    """Return ``encode_chat`` for *provider* (its dialect: reasoning replay, what it accepts).
+
+    >>> import conduit as c
+    >>> pdf = {"type": "document", "source": {"type": "base64", "data": "JVBE",
+    ...                                       "media_type": "application/pdf"}}
+    >>> encoder("groq")(c.request("m", [c.user("x", pdf)]), False)
+    Traceback (most recent call last):
+    conduit.errors.ValidationError: groq cannot take a 'document' block (PDF) in chat messages; \
+send it to a provider that can (openai, anthropic), or pass its text instead
+    """
+
+    def encode(req: Request, stream: bool = False) -> dict[str, Any]:
+        return encode_chat(req, stream, provider)
+
+    encode.__name__ = encode.__qualname__ = f"encode_chat_{provider}"
+    return encode
 
 
 def from_registry(name: str) -> _http.Provider:

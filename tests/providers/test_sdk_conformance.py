@@ -437,3 +437,133 @@ def test_openai_embeddings_decode_like_the_sdk():
     assert [d.index for d in theirs.data] == [0, 1]
     assert ours.vectors.tolist() == [d.embedding for d in theirs.data]
     assert ours.usage["input_tokens"] == theirs.usage.prompt_tokens
+
+
+# --- OpenAI: reasoning models, strict schemas, documents and audio (issue 15) -----------------
+
+CITY_CLOSED = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "country": {"type": "string"}},
+    "required": ["name", "country"],
+    "additionalProperties": False,
+}
+WEATHER_CLOSED = {**WEATHER, "parameters": {**WEATHER["parameters"], "additionalProperties": False}}
+PDF_BODY = json.loads(raw("openai/request_file_pdf.json"))
+AUDIO_BODY = json.loads(raw("openai/request_input_audio.json"))
+
+
+def _pdf_messages():
+    parts = PDF_BODY["messages"][0]["content"]
+    data = parts[1]["file"]["file_data"].split(",", 1)[1]
+    return [c.user(parts[0]["text"], c.document_base64(data))]
+
+
+def _audio_messages():
+    parts = AUDIO_BODY["messages"][0]["content"]
+    return [c.user(parts[0]["text"], c.input_audio(parts[1]["input_audio"]["data"], "mp3"))]
+
+
+OPENAI_ISSUE_15_CASES = {
+    # case: (model, Conduit messages, SDK keywords, Conduit options)
+    "reasoning_effort_o_series": (
+        "o3-mini",
+        [c.user("Think hard")],
+        {
+            "messages": [{"role": "user", "content": "Think hard"}],
+            "reasoning_effort": "high",
+            "max_completion_tokens": 100,
+        },
+        {"reasoning_effort": "high", "max_tokens": 100},
+    ),
+    "max_completion_tokens_gpt_5": (
+        "gpt-5-mini",
+        [c.user("Hi")],
+        {"messages": [{"role": "user", "content": "Hi"}], "max_completion_tokens": 50},
+        {"max_tokens": 50},
+    ),
+    "strict_json_schema": (
+        "gpt-4o-mini",
+        [c.user("Give me a city")],
+        {
+            "messages": [{"role": "user", "content": "Give me a city"}],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "city", "schema": CITY_CLOSED, "strict": True},
+            },
+        },
+        {
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "city", "schema": CITY_CLOSED},
+            }
+        },
+    ),
+    "strict_tools": (
+        "gpt-4o-mini",
+        [c.user("Weather in Paris?")],
+        {
+            "messages": [{"role": "user", "content": "Weather in Paris?"}],
+            "tools": [{"type": "function", "function": {**WEATHER_CLOSED, "strict": True}}],
+        },
+        {"tools": [WEATHER_CLOSED]},
+    ),
+    "strict_tool_opted_out": (
+        "gpt-4o-mini",
+        [c.user("Weather in Paris?")],
+        {
+            "messages": [{"role": "user", "content": "Weather in Paris?"}],
+            "tools": [{"type": "function", "function": {**WEATHER_CLOSED, "strict": False}}],
+        },
+        {"tools": [{**WEATHER_CLOSED, "strict": False}]},
+    ),
+    "file_pdf": (
+        PDF_BODY["model"],
+        _pdf_messages(),
+        {"messages": PDF_BODY["messages"]},
+        {},
+    ),
+    "input_audio": (
+        AUDIO_BODY["model"],
+        _audio_messages(),
+        {"messages": AUDIO_BODY["messages"]},
+        {},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OPENAI_ISSUE_15_CASES))
+@respx.mock
+def test_openai_issue_15_bodies_match_the_sdk(case):
+    model, messages, sdk_kwargs, conduit_opts = OPENAI_ISSUE_15_CASES[case]
+    route = respx.post(OPENAI_URL).mock(
+        return_value=httpx.Response(200, content=raw("openai/chat_text.json"))
+    )
+    http, seen = _sdk_client("openai/chat_text.json")
+    sdk = openai_sdk.OpenAI(api_key=KEY, max_retries=0, http_client=http)
+    sdk.chat.completions.create(model=model, **sdk_kwargs)
+    c.openai_call(c.request(model, messages, api_key=KEY, **conduit_opts))
+    assert _conduit_body(route) == json.loads(seen[0].content)
+
+
+def test_openai_recorded_document_and_audio_bodies_are_the_sdks():
+    """The recorded file and input_audio requests are what the SDK sends for them, unchanged."""
+    for body in (PDF_BODY, AUDIO_BODY):
+        http, seen = _sdk_client("openai/chat_text.json")
+        sdk = openai_sdk.OpenAI(api_key=KEY, max_retries=0, http_client=http)
+        sdk.chat.completions.create(**body)
+        assert json.loads(seen[0].content) == body
+
+
+@respx.mock
+def test_openai_decodes_refusals_and_reasoning_tokens_like_the_sdk():
+    for name in ("openai/chat_refusal.json", "openai/chat_reasoning_tokens.json"):
+        http, _ = _sdk_client(name)
+        sdk = openai_sdk.OpenAI(api_key=KEY, max_retries=0, http_client=http)
+        theirs = sdk.chat.completions.create(
+            model="gpt-5", messages=[{"role": "user", "content": "x"}]
+        )
+        respx.post(OPENAI_URL).mock(return_value=httpx.Response(200, content=raw(name)))
+        ours = c.openai_call(c.request("gpt-5", "x", api_key=KEY))["response"]
+        assert ours.get("refusal") == theirs.choices[0].message.refusal
+        details = theirs.usage.completion_tokens_details
+        assert ours["usage"].get("reasoning_tokens") == (details.reasoning_tokens or None)
