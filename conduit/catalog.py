@@ -317,7 +317,7 @@ def drop_unsupported(model: str, options: Mapping[str, Any]) -> Mapping[str, Any
     0.2
     """
     info = lookup(model)
-    refused = [k for k in options if info is not None and k in info.unsupported_options]
+    refused = sorted(k for k in options if info is not None and k in info.unsupported_options)
     if not refused:
         return options
     log.warning(
