@@ -38,6 +38,7 @@ __all__ = [
     "models",
     "register_model",
     "wire_options",
+    "entry_for",
 ]
 
 log = logging.getLogger("conduit")
@@ -192,6 +193,8 @@ def _merge(base: ModelInfo, entry: Mapping[str, Any]) -> ModelInfo:
 _lock = threading.Lock()
 _added: list[Mapping[str, Any] | ModelInfo] = []  # register_model's entries, in order
 _table: tuple[ModelInfo, ...] | None = None
+_found: dict[str, ModelInfo | None] = {}  # lookup's answers for the table _found_in
+_found_in: tuple[ModelInfo, ...] | None = None
 
 
 def _read(path: Any) -> list[Any]:
@@ -287,13 +290,40 @@ def lookup(model: str) -> ModelInfo | None:
     >>> lookup("my-finetune") is None
     True
     """
+    global _found, _found_in
+    table = _table if _table is not None else models()
+    if _found_in is table and model in _found:  # codecs ask on every call: answers are kept
+        return _found[model]
+    found = _search(model, table)
+    with _lock:
+        if _found_in is not table or len(_found) >= 4096:
+            _found, _found_in = {}, table
+        _found[model] = found
+    return found
+
+
+def _search(model: str, table: tuple[ModelInfo, ...]) -> ModelInfo | None:
     try:
         info, name = split_model(model)
     except ValidationError:
         return None
-    table = models()
     own = [m for m in table if m.provider == info.name] if ":" in model else []
     return (_matches(name, own) if own else None) or _matches(name, table)
+
+
+def entry_for(provider: str, model: str) -> ModelInfo | None:
+    """Return *provider*'s own catalog entry for *model* (a bare name), or None.
+
+    Codecs ask this, not :func:`lookup`, so a model another provider also serves is mapped
+    only by the entry of the provider the request goes to.
+
+    >>> entry_for("openai", "o3-2025-04-16").max_tokens_param
+    'max_completion_tokens'
+    >>> entry_for("groq", "o3") is None
+    True
+    """
+    info = lookup(f"{provider}:{model}")
+    return info if info is not None and info.provider == provider else None
 
 
 def context_window(model: str) -> int | None:
@@ -308,8 +338,12 @@ def context_window(model: str) -> int | None:
     return None if info is None else info.context_window
 
 
+_warned: set[tuple[str, ...]] = set()  # what drop_unsupported has said
+
+
 def drop_unsupported(model: str, options: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Return *options* without those *model* refuses, logging one warning that names them.
+    """Return *options* without those *model* refuses, logging a warning that names them
+    (once per model and set of names in a process, so a loop of calls warns once).
 
     >>> drop_unsupported("o3", {"temperature": 0.2, "seed": 1}) == {"seed": 1}
     True
@@ -320,11 +354,14 @@ def drop_unsupported(model: str, options: Mapping[str, Any]) -> Mapping[str, Any
     refused = sorted(k for k in options if info is not None and k in info.unsupported_options)
     if not refused:
         return options
-    log.warning(
-        "%s does not accept %s: left out of the request (conduit.catalog)",
-        model,
-        ", ".join(refused),
-    )
+    said = (model, *refused)
+    if said not in _warned:
+        _warned.add(said)
+        log.warning(
+            "%s does not accept %s: left out of the request (conduit.catalog)",
+            model,
+            ", ".join(refused),
+        )
     if isinstance(options, PMap):
         return options.discard(refused[0]) if len(refused) == 1 else _without(options, refused)
     return {k: v for k, v in options.items() if k not in refused}

@@ -96,7 +96,8 @@ def collect(events: Iterable[Mapping[str, Any]]) -> PMap[str, Any]:
     ``reasoning_delta`` events build ``reasoning`` blocks: their texts join, a ``signature``
     ends the block it signs, a ``redacted`` one is a block of its own. With reasoning present
     the content is a sequence of blocks in the order they arrived (reasoning, then the text it
-    led to); without, it is the text. ``refusal_delta`` texts join into ``"refusal"``.
+    led to); without, it is the text. ``refusal_delta`` texts join into ``"refusal"``. The
+    other choices of an ``n > 1`` stream, carried by ``message_end``, become ``"choices"``.
 
     >>> events = [{"type": "message_start", "model": "m", "id": "r1"},
     ...           {"type": "content_delta", "text": "Hel"}, {"type": "content_delta", "text": "lo"},
@@ -111,7 +112,7 @@ def collect(events: Iterable[Mapping[str, Any]]) -> PMap[str, Any]:
     >>> [(b["type"], b["text"]) for b in r["content"]], r["content"][0]["signature"]
     ([('reasoning', 'Hmm, 4.'), ('text', '4')], 'sig')
     """
-    model, rid, stop_reason, usage = "", None, None, None
+    model, rid, stop_reason, usage, choices = "", None, None, None, None
     text_parts: list[str] = []
     calls: dict[int, dict[str, Any]] = {}
     blocks: _Blocks | None = None
@@ -137,6 +138,7 @@ def collect(events: Iterable[Mapping[str, Any]]) -> PMap[str, Any]:
             rid = e.get("id") if e.get("id") is not None else rid
         elif kind == "message_end":
             stop_reason, usage = e.get("stop_reason"), e.get("usage")
+            choices = e.get("choices")
         elif kind == "refusal_delta":
             refusal = refusal or []
             refusal.append(e.get("text") or "")
@@ -144,6 +146,7 @@ def collect(events: Iterable[Mapping[str, Any]]) -> PMap[str, Any]:
     if blocks is not None:
         blocks.text(text_parts)
         content = pvector(blocks.blocks)
+    extra = {"choices": freeze(choices)} if choices else {}
     return make_response(
         content,
         model=model,
@@ -152,6 +155,7 @@ def collect(events: Iterable[Mapping[str, Any]]) -> PMap[str, Any]:
         usage=usage if usage is not None else make_usage(),
         tool_calls=[_tool_call(calls[i]) for i in sorted(calls)],
         refusal="".join(refusal) if refusal is not None else None,
+        **extra,
     )
 
 
@@ -215,8 +219,10 @@ def response_events(response: Mapping[str, Any]) -> Iterator[Event]:
         yield event("tool_call_end", index=i)
     if response.get("refusal") is not None:
         yield event("refusal_delta", text=response["refusal"])
+    others = {"choices": response["choices"]} if response.get("choices") else {}
     yield event(
         "message_end",
         stop_reason=response.get("stop_reason") or "end_turn",
         usage=freeze(response.get("usage") or make_usage()),
+        **others,
     )

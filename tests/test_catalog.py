@@ -200,7 +200,8 @@ def test_bad_entries_are_refused_where_they_are_made(own_catalog):
     assert catalog.lookup("x") is None
 
 
-def test_parameter_mapping_for_reasoning_models(caplog):
+def test_parameter_mapping_for_reasoning_models(caplog, monkeypatch):
+    monkeypatch.setattr(catalog, "_warned", set())
     with caplog.at_level(logging.WARNING, logger="conduit"):
         options = catalog.wire_options(
             "openai:o4-mini-2025-04-16", pmap({"max_tokens": 100, "temperature": 0.3, "top_p": 1})

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 from pyrsistent import PMap, pmap
 
+from conduit import catalog
 from conduit._data import thaw
 from conduit._event import Event, event
 from conduit._types import Request
@@ -277,6 +278,9 @@ def encode_chat(req: Request, stream: bool = False) -> dict[str, Any]:
     if req.get("tools"):
         body["tools"] = encode_tools(req["tools"])
     options = dict(req["options"])
+    info = catalog.entry_for("anthropic", req["model"]) if options else None
+    if info is not None and info.unsupported_options:  # e.g. sampling options on newer models
+        options = dict(catalog.drop_unsupported(f"anthropic:{req['model']}", options))
     body["max_tokens"] = options.pop("max_tokens", None) or _default_max_tokens(options)
     parallel = options.pop("parallel_tool_calls", None)
     answer_tool = None

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import attrs
 from pyrsistent import PMap, PVector, pmap, pvector
 
+from conduit import catalog
 from conduit._data import freeze_map, peek, thaw
 from conduit._event import Event, event
 from conduit._types import Request
@@ -369,8 +370,8 @@ def encode_tool_choice(choice: Any) -> Any:
     return thaw(choice)
 
 
-#: Models that take ``max_completion_tokens`` and refuse ``max_tokens`` (o-series, gpt-5).
-#: A stand-in for the model catalog's parameter mapping, which can replace this predicate.
+#: Models that take ``max_completion_tokens`` and refuse ``max_tokens`` (o-series, gpt-5), for
+#: names the model catalog does not know (a catalog entry's ``max_tokens_param`` wins).
 _COMPLETION_TOKENS = re.compile(r"(?:ft:)?(?:o\d|gpt-5)")
 
 
@@ -382,6 +383,9 @@ def takes_max_completion_tokens(model: str) -> bool:
     >>> takes_max_completion_tokens("gpt-4o")
     False
     """
+    info = catalog.entry_for("openai", model)
+    if info is not None:
+        return info.max_tokens_param == "max_completion_tokens"
     return _COMPLETION_TOKENS.match(model) is not None
 
 
@@ -427,6 +431,10 @@ def encode_chat(req: Request, stream: bool = False, provider: str | None = None)
     if tools:
         body["tools"] = encode_tools(tools, strict=dialect.official)
     options = req["options"]
+    if options and provider is not None and (dialect.official or provider != "openai"):
+        info = catalog.entry_for(provider, req["model"])  # its own server's model, not a proxy's
+        if info is not None and info.unsupported_options:
+            options = catalog.drop_unsupported(f"{provider}:{req['model']}", options)
     for key, value in options.items() if options else ():
         if key in _SPECIAL:
             key, value = _special(key, value, req, dialect)

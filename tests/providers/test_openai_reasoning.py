@@ -158,6 +158,7 @@ def test_an_n3_stream_collects_to_choice_0_only():
     events = decode_stream(openai, "openai/stream_n3.sse", "openai")
     assert "".join(e["text"] for e in events if e["type"] == "content_delta") == N3_TEXTS[0]
     assert collect(events)["content"] == N3_TEXTS[0]
+    assert collect(events)["choices"] == events[-1]["choices"]
     others = events[-1]["choices"]
     assert [r["content"] for r in others] == N3_TEXTS[1:]
     assert all(r["stop_reason"] == "end_turn" for r in others)
@@ -182,7 +183,8 @@ def test_calls_and_streams_agree_on_every_choice():
     streamed = collect(events)
     assert call["content"] == streamed["content"] == N3_TEXTS[0]
     assert [r["content"] for r in call["choices"]] == N3_TEXTS[1:]
-    assert list(call["choices"]) == list(events[-1]["choices"])
+    assert list(call["choices"]) == list(events[-1]["choices"]) == list(streamed["choices"])
+    assert collect(response_events(call)) == call  # a replayed n=3 answer keeps its choices
     assert call["usage"]["total_tokens"] == 121  # the call's usage, on choice 0's response
     assert all(r["usage"]["total_tokens"] == 0 for r in call["choices"])
 
@@ -346,6 +348,50 @@ def test_max_completion_tokens_given_wins_and_other_services_keep_max_tokens():
     assert groq.GROQ.encode(c.request("o3", "hi", max_tokens=64), False)["max_tokens"] == 64
     other = c.request("o3", "hi", max_tokens=64, base_url="http://localhost:8000/v1")
     assert openai.OPENAI.encode(other, False)["max_tokens"] == 64
+
+
+def test_the_catalog_decides_the_parameter_mapping(monkeypatch, caplog):
+    from conduit import catalog
+
+    monkeypatch.setattr(catalog, "_added", [])
+    monkeypatch.setattr(catalog, "_table", None)
+    monkeypatch.setattr(catalog, "_warned", set())
+    plain = c.request("my-reasoner", "hi", max_tokens=64, temperature=0.5)
+    assert openai.OPENAI.encode(plain, False)["max_tokens"] == 64  # unknown: the name decides
+    c.register_model(
+        {
+            "provider": "openai",
+            "id": "my-reasoner",
+            "max_tokens_param": "max_completion_tokens",
+            "unsupported_options": ["temperature"],
+        }
+    )
+    with caplog.at_level("WARNING", logger="conduit"):
+        for _ in range(3):
+            body = openai.OPENAI.encode(plain, False)
+            assert body["max_completion_tokens"] == 64
+            assert "temperature" not in body and "max_tokens" not in body
+    assert [r.getMessage() for r in caplog.records] == [
+        "openai:my-reasoner does not accept temperature: left out of the request (conduit.catalog)"
+    ]  # said once, not on every call
+    local = plain.set("base_url", "http://localhost:8000/v1")  # someone else's "my-reasoner"
+    assert openai.OPENAI.encode(local, False)["temperature"] == 0.5
+    c.register_model({"provider": "openai", "id": "o3", "max_tokens_param": "max_tokens"})
+    assert openai.OPENAI.encode(c.request("o3", "hi", max_tokens=9), False)["max_tokens"] == 9
+
+
+def test_catalog_refused_options_are_left_out_on_every_wire(caplog):
+    from conduit.providers import anthropic, grok
+
+    sonnet = c.request("claude-sonnet-5", "hi", temperature=0.2, top_k=3, stop="x")
+    body = anthropic.encode_chat(sonnet)
+    assert "temperature" not in body and "top_k" not in body and body["stop_sequences"] == ["x"]
+    assert anthropic.encode_chat(sonnet.set("model", "claude-haiku-4-5"))["temperature"] == 0.2
+    grok4 = grok.GROK.encode(c.request("grok-4", "hi", presence_penalty=1, seed=3), False)
+    assert "presence_penalty" not in grok4 and grok4["seed"] == 3
+    o3 = c.request("o3", "hi", temperature=0.2)
+    assert "temperature" not in openai.OPENAI.encode(o3, False)
+    assert o3["options"]["temperature"] == 0.2  # the request keeps what the caller asked
 
 
 # --- strict schemas ---------------------------------------------------------------------------
