@@ -19,7 +19,15 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import attrs
 
-__all__ = ["check_schema", "convert", "describe", "parse_docstring", "schema_of", "validate"]
+__all__ = [
+    "check_schema",
+    "convert",
+    "describe",
+    "is_strict_schema",
+    "parse_docstring",
+    "schema_of",
+    "validate",
+]
 
 _SCALARS: dict[Any, dict[str, Any]] = {
     str: {"type": "string"},
@@ -522,3 +530,58 @@ def _plain_json(value: Any) -> Any:
     from conduit._data import thaw
 
     return thaw(value)
+
+
+# -- strict mode (OpenAI structured outputs) ---------------------------------------------------
+
+#: Keywords OpenAI's strict mode does not support (its structured-outputs guide): a schema
+#: using one is sent without ``strict`` rather than refused.
+_NOT_STRICT = frozenset(
+    (
+        "allOf", "not", "if", "then", "else", "dependentRequired", "dependentSchemas",
+        "patternProperties", "unevaluatedProperties", "propertyNames", "minProperties",
+        "maxProperties", "unevaluatedItems", "contains", "minContains", "maxContains",
+        "uniqueItems", "prefixItems",
+    )
+)  # fmt: skip
+
+
+def is_strict_schema(schema: Any) -> bool:
+    """Return True when *schema* qualifies for OpenAI's strict mode.
+
+    An object at the root, every object in it closed (``additionalProperties: false``) with
+    all its properties required, and no keyword strict mode leaves out (``allOf``,
+    ``patternProperties``, ``uniqueItems``, ...).
+
+    >>> is_strict_schema({"type": "object", "properties": {"a": {"type": "string"}},
+    ...                   "required": ["a"], "additionalProperties": False})
+    True
+    >>> is_strict_schema({"type": "object", "properties": {"a": {"type": "string"}},
+    ...                   "additionalProperties": False})
+    False
+    """
+    return isinstance(schema, Mapping) and schema.get("type") == "object" and _closed(schema)
+
+
+def _closed(schema: Any) -> bool:
+    if isinstance(schema, Sequence) and not isinstance(schema, str):
+        return all(_closed(s) for s in schema)
+    if not isinstance(schema, Mapping):
+        return True
+    if not _NOT_STRICT.isdisjoint(schema):
+        return False
+    if schema.get("type") == "object" or "properties" in schema:
+        props = schema.get("properties") or {}
+        if schema.get("additionalProperties") is not False:
+            return False
+        if set(schema.get("required") or ()) != set(props):
+            return False
+        if not all(_closed(p) for p in props.values()):
+            return False
+    for key in ("items", "anyOf", "oneOf"):
+        if key in schema and not _closed(schema[key]):
+            return False
+    for key in ("$defs", "definitions"):
+        if key in schema and not all(_closed(s) for s in schema[key].values()):
+            return False
+    return True

@@ -25,7 +25,14 @@ from conduit._types import Flow, Handler, Request
 from conduit.errors import ValidationError
 from conduit.middleware import Middleware
 from conduit.request import content, reply, request, system, tool_calls, tool_result, user
-from conduit.schema import _is_record, check_schema, convert, schema_of, validate
+from conduit.schema import (
+    _is_record,
+    check_schema,
+    convert,
+    is_strict_schema,
+    schema_of,
+    validate,
+)
 
 __all__ = ["classify", "extract", "parse_json", "schema_flow", "with_schema"]
 
@@ -82,9 +89,13 @@ def schema_flow(
     name: str,
     build: Callable[[Any], Any],
     max_retries: int = 2,
+    strict: bool | None = None,
 ) -> Flow:
     """Ask for JSON matching *schema*; validate it; retry with the errors fed back."""
-    fmt = {"type": "json_schema", "json_schema": {"name": _safe(name), "schema": schema}}
+    spec: dict[str, Any] = {"name": _safe(name), "schema": schema}
+    if strict is not None:
+        spec["strict"] = strict
+    fmt = {"type": "json_schema", "json_schema": spec}
     sent = req.set("options", req["options"].set("response_format", freeze(fmt)))
     problems: list[str] = []
     text = ""
@@ -139,12 +150,31 @@ _NEEDS = (
 )
 
 
-def _build_middleware(*, schema: Any = None, max_retries: int = 2) -> Middleware:
+def _build_middleware(
+    *, schema: Any = None, max_retries: int = 2, strict: bool | None = None
+) -> Middleware:
     if schema is None:
         raise ValidationError(_NEEDS)
     json_schema, name, build = _spec(schema)
     retries = number("with_schema", "max_retries", max_retries, whole=True, zero=True)
-    options = {"schema": json_schema, "name": name, "build": build, "max_retries": retries}
+    if strict not in (None, True, False):
+        raise ValidationError(
+            f"with_schema strict= is True, False or None (decide by the schema), not {strict!r:.40}"
+        )
+    if strict and not is_strict_schema(json_schema):
+        raise ValidationError(
+            f"with_schema(strict=True): the schema of {name} does not qualify for strict mode, "
+            "which needs every object closed (additionalProperties: false) with all its "
+            "properties required, and no allOf, not, patternProperties and the like; give the "
+            "fields no defaults, or leave strict unset to send it unstrict"
+        )
+    options = {
+        "schema": json_schema,
+        "name": name,
+        "build": build,
+        "max_retries": retries,
+        "strict": strict,
+    }
     return Middleware(flow=schema_flow, name="schema", options=freeze_map(options))
 
 
@@ -157,8 +187,12 @@ def with_schema(schema: Any = None, /, **options: Any) -> Any:
     """Return a transform asking for output matching *schema*; the value lands at ``ctx["parsed"]``.
 
     The JSON Schema is derived from *schema* once, here; an answer that does not match it is
-    sent back with what was wrong up to ``max_retries`` times (default 2; 0 for none). There is
-    no bare form: ``pipe(req, c.with_schema, ...)`` raises ``ValidationError`` asking for one.
+    sent back with what was wrong up to ``max_retries`` times (default 2; 0 for none).
+
+    ``strict`` decides OpenAI's strict mode: unset, the schema is sent strict when it qualifies
+    (every object closed, every property required); ``strict=False`` never; ``strict=True``
+    always, and a schema that does not qualify is refused here. There is no bare form:
+    ``pipe(req, c.with_schema, ...)`` raises ``ValidationError`` asking for one.
 
     >>> import attrs
     >>> import conduit as c

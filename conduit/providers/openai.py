@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -36,6 +36,7 @@ from conduit.errors import want_list as _list
 from conduit.errors import want_text as _text
 from conduit.registry import lookup
 from conduit.response import make_response, make_tool_call, make_usage
+from conduit.schema import is_strict_schema
 from conduit.sse import SSE
 from conduit.streams import collect, parse_arguments
 
@@ -270,59 +271,6 @@ def _dialect(provider: str | None, req: Request) -> tuple[Dialect, dict[int, Any
         dialect = _GENERIC if provider is None else dialect_for(provider, req)
         hit = _DIALECTS[key] = (dialect, _ENCODED.setdefault(dialect, {}))
     return hit
-
-
-#: Keywords OpenAI's strict mode does not support (its structured-outputs guide): a schema
-#: using one is sent without ``strict`` rather than refused.
-_NOT_STRICT = frozenset(
-    (
-        "allOf", "not", "if", "then", "else", "dependentRequired", "dependentSchemas",
-        "patternProperties", "unevaluatedProperties", "propertyNames", "minProperties",
-        "maxProperties", "unevaluatedItems", "contains", "minContains", "maxContains",
-        "uniqueItems", "prefixItems",
-    )
-)  # fmt: skip
-
-
-def is_strict_schema(schema: Any) -> bool:
-    """Return True when *schema* qualifies for OpenAI's strict mode.
-
-    An object at the root, every object in it closed (``additionalProperties: false``) with
-    all its properties required, and no keyword strict mode leaves out (``allOf``,
-    ``patternProperties``, ``uniqueItems``, ...).
-
-    >>> is_strict_schema({"type": "object", "properties": {"a": {"type": "string"}},
-    ...                   "required": ["a"], "additionalProperties": False})
-    True
-    >>> is_strict_schema({"type": "object", "properties": {"a": {"type": "string"}},
-    ...                   "additionalProperties": False})
-    False
-    """
-    return isinstance(schema, Mapping) and schema.get("type") == "object" and _closed(schema)
-
-
-def _closed(schema: Any) -> bool:
-    if isinstance(schema, Sequence) and not isinstance(schema, str):
-        return all(_closed(s) for s in schema)
-    if not isinstance(schema, Mapping):
-        return True
-    if not _NOT_STRICT.isdisjoint(schema):
-        return False
-    if schema.get("type") == "object" or "properties" in schema:
-        props = schema.get("properties") or {}
-        if schema.get("additionalProperties") is not False:
-            return False
-        if set(schema.get("required") or ()) != set(props):
-            return False
-        if not all(_closed(p) for p in props.values()):
-            return False
-    for key in ("items", "anyOf", "oneOf"):
-        if key in schema and not _closed(schema[key]):
-            return False
-    for key in ("$defs", "definitions"):
-        if key in schema and not all(_closed(s) for s in schema[key].values()):
-            return False
-    return True
 
 
 def encode_tools(tools: Any, strict: bool = False) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@ schemas, max_completion_tokens, documents and audio, on the recorded payloads.""
 
 import json
 
+import attrs
 import httpx
 import pytest
 import respx
@@ -627,3 +628,50 @@ def test_an_agent_with_thinking_and_tools_completes_on_deepseek(mode):
 )
 def test_openai_itself_is_told_apart_from_compatible_servers(base_url, official):
     assert openai.dialect_for("openai", c.request("m", base_url=base_url)).official is official
+
+
+# --- with_schema(strict=...) ------------------------------------------------------------------
+
+
+@attrs.frozen
+class Closed:
+    city: str
+    days: int
+
+
+@attrs.frozen
+class WithDefault:
+    city: str
+    days: int = 3
+
+
+def schema_body(schema, model="gpt-4o", **options):
+    """The OpenAI body with_schema sends for *schema* (encoded from the mock's wire request)."""
+    script = c.mock_script('{"city": "Oslo", "days": 2}')
+    ctx = c.mock_call(c.with_schema(schema, **options)(c.request(model, "x", mock=script)))
+    assert ctx["parsed"] == schema("Oslo", 2)
+    return openai.OPENAI.encode(script.calls[0], False)["response_format"]["json_schema"]
+
+
+def test_with_schema_is_strict_when_the_schema_qualifies_unless_told_not_to():
+    assert schema_body(Closed)["strict"] is True
+    assert "strict" not in schema_body(WithDefault)  # an optional field: sent unstrict
+    assert schema_body(Closed, strict=False)["strict"] is False
+    assert schema_body(Closed, strict=True)["strict"] is True
+
+
+def test_with_schema_strict_true_refuses_a_schema_that_cannot_be_strict():
+    with pytest.raises(c.ValidationError, match="WithDefault does not qualify for strict mode"):
+        c.with_schema(WithDefault, strict=True)
+    with pytest.raises(c.ValidationError, match="True, False or None"):
+        c.with_schema(Closed, strict="yes")
+
+
+def test_with_schema_strict_false_reaches_anthropic_as_a_plain_tool():
+    from conduit.providers import anthropic
+
+    script = c.mock_script('{"city": "Oslo", "days": 2}')
+    ask = c.with_schema(Closed, strict=False)
+    c.mock_call(ask(c.request("claude-haiku-4-5", "x", mock=script)))
+    body = anthropic.encode_chat(script.calls[0])
+    assert body["tools"][-1]["name"] == "Closed" and "strict" not in body["tools"][-1]
