@@ -19,6 +19,7 @@ import asyncio
 import atexit
 import base64
 import binascii
+import contextlib
 import json
 import os
 import threading
@@ -48,7 +49,7 @@ from conduit.errors import (
     redact,
     redact_error,
 )
-from conduit.providers._wire import Decoder, Wire
+from conduit.providers._wire import Decoder, Framer, Wire
 
 __all__ = [
     "Provider",
@@ -92,6 +93,20 @@ class Provider:
     encode_embed: Callable[[Request], dict[str, Any]] | None = None
     decode_embed: Callable[[Request, Mapping[str, Any]], Request] | None = None
     embed_at_root: bool = False  # the embeddings path hangs off the server root, not ``/v1``
+    # Hooks for services that do not fit "POST base_url + path with a key header":
+    #: ``url(base, req, stream)``: the chat URL from the resolved base URL (Gemini, Azure,
+    #: Bedrock put the model or deployment in the path); default ``base + path``.
+    url: Callable[[str, Request, bool], str] | None = None
+    #: ``embed_url(base, req)``: the embeddings URL; default ``base + embed_path``.
+    embed_url: Callable[[str, Request], str] | None = None
+    #: ``sign(req, url, headers, body)``: the headers to send, given the finished request
+    #: (AWS SigV4 signs the URL, headers and body); called once per attempt, never cached.
+    sign: Callable[[Request, str, dict[str, str], bytes], dict[str, str]] | None = None
+    #: ``credentials(req)``: the auth headers, for services whose credential is not one key
+    #: (Azure's Entra ID token function); replaces the key lookup and ``auth`` when set.
+    credentials: Callable[[Request], dict[str, str]] | None = None
+    #: A factory of the stream's framing (default: server-sent events).
+    framing: Callable[[], Framer] | None = None
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -123,19 +138,47 @@ def _api_key(spec: Provider, req: Request) -> str | None:
     return None  # a custom base_url (a local OpenAI-compatible server) may need no key
 
 
-def _url(spec: Provider, req: Request, path: str, root: bool = False) -> str:
+def base_of(spec: Provider, req: Request) -> str:
+    """The base URL *req* goes to: its ``base_url``, the provider's variable, or the default."""
     base = req.get("base_url") or (spec.base_url_env and os.environ.get(spec.base_url_env))
-    base = (base or spec.base_url).rstrip("/")
+    return str(base or spec.base_url).rstrip("/")
+
+
+def _url(spec: Provider, req: Request, path: str, root: bool = False) -> str:
+    base = base_of(spec, req)
     if root and base.endswith("/v1"):
         base = base[: -len("/v1")]
     return base + path
 
 
+def chat_url(spec: Provider, req: Request, stream: bool) -> str:
+    """The URL of a chat call (or stream) for *req*."""
+    if spec.url is not None:
+        return spec.url(base_of(spec, req), req, stream)
+    return _url(spec, req, spec.path)
+
+
+def embed_url(spec: Provider, req: Request) -> str:
+    """The URL of an embedding request for *req*."""
+    if spec.embed_url is not None:
+        return spec.embed_url(base_of(spec, req), req)
+    assert spec.embed_path is not None, "wire() checks this"
+    return _url(spec, req, spec.embed_path, spec.embed_at_root)
+
+
+def _sent(spec: Provider, req: Request, url: str, body: bytes) -> dict[str, str]:
+    headers = _headers(spec, req)
+    return headers if spec.sign is None else spec.sign(req, url, headers, body)
+
+
 def _headers(spec: Provider, req: Request) -> dict[str, str]:
     headers = {"Content-Type": "application/json", **spec.headers}
-    key = _api_key(spec, req)
-    if key:
-        headers.update(spec.auth(key))
+    if spec.credentials is not None:
+        headers.update(spec.credentials(req))
+    else:
+        key = _api_key(spec, req)
+        if key:
+            headers.update(spec.auth(key))
     for name, value in (req.get("headers") or {}).items():
         if isinstance(value, Secret) or is_credential(name):
             value = _checked_key(reveal(value) or "", f"headers[{name!r}]", spec.name)
@@ -177,8 +220,11 @@ def secrets(spec: Provider, req: Request) -> list[str]:
     """
     found: list[str] = []
     key = reveal(req.get("api_key")) or (spec.env_key and os.environ.get(spec.env_key))
-    if key:
+    if isinstance(key, str) and key:
         found += [key, *spec.auth(key).values()]
+    if spec.credentials is not None:
+        with contextlib.suppress(Exception):  # masking must not fail the error it masks
+            found += [t for v in spec.credentials(req).values() for t in _credential(v)]
     for name, value in (req.get("headers") or {}).items():
         text = reveal(value)
         if isinstance(text, str) and (isinstance(value, Secret) or is_credential(name)):
@@ -210,7 +256,8 @@ def _body(value: Any) -> bytes:
 
 def prepare(spec: Provider, req: Request, stream: bool) -> tuple[str, dict[str, str], bytes]:
     """Return (url, headers, body) for *req*; reads the API key from the environment if needed."""
-    return _url(spec, req, spec.path), _headers(spec, req), _body(spec.encode(req, stream))
+    url, body = chat_url(spec, req, stream), _body(spec.encode(req, stream))
+    return url, _sent(spec, req, url, body), body
 
 
 class _Until(float):
@@ -497,13 +544,13 @@ def _answer(spec: Provider, req: Request, r: httpx.Response) -> Any:
 
 
 def _post(spec: Provider, req: Request, url: str, body: bytes) -> Effect:
-    args = (spec, req, url, _headers(spec, req), body)
+    args = (spec, req, url, _sent(spec, req, url, body), body)
     return Effect(partial(post, *args), partial(apost, *args))
 
 
 def call_flow(spec: Provider, req: Request) -> Flow:
     """Yield the POST of one chat call for *req* as an Effect; return the decoded context."""
-    r = yield _post(spec, req, _url(spec, req, spec.path), _body(spec.encode(req, False)))
+    r = yield _post(spec, req, chat_url(spec, req, False), _body(spec.encode(req, False)))
     try:
         return spec.decode(req, _answer(spec, req, r), spec.name)
     except Exception as exc:
@@ -515,8 +562,8 @@ def call_flow(spec: Provider, req: Request) -> Flow:
 
 def embed_flow(spec: Provider, req: Request) -> Flow:
     """Yield the POST of one embedding request as an Effect; return the decoded context."""
-    assert spec.embed_path and spec.encode_embed and spec.decode_embed, "wire() checks this"
-    url = _url(spec, req, spec.embed_path, spec.embed_at_root)
+    assert spec.encode_embed and spec.decode_embed, "wire() checks this"
+    url = embed_url(spec, req)
     r = yield _post(spec, req, url, _body(spec.encode_embed(req)))
     try:
         return spec.decode_embed(req, _answer(spec, req, r))
@@ -560,7 +607,8 @@ def decoder(spec: Provider, req: Request) -> Decoder:
     """Return the stream decoder for *spec*'s server-sent events."""
     guard = partial(_checked, spec, req, "stream event")
     start = spec.stream_start(spec.name)
-    return Decoder(req, start, spec.stream_steps, spec.stream_end, sse=True, guard=guard)
+    steps, end = spec.stream_steps, spec.stream_end
+    return Decoder(req, start, steps, end, sse=True, guard=guard, framing=spec.framing)
 
 
 def wire(spec: Provider) -> Wire:
@@ -571,5 +619,5 @@ def wire(spec: Provider) -> Wire:
         open=partial(open_stream, spec),
         aopen=partial(aopen_stream, spec),
         decoder=partial(decoder, spec),
-        embed=partial(embed_flow, spec) if spec.embed_path else None,
+        embed=partial(embed_flow, spec) if spec.embed_path or spec.embed_url else None,
     )

@@ -6,9 +6,9 @@ chooses the wire from the request and runs it; nothing here does I/O.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
@@ -17,16 +17,26 @@ from conduit._types import Flow, Request
 from conduit.sse import SSEDecoder
 from conduit.streams import collect
 
-__all__ = ["Decoder", "Wire", "each", "passthrough"]
+__all__ = ["Decoder", "Framer", "Wire", "each", "passthrough"]
 
 Steps = Callable[[Any, Any], tuple[Any, list[Any]]]  # (state, items) -> (state, events)
 Guard = Callable[[Exception], Exception]  # a decoding failure -> the error to raise
 
 
+class Framer(Protocol):
+    """Cuts a byte stream into the items a codec decodes: server-sent events by default
+    (:class:`~conduit.sse.SSEDecoder`), or another framing (AWS event streams)."""
+
+    def feed(self, chunk: bytes) -> Sequence[Any]: ...
+
+    def flush(self) -> Sequence[Any]: ...
+
+
 class Decoder:
     """Turns a provider's raw stream items into Conduit events, then the final context.
 
-    Raw items are bytes of server-sent events (``sse=True``) or already-decoded items; *steps*
+    Raw items are bytes (``sse=True``: server-sent events, or what *framing* cuts them into)
+    or already-decoded items; *steps*
     is the codec's pure ``(state, items) -> (state, events)`` (see :func:`each` for a codec
     that decodes one item at a time), *end* its closing events. Like httpx's line decoder, it
     keeps a buffer between chunks (an :class:`~conduit.sse.SSEDecoder`). The deadline is
@@ -43,10 +53,11 @@ class Decoder:
         end: Callable[[Any], list[Any]],
         sse: bool,
         guard: Guard | None = None,
+        framing: Callable[[], Framer] | None = None,
     ) -> None:
         self.req, self.state, self.steps, self.end, self.guard = req, state, steps, end, guard
         self.timed = "conduit/deadline" in req
-        self.sse = SSEDecoder() if sse else None
+        self.sse: Framer | None = (framing or SSEDecoder)() if sse else None
         self.seen: list[Any] = []
         self.failed: BaseException | None = None
 
