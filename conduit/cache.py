@@ -111,6 +111,10 @@ def tenant(req: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> 
     elif environ:
         found = {name: environ[name] for name in _KEY_VARIABLES if environ.get(name)}
         material.update({"environment": found} if found else {})
+    provider = req.get("token_provider")
+    if provider is not None:  # tokens change; the function that makes them names the tenant
+        name = getattr(provider, "__qualname__", type(provider).__qualname__)
+        material["token_provider"] = f"{getattr(provider, '__module__', '')}.{name}#{id(provider)}"
     headers = req.get("headers") or {}
     if headers:
         material["headers"] = {str(k).lower(): str(reveal(v)) for k, v in headers.items()}

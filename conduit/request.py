@@ -51,7 +51,17 @@ ROLES = ("system", "user", "assistant", "tool")
 BLOCK_TYPES = ("text", "reasoning", "document", "image", "audio")
 #: Request keys that are not sampling options: they stay at the top level of the map.
 CONNECTION_KEYS = frozenset(
-    {"base_url", "api_key", "headers", "timeout", "provider", "mock", "tools", "metadata"}
+    {
+        "base_url",
+        "api_key",
+        "headers",
+        "timeout",
+        "provider",
+        "mock",
+        "tools",
+        "metadata",
+        "token_provider",
+    }
 )
 #: The keys that make up a request; whatever else a context holds is a result (DESIGN §1).
 REQUEST_KEYS = frozenset({"model", "messages", "options", "middleware", "input", *CONNECTION_KEYS})
@@ -422,6 +432,13 @@ def _base_url(value: Any, headers: PMap[str, Any]) -> tuple[str, PMap[str, Any]]
 def _connection(top: dict[str, Any]) -> dict[str, Any]:
     if "api_key" in top:
         top["api_key"] = _api_key(top["api_key"])
+    if "token_provider" in top and not callable(top["token_provider"]):
+        _fail(
+            "token_provider",
+            _problem(top["token_provider"], "a function"),
+            "give a function returning a bearer token (e.g. azure.identity's "
+            "get_bearer_token_provider(...)), not the token itself",
+        )
     if "headers" in top:
         top["headers"] = _headers(top["headers"])
     if "base_url" in top:

@@ -109,8 +109,17 @@ def dialect_for(provider: str, req: Mapping[str, Any]) -> Dialect:
         # its thinking (ollama openai/openai.go Message.Reasoning; the recorded second turn in
         # tests/fixtures/providers/ollama/request_openai_reasoning_replay.json).
         return Dialect(provider, "reasoning")
+    if provider == "azure":  # OpenAI's models on Microsoft's servers: OpenAI's own mappings
+        return Dialect(provider, official=True)
+    if provider == "deepseek":  # its thinking-mode guide: see the rule below
+        return Dialect(provider, "reasoning_content", reasoning_with_tools_only=True)
+    if provider == "openrouter":
+        # OpenRouter's reasoning guide: send an assistant turn's ``reasoning_details`` back as
+        # received (signed blocks, for Anthropic and Gemini models calling tools).
+        return Dialect(provider, "reasoning_details")
     if provider != "openai":
-        # Groq and xAI document no way to send chat-completions reasoning back: left out.
+        # Groq, xAI, Mistral, Together and Fireworks document no way to send chat-completions
+        # reasoning back: left out.
         return Dialect(provider)
     base_url = peek(req, "base_url")
     host = urlsplit(base_url).hostname or "" if base_url else "api.openai.com"
@@ -140,22 +149,31 @@ def _block(block: Mapping[str, Any], provider: str) -> dict[str, Any]:
     raise ValidationError(f"{provider} messages cannot hold a {kind_!r} block")
 
 
-def _only_openai(what: str, provider: str) -> None:
-    if provider != "openai":
+#: Which OpenAI-wire services take PDF ``file`` parts and ``input_audio`` parts, and where else
+#: to send each (the providers with a codec of their own that take them).
+_TAKES = {
+    "document": (("openai", "azure", "openrouter"), "openai, azure, anthropic, gemini, bedrock"),
+    "audio": (("openai", "azure"), "openai, azure"),
+}
+
+
+def _only_some(kind_: str, what: str, provider: str) -> None:
+    takers, elsewhere = _TAKES[kind_]
+    if provider not in takers:
         msg = (
             f"{provider} cannot take {what} in chat messages; send it to a provider that can "
-            "(openai, anthropic), or pass its text instead"
+            f"({elsewhere}), or pass its text instead"
         )
         raise ValidationError(msg, data={"provider": provider})
 
 
 def _document(block: Mapping[str, Any], provider: str) -> dict[str, Any]:
-    _only_openai("a 'document' block (PDF)", provider)
+    _only_some("document", "a 'document' block (PDF)", provider)
     src = block["source"]
     if src["type"] != "base64":
         msg = (
-            "openai takes documents as base64 file data, not by URL: download the PDF and use "
-            "document_base64"
+            f"{provider} takes documents as base64 file data, not by URL: download the PDF and "
+            "use document_base64"
         )
         raise ValidationError(msg, data={"provider": provider})
     data = f"data:{src.get('media_type') or 'application/pdf'};base64,{src['data']}"
@@ -166,7 +184,7 @@ def _document(block: Mapping[str, Any], provider: str) -> dict[str, Any]:
 
 
 def _audio(block: Mapping[str, Any], provider: str) -> dict[str, Any]:
-    _only_openai("audio", provider)
+    _only_some("audio", "audio", provider)
     src = block["source"]
     media_type = src.get("media_type") or ""
     fmt = _AUDIO_FORMATS.get(media_type) or media_type.rpartition("/")[2]
@@ -216,8 +234,22 @@ def _assistant_blocks(body: Any, out: dict[str, Any], wire: Dialect, calls: bool
         out["content"] = "".join(b["text"] for b in rest)
     else:
         out["content"] = [_block(b, wire.provider) for b in rest]
-    if thoughts and wire.reasoning and (calls or not wire.reasoning_with_tools_only):
+    if not thoughts or not wire.reasoning or (wire.reasoning_with_tools_only and not calls):
+        return
+    if wire.reasoning == "reasoning_details":
+        out["reasoning_details"] = [_detail(b, i) for i, b in enumerate(thoughts)]
+    else:
         out[wire.reasoning] = "".join(b.get("text") or "" for b in thoughts)
+
+
+def _detail(block: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """A reasoning block as an OpenRouter ``reasoning_details`` item."""
+    if block.get("redacted") is not None:
+        return {"type": "reasoning.encrypted", "data": block["redacted"], "index": index}
+    out = {"type": "reasoning.text", "text": block.get("text") or "", "index": index}
+    if block.get("signature") is not None:
+        out["signature"] = block["signature"]
+    return out
 
 
 def _encode_message(msg: Mapping[str, Any], wire: Dialect = _DEFAULT_DIALECT) -> dict[str, Any]:
@@ -424,6 +456,8 @@ def decode_usage(usage: Mapping[str, Any] | None) -> PMap[str, Any]:
         return make_usage()
     details = usage.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if details else None
+    if cached is None:  # DeepSeek counts its context cache apart
+        cached = usage.get("prompt_cache_hit_tokens")
     out = usage.get("completion_tokens_details")
     return make_usage(
         usage.get("prompt_tokens") or 0,
@@ -464,15 +498,72 @@ def reasoning_text(msg: Mapping[str, Any], where: str) -> str | None:
     return None
 
 
+def content_parts(parts: Any, where: str) -> tuple[str, str]:
+    """Return (text, reasoning text) of a content given as a list of parts, as Mistral sends
+    it: ``text`` parts, and ``thinking`` parts holding text parts of their own (Magistral).
+
+    >>> content_parts([{"type": "thinking", "thinking": [{"type": "text", "text": "Hm."}]},
+    ...                {"type": "text", "text": "4"}], "content")
+    ('4', 'Hm.')
+    """
+    text_: list[str] = []
+    thought: list[str] = []
+    for i, part in enumerate(_list(parts, where)):
+        want(part, Mapping, f"{where}[{i}]")
+        kind_ = part.get("type")
+        if kind_ == "text":
+            text_.append(_text(part.get("text"), f"{where}[{i}].text") or "")
+        elif kind_ == "thinking":
+            inner = part.get("thinking") or ()
+            if isinstance(inner, str):
+                thought.append(inner)
+                continue
+            for j, sub in enumerate(_list(inner, f"{where}[{i}].thinking")):
+                want(sub, Mapping, f"{where}[{i}].thinking[{j}]")
+                thought.append(_text(sub.get("text"), f"{where}[{i}].thinking[{j}].text") or "")
+        else:
+            raise ShapeError(f"{where}[{i}] is a {kind_!r} part, which Conduit cannot read yet")
+    return "".join(text_), "".join(thought)
+
+
+def reasoning_details(details: Any, where: str) -> list[dict[str, Any]]:
+    """Return reasoning blocks for OpenRouter's ``reasoning_details`` (text with its signature,
+    encrypted as redacted; summaries as text).
+
+    >>> text, secret = reasoning_details([{"type": "reasoning.text", "text": "Hm.", "signature":
+    ...     "s"}, {"type": "reasoning.encrypted", "data": "xyz"}], "details")
+    >>> text, secret["redacted"]
+    ({'type': 'reasoning', 'text': 'Hm.', 'signature': 's'}, 'xyz')
+    """
+    blocks: list[dict[str, Any]] = []
+    for i, item in enumerate(_list(details, where)):
+        want(item, Mapping, f"{where}[{i}]")
+        kind_ = item.get("type")
+        if kind_ == "reasoning.encrypted":
+            data = _text(item.get("data"), f"{where}[{i}].data") or ""
+            blocks.append({"type": "reasoning", "text": "", "redacted": data})
+            continue
+        text_ = item.get("text") if kind_ == "reasoning.text" else item.get("summary")
+        block: dict[str, Any] = {"type": "reasoning", "text": _text(text_, f"{where}[{i}]") or ""}
+        if item.get("signature"):
+            block["signature"] = _text(item["signature"], f"{where}[{i}].signature")
+        blocks.append(block)
+    return blocks
+
+
 def _answer_content(msg: Mapping[str, Any], where: str) -> Any:
     value = msg.get("content") or ""
-    if type(value) is not str:
-        value = _list(value, f"{where}.content")  # content parts, as some compatible servers send
-    thought = reasoning_text(msg, where)
+    details = msg.get("reasoning_details")
+    thought = None if details else reasoning_text(msg, where)
+    if type(value) is not str:  # content parts (Mistral): text and thinking
+        value, inner = content_parts(value, f"{where}.content")
+        thought = (thought or "") + inner or None
+    answer: list[Any] = [{"type": "text", "text": value}] if value else []
+    if details:  # OpenRouter: the same reasoning, with signatures
+        return [*reasoning_details(details, f"{where}.reasoning_details"), *answer]
     if thought is None:
         return value
-    text_ = [{"type": "text", "text": value}] if type(value) is str and value else value or []
-    return [{"type": "reasoning", "text": thought}, *text_]
+    return [{"type": "reasoning", "text": thought}, *answer]
 
 
 def decode_chat(req: Request, body: Mapping[str, Any], provider: str = "openai") -> Request:
@@ -609,9 +700,7 @@ def stream_steps(state: StreamState, sses: Any) -> tuple[StreamState, list[Event
                 delta = choice.get("delta")
                 if delta and not choice.get("finish_reason") and not choice.get("index"):
                     piece = delta.get("content")
-                    if piece and (len(delta) == 1 or _plain(delta)):
-                        if type(piece) is not str:
-                            raise ShapeError(f"the delta's content is {kind(piece)}, not text")
+                    if type(piece) is str and piece and (len(delta) == 1 or _plain(delta)):
                         out.append(Event(type="content_delta", text=piece))
                         continue
             state, events = _chunk_step(state, chunk)
@@ -625,7 +714,11 @@ def stream_steps(state: StreamState, sses: Any) -> tuple[StreamState, list[Event
 
 def _plain(delta: Mapping[str, Any]) -> bool:
     """True when a delta that has text carries nothing else (no tool calls, no reasoning)."""
-    return "tool_calls" not in delta and not any(delta.get(f) for f in REASONING_FIELDS)
+    return (
+        "tool_calls" not in delta
+        and not delta.get("reasoning_details")
+        and not any(delta.get(f) for f in REASONING_FIELDS)
+    )
 
 
 def _chunk_step(state: StreamState, chunk: Any) -> tuple[StreamState, list[Event]]:
@@ -666,10 +759,20 @@ def _other_start(state: StreamState, model: str | None, id_: str | None) -> Any:
 def _choice_step(state: StreamState, choice: Any, where: str) -> tuple[StreamState, list[Event]]:
     events: list[Event] = []
     delta = want(choice.get("delta") or {}, Mapping, f"{where}.delta")
-    thought = reasoning_text(delta, f"{where}.delta")
+    details = delta.get("reasoning_details")
+    thought = None if details else reasoning_text(delta, f"{where}.delta")
+    if details:  # OpenRouter: the reasoning with its signatures, piece by piece
+        for block in reasoning_details(details, f"{where}.delta.reasoning_details"):
+            del block["type"]
+            events.append(event("reasoning_delta", **block))
+    piece = delta.get("content")
+    if piece and type(piece) is not str:  # content parts (Mistral): text and thinking
+        piece, inner = content_parts(piece, f"{where}.delta.content")
+        thought = (thought or "") + inner
+    else:
+        piece = _text(piece, f"{where}.delta.content")
     if thought:
         events.append(event("reasoning_delta", text=thought))
-    piece = _text(delta.get("content"), f"{where}.delta.content")
     if piece:
         events.append(event("content_delta", text=piece))
     refusal = _text(delta.get("refusal"), f"{where}.delta.refusal")
@@ -837,7 +940,8 @@ def encoder(provider: str) -> Callable[[Request, bool], dict[str, Any]]:
     >>> encoder("groq")(c.request("m", [c.user("x", pdf)]), False)
     Traceback (most recent call last):
     conduit.errors.ValidationError: groq cannot take a 'document' block (PDF) in chat messages; \
-send it to a provider that can (openai, anthropic), or pass its text instead
+send it to a provider that can (openai, azure, anthropic, gemini, bedrock), or pass its text \
+instead
     """
 
     def encode(req: Request, stream: bool = False) -> dict[str, Any]:
