@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from conduit.registry import PROVIDERS, ProviderInfo
+from conduit.registry import PROVIDERS
 
 __all__ = ["default_model", "main"]
 DEFAULT_STORE = "conduit-index.npz"
@@ -46,15 +46,9 @@ def default_model(env: dict[str, str] | None = None) -> str | None:
     if env.get("CONDUIT_MODEL"):
         return env["CONDUIT_MODEL"]
     for info in PROVIDERS:
-        var = _variable(info)
-        if var and env.get(var):
+        if info.needs and all(env.get(var) for var in info.needs):
             return f"{info.name}:{info.default_model}"
     return None
-
-
-def _variable(info: ProviderInfo) -> str | None:
-    """The environment variable that makes a provider usable (its key, or a local server's URL)."""
-    return info.env_key or info.base_url_env
 
 
 def _offline_note(err: TextIO) -> None:
@@ -339,11 +333,12 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) 
     chosen = default_model()
     out.write(f"default model: {chosen or 'none (offline: mock)'}\n\n")
     for info in PROVIDERS:
-        var = _variable(info)
-        if var is None:
+        if not info.needs:
             state = "always available (offline)"
+        elif all(os.environ.get(var) for var in info.needs):
+            state = "configured"
         else:
-            state = "configured" if os.environ.get(var) else f"set {var} to use"
+            state = info.setup or f"set {' and '.join(info.needs)} to use"
         out.write(f"{info.name:<10} {state}\n    e.g. -m {info.name}:{info.default_model}\n")
     out.write(
         "\nModels (conduit.catalog; USD per million tokens: input / output, cached input; "

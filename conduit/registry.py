@@ -39,6 +39,18 @@ class ProviderInfo:
     tools: bool = True
     vision: bool = False
     json_schema: bool = False
+    #: the environment variables that must all be set for the provider to count as configured
+    #: (``conduit models``, the CLI's default model); default: its key, else its base URL's
+    requires: tuple[str, ...] = ()
+    setup: str | None = None  # how to configure it, when one variable does not say it all
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """The variables that make the provider usable (none: always available)."""
+        if self.requires:
+            return self.requires
+        var = self.env_key or self.base_url_env
+        return (var,) if var else ()
 
     @property
     def embeddings(self) -> bool:
@@ -128,6 +140,9 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
         base_url=None,
         base_url_env="AZURE_OPENAI_ENDPOINT",
         default_model="gpt-4o-mini",
+        requires=("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY"),
+        setup="set AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_API_KEY (or pass token_provider=); "
+        "the model is your deployment's name",
         embed_model="text-embedding-3-small",
         vision=True,
         json_schema=True,
@@ -153,6 +168,9 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
         base_url=None,
         base_url_env="BEDROCK_BASE_URL",
         default_model="us.anthropic.claude-haiku-4-5-20251001-v1:0",
+        requires=("AWS_ACCESS_KEY_ID", "AWS_REGION"),
+        setup="give AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile or a "
+        "role) and AWS_REGION, and pip install 'conduit[bedrock]'",
         vision=True,
     ),
     ProviderInfo(

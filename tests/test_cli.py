@@ -217,8 +217,17 @@ def test_the_cli_reads_the_provider_registry_and_stays_light(capsys):
     assert status == 0
     for info in PROVIDERS:
         assert f"-m {info.name}:{info.default_model}" in out
-        var = info.env_key or info.base_url_env
-        assert var is None or var in out
+        assert all(var in out for var in info.needs)
     code = "import sys, conduit.cli; print('httpx' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_a_provider_needing_several_variables_counts_only_with_all_of_them():
+    from conduit.cli import default_model
+
+    assert default_model({"AZURE_OPENAI_API_KEY": "k"}) is None  # no endpoint: not usable
+    both = {"AZURE_OPENAI_API_KEY": "k", "AZURE_OPENAI_ENDPOINT": "https://r.openai.azure.com"}
+    assert default_model(both) == "azure:gpt-4o-mini"
+    assert default_model({"AWS_REGION": "us-east-1"}) is None
+    assert default_model({"MISTRAL_API_KEY": "k"}) == "mistral:mistral-small-latest"
