@@ -98,7 +98,8 @@ def _block(block: Mapping[str, Any]) -> dict[str, Any] | None:
     elif kind in REJECTED:
         raise ValidationError(
             f"anthropic cannot take {REJECTED[kind]} ({kind!r} blocks): send it to a provider "
-            "that accepts it (openai), or transcribe it to text first"
+            "that accepts it (openai, azure), or transcribe it to text first",
+            data={"provider": "anthropic"},
         )
     else:
         out = thaw(block)
@@ -331,7 +332,7 @@ def decode_usage(usage: Mapping[str, Any] | None) -> PMap[str, Any]:
         usage.get("output_tokens") or 0,
         cache_read_tokens=read,
         cache_creation_tokens=created,
-        reasoning_tokens=thinking,
+        reasoning_tokens=thinking or None,  # 0: not a thinker (as on OpenAI's wire)
     )
 
 

@@ -166,7 +166,13 @@ def test_stream_refusal_arrives_as_a_refusal_delta(name):
 
 def test_stream_thinking_tokens_become_reasoning_tokens():
     resp = c.collect(decode_stream(raw("anthropic/stream_refusal.sse")))
-    assert resp["usage"]["reasoning_tokens"] == 0
+    assert "reasoning_tokens" not in resp["usage"]  # the recording's 0: no thinking, as on OpenAI
+    usage = {
+        "input_tokens": 3,
+        "output_tokens": 40,
+        "output_tokens_details": {"thinking_tokens": 31},
+    }
+    assert anthropic.decode_usage(usage)["reasoning_tokens"] == 31
 
 
 # --- encoding back ----------------------------------------------------------------------------
