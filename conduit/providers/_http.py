@@ -129,19 +129,26 @@ def _api_key(spec: Provider, req: Request) -> str | None:
         return _checked_key(key, "api_key", spec.name)
     if spec.env_key and os.environ.get(spec.env_key):
         return _checked_key(os.environ[spec.env_key], spec.env_key, spec.name)
-    if spec.env_key and not req.get("base_url"):
+    if spec.env_key and not (req.get("base_url") or _custom_base(spec)):
         raise AuthenticationError(
             f"no API key for {spec.name}: set the {spec.env_key} environment variable or pass "
             f"api_key=... to c.request",
             provider=spec.name,
         )
-    return None  # a custom base_url (a local OpenAI-compatible server) may need no key
+    return None  # a custom base URL (a local OpenAI-compatible server) may need no key
 
 
 def base_of(spec: Provider, req: Request) -> str:
     """The base URL *req* goes to: its ``base_url``, the provider's variable, or the default."""
     base = req.get("base_url") or (spec.base_url_env and os.environ.get(spec.base_url_env))
     return str(base or spec.base_url).rstrip("/")
+
+
+def _custom_base(spec: Provider) -> bool:
+    """Whether the provider's base URL variable points somewhere of the user's own (a local
+    OpenAI-compatible server, say), where a key may not be needed."""
+    value = spec.base_url_env and os.environ.get(spec.base_url_env)
+    return bool(value) and str(value).rstrip("/") != spec.base_url.rstrip("/")
 
 
 def _url(spec: Provider, req: Request, path: str, root: bool = False) -> str:

@@ -123,12 +123,35 @@ def decode_embed(req: Request, body: Mapping[str, Any]) -> Request:
     return req.set("response", resp)
 
 
+def server_root(base: str) -> str:
+    """Return the Ollama server's root for a base URL given with or without ``/v1``.
+
+    ``OLLAMA_BASE_URL`` (or ``base_url``) may name the server, as Ollama's own documentation
+    does (``http://localhost:11434``), or its OpenAI-compatible API (``.../v1``): chat goes to
+    ``<root>/v1/chat/completions`` and embeddings to ``<root>/api/embed`` either way.
+
+    >>> server_root("http://localhost:11434"), server_root("http://gpu-box:11434/v1/")
+    ('http://localhost:11434', 'http://gpu-box:11434')
+    """
+    base = base.rstrip("/")
+    return base[: -len("/v1")] if base.endswith("/v1") else base
+
+
+def _chat_url(base: str, req: Request, stream: bool) -> str:
+    return server_root(base) + "/v1/chat/completions"
+
+
+def _embed_url(base: str, req: Request) -> str:
+    return server_root(base) + "/api/embed"
+
+
 OLLAMA = attrs.evolve(
     openai.from_registry("ollama"),
     encode=encode_chat,
+    url=_chat_url,
     embed_path="/api/embed",
+    embed_url=_embed_url,
     encode_embed=encode_embed,
     decode_embed=decode_embed,
-    embed_at_root=True,
 )
 WIRE = _http.wire(OLLAMA)

@@ -667,3 +667,35 @@ def test_each_provider_answers_by_prefix_sync_async_and_streamed(name, monkeypat
     monkeypatch.delenv(info.env_key)
     with pytest.raises(c.AuthenticationError, match=info.env_key):
         c.call(c.request(model, "hi"))
+
+
+# --- local servers, as their documentation sets them -----------------------------------------
+
+
+@respx.mock
+@pytest.mark.parametrize("base", ["http://localhost:11434", "http://localhost:11434/v1/"])
+def test_ollama_base_url_is_the_server_root_with_or_without_v1(base, monkeypatch):
+    monkeypatch.setenv("OLLAMA_BASE_URL", base)
+    chat = respx.post("http://localhost:11434/v1/chat/completions").mock(
+        return_value=httpx.Response(200, content=raw("openai/chat_text.json"))
+    )
+    embed = respx.post("http://localhost:11434/api/embed").mock(
+        return_value=httpx.Response(200, json={"model": "all-minilm", "embeddings": [[0.5, 1.0]]})
+    )
+    assert c.content(c.call(c.request("ollama:llama3.2", "hi"))).endswith("4242\\).")
+    assert c.vectors(c.embed(c.embedding_request("ollama:all-minilm", ["a"]))).shape == (1, 2)
+    assert chat.called and embed.called
+
+
+@respx.mock
+def test_a_local_openai_base_url_needs_no_key(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1")
+    route = respx.post("http://127.0.0.1:8000/v1/chat/completions").mock(
+        return_value=httpx.Response(200, content=raw("openai/chat_text.json"))
+    )
+    c.call(c.request("local-model", "hi"))
+    assert "authorization" not in route.calls.last.request.headers
+    monkeypatch.setenv("OPENAI_BASE_URL", "https://api.openai.com/v1")  # OpenAI's own: a key
+    with pytest.raises(c.AuthenticationError, match="OPENAI_API_KEY"):
+        c.call(c.request("gpt-4o-mini", "hi"))
