@@ -1,7 +1,8 @@
 """Mistral AI (chat completions on the OpenAI wire, with Mistral's own names).
 
 What differs from OpenAI, from Mistral's API reference and its official SDK (``mistralai``):
-``seed`` is ``random_seed``; ``tool_choice`` may be ``"any"`` (a tool must be called); a stream sends its usage in the last chunk by itself, and the
+``seed`` is ``random_seed``; ``tool_choice`` may be ``"any"`` (a tool must be called); a
+stream sends its usage in the last chunk by itself, and the
 request schema has no ``stream_options`` (extra fields are refused), so none is sent; Magistral
 models answer with content *parts*, ``thinking`` parts among them, which the OpenAI codec reads
 into reasoning blocks (calls and streams). Reasoning is not sent back. Embeddings
