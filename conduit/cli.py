@@ -20,8 +20,54 @@ from typing import Any, TextIO
 
 from conduit.registry import PROVIDERS
 
-__all__ = ["default_model", "main"]
+__all__ = ["EXIT_CODES", "UsageError", "default_model", "main"]
 DEFAULT_STORE = "conduit-index.npz"
+
+#: Every exit status of the command, documented in docs/cli.md (tests check the two agree).
+EXIT_CODES = {
+    0: "success",
+    1: "the provider or Conduit refused the call (an error the message explains)",
+    2: "usage: a missing or wrong argument, a missing file or index",
+    3: "authentication: no key, or the key was refused (401/403)",
+    4: "the service could not be reached or did not answer in time, retries included",
+    5: "rate limited or over budget, retries included",
+    6: "a file could not be read or written",
+    70: "an internal error (a bug in Conduit: please report it)",
+    130: "interrupted (Ctrl-C)",
+    141: "the reader of the output went away (a closed pipe)",
+}
+
+
+class UsageError(Exception):
+    """A command used wrongly; the message says how to use it (exit status 2)."""
+
+
+def exit_code(exc: BaseException) -> int:
+    """Return the documented exit status for *exc* (see :data:`EXIT_CODES`).
+
+    >>> import conduit as c
+    >>> exit_code(c.AuthenticationError("no key")), exit_code(c.RateLimitError("slow"))
+    (3, 5)
+    >>> exit_code(FileNotFoundError("x")), exit_code(KeyError("bug"))
+    (6, 70)
+    """
+    import conduit as c
+
+    if isinstance(exc, UsageError | c.ValidationError):
+        return 2
+    if isinstance(exc, c.AuthenticationError | c.PermissionDeniedError):
+        return 3
+    if isinstance(exc, c.ConnectionError | c.TimeoutError | c.ServerError):
+        return 4
+    if isinstance(exc, c.RateLimitError | c.BudgetExceededError):
+        return 5
+    if isinstance(exc, c.ConduitError):
+        return 1
+    if isinstance(exc, OSError):
+        return 6
+    return 70
+
+
 _KEYS = [info.env_key for info in PROVIDERS if info.env_key]
 _LOCAL = next(info for info in PROVIDERS if info.base_url and not info.env_key)
 HOW_TO_ADD_A_MODEL = (
@@ -67,44 +113,189 @@ def _chat_request(model: str | None, messages: Sequence[Any]) -> Any:
     return c.request(model, messages)
 
 
-def _run_stream(req: Any, out: TextIO) -> Any:
-    """Print the answer token by token as it streams; return the context with its response."""
+def _reporter(err: TextIO) -> Any:
+    """A middleware, inside the retry, that says on stderr why an attempt failed."""
     import conduit as c
 
-    events = []
-    for event in c.stream(req):
-        events.append(event)
-        if event["type"] == "content_delta":
-            out.write(event["text"])
+    def report(req: Any) -> Any:
+        try:
+            return (yield req)
+        except c.ConduitError as exc:
+            if c.is_retryable(exc):
+                err.write(f"\n(attempt failed: {_one_line(exc)}; retrying)\n")
+                err.flush()
+            raise
+
+    return c.with_middleware(report)
+
+
+def _stacked(req: Any, args: argparse.Namespace, err: TextIO) -> Any:
+    """The request with the CLI's reliability: a deadline, retries that say so, the cost."""
+    from toolz import pipe
+
+    import conduit as c
+
+    layers = [c.with_cost]
+    if args.timeout > 0:
+        layers.append(c.with_timeout(args.timeout))
+    if args.retries > 0:
+        layers.append(c.with_retry(max_attempts=args.retries + 1))
+    layers.append(_reporter(err))
+    return pipe(req, *layers)
+
+
+def _run_stream(req: Any, out: TextIO) -> Any:
+    """Print the answer token by token as it streams; return the final context (the response
+    and what the middleware added: cost, attempts)."""
+    from functools import partial
+
+    from conduit._drive import Done
+    from conduit.exchange import exchange_stream
+    from conduit.middleware import stream_with
+
+    final = None
+    for item in stream_with(partial(exchange_stream, "openai"), req, keep_done=True):
+        if isinstance(item, Done):
+            final = item.ctx
+        elif item["type"] == "content_delta":
+            out.write(item["text"])
             out.flush()
     out.write("\n")
     out.flush()
-    return req.set("response", c.collect(events))
+    assert final is not None, "a stream ends with its Done"
+    return final
+
+
+SLASH = {
+    "/help": "list these commands",
+    "/exit": "leave (also /quit, Ctrl-D)",
+    "/reset": "forget the conversation (the system prompt stays)",
+    "/save FILE": "write the conversation to FILE (JSON)",
+    "/model NAME": "talk to another model from the next turn",
+    "/history": "print the conversation so far",
+}
+
+
+def _slash(text: str, state: dict[str, Any], err: TextIO, out: TextIO) -> bool | None:
+    """Handle a slash command locally; return False to leave, True if handled, None if *text*
+    is a message (``//x`` sends ``/x``)."""
+    import conduit as c
+
+    if not text.startswith("/") or text.startswith("//"):
+        return None
+    word, _, rest = text.partition(" ")
+    rest = rest.strip()
+    if word in ("/exit", "/quit"):
+        return False
+    if word == "/help":
+        for name, what in SLASH.items():
+            err.write(f"  {name:<12} {what}\n")
+        err.write("  //text       send a message that starts with /\n")
+    elif word == "/reset":
+        state["history"] = [m for m in state["history"] if m["role"] == "system"]
+        err.write("(history cleared)\n")
+    elif word == "/save":
+        target = rest or "conversation.json"
+        c.save_conversation(state["history"], target, model=state["model"] or "mock:echo")
+        err.write(f"(saved to {target})\n")
+    elif word == "/model":
+        if not rest:
+            err.write(f"(model: {state['model'] or 'mock:echo'})\n")
+        else:
+            state["model"] = rest
+            err.write(f"(model: {rest})\n")
+    elif word == "/history":
+        for m in state["history"]:
+            out.write(f"{m['role']}: {c.content(m)}\n")
+    else:
+        err.write(f"(unknown command {word}; /help lists them, //text sends text)\n")
+    return True
+
+
+def _turn(state: dict[str, Any], text: str, args: argparse.Namespace, io: Any) -> None:
+    """One turn: send, stream the answer, then keep it (history file and log) at once."""
+    import time
+
+    import conduit as c
+    from conduit.request import response_message
+
+    out, err = io
+    sent = [*state["history"], c.user(text)]
+    started, clock = time.time(), time.monotonic()
+    ctx, failure = None, None
+    try:
+        ctx = _run_stream(_stacked(_chat_request(state["model"], sent), args, err), out)
+    except Exception as exc:
+        failure = exc
+        raise
+    finally:
+        log = state.get("log")
+        if log is not None:
+            kept = [*sent, response_message(ctx["response"])] if ctx is not None else sent
+            log.record(
+                conversation=state["conversation"],
+                command="chat",
+                model=state["model"] or "mock:echo",
+                prompt=text,
+                messages=kept,
+                ctx=ctx,
+                error=failure,
+                started=started,
+                latency=time.monotonic() - clock,
+                system=args.system,
+            )
+    state["history"] = [*sent, response_message(ctx["response"])]
+    if args.history:  # written after every turn, atomically: a crash keeps what was answered
+        c.save_conversation(state["history"], args.history, model=state["model"] or "mock:echo")
+
+
+def _stdin_text(inp: TextIO) -> str | None:
+    """Piped input (None at a terminal)."""
+    if inp.isatty():
+        return None
+    return inp.read()
 
 
 def cmd_chat(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -> int:
     import conduit as c
-    from conduit.request import response_message
+    from conduit import calllog
 
-    model = args.model or default_model()
-    if model is None:
+    log = None if args.no_log else calllog.open_log()
+    state: dict[str, Any] = {
+        "model": args.model or default_model(),
+        "history": [c.system(args.system)] if args.system else [],
+        "conversation": calllog.new_conversation(),
+        "log": log,
+    }
+    if args.continue_:
+        if log is None:
+            raise UsageError("-c continues the last chat from the log, which is turned off")
+        latest = log.latest_conversation()
+        if latest is None:
+            raise UsageError("-c: no earlier chat in the log to continue")
+        state["conversation"], logged_model, state["history"] = latest
+        state["model"] = args.model or logged_model
+    if args.history and Path(args.history).exists():
+        state["history"] = list(c.load_conversation(args.history)["messages"])
+    if state["model"] is None:
         err.write("(offline: the mock echoes what you type)\n")
         _offline_note(err)
-    history: list[Any] = [c.system(args.system)] if args.system else []
-    if args.history and Path(args.history).exists():
-        history = list(c.load_conversation(args.history)["messages"])
     prompt = " ".join(args.prompt).strip()
+    interactive = inp.isatty() or args.interactive
+    piped = None if interactive else _stdin_text(inp)
+    if piped and piped.strip():  # `cat notes.txt | conduit chat "summarize:"`, as llm does
+        prompt = f"{prompt}\n\n{piped.strip()}" if prompt else piped.strip()
     if prompt:
-        ctx = _run_stream(_chat_request(model, [*history, c.user(prompt)]), out)
-        _save(args, ctx)
+        _turn(state, prompt, args, (out, err))
         return 0
-    interactive = inp.isatty()
-    if interactive:
+    if not interactive:
+        raise UsageError('chat needs a prompt: conduit chat "Hello", or pipe text in')
+    if inp.isatty():
         _readline()
-        err.write("Conduit chat — /exit to leave, /reset to forget, /save FILE to keep it.\n")
+        err.write("Conduit chat — /help for commands, /exit to leave.\n")
     while True:
         try:
-            line = input("you> ") if interactive and inp is sys.stdin else inp.readline()
+            line = input("you> ") if inp.isatty() and inp is sys.stdin else inp.readline()
         except EOFError:
             break
         if not line:
@@ -112,32 +303,24 @@ def cmd_chat(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) ->
         text = line.strip()
         if not text:
             continue
-        if text in ("/exit", "/quit"):
+        handled = _slash(text, state, err, out)
+        if handled is False:
             break
-        if text == "/reset":
-            history = [m for m in history if m["role"] == "system"]
-            err.write("(history cleared)\n")
+        if handled:
             continue
-        if text.startswith("/save"):
-            target = text[5:].strip() or "conversation.json"
-            c.save_conversation(history, target, model=model or "mock:echo")
-            err.write(f"(saved to {target})\n")
-            continue
-        history.append(c.user(text))
-        if interactive:
+        if text.startswith("//"):
+            text = text[1:]
+        if inp.isatty():
             out.write("assistant> ")
-        ctx = _run_stream(_chat_request(model, history), out)
-        history.append(response_message(ctx["response"]))
-    if args.history:
-        c.save_conversation(history, args.history, model=model or "mock:echo")
+        try:
+            _turn(state, text, args, (out, err))
+        except c.ConduitError as exc:  # the turn failed: say so, keep the chat going
+            err.write(f"error: {_one_line(exc)} (the turn was not kept; try again)\n")
     return 0
 
 
-def _save(args: argparse.Namespace, ctx: Any) -> None:
-    if args.history and ctx is not None:
-        import conduit as c
-
-        c.save_conversation(ctx, args.history, model=ctx["model"])
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _readline() -> None:
@@ -279,13 +462,11 @@ def cmd_ask(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -> 
 
     store_path = Path(args.store)
     if not store_path.exists():
-        err.write(f"error: no index at {store_path}; build one first: conduit index FOLDER\n")
-        return 2
+        raise UsageError(f"no index at {store_path}; build one first: conduit index FOLDER")
     meta = _settings(_meta_path(store_path))
     question = " ".join(args.question).strip()
     if not question:
-        err.write('error: ask needs a question: conduit ask "How do retries work?"\n')
-        return 2
+        raise UsageError('ask needs a question: conduit ask "How do retries work?"')
     find = c.retriever(_embedder(meta), c.load_store(store_path), k=args.k)
     hits = find(question)
     model = args.model or default_model()
@@ -296,11 +477,102 @@ def cmd_ask(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -> 
             out.write(f"[{i}] {_source(hit)} (score {hit['score']:.2f})\n    {text[:400]}\n\n")
         _offline_note(out)
         return 0
-    req = c.with_retrieval(lambda q: hits)(c.request(model, question))
-    _run_stream(req, out)
+    import time
+
+    from conduit import calllog
+
+    req = _stacked(c.with_retrieval(lambda q: hits)(c.request(model, question)), args, err)
+    log = None if args.no_log else calllog.open_log()
+    started, clock, ctx, failure = time.time(), time.monotonic(), None, None
+    try:
+        ctx = _run_stream(req, out)
+    except Exception as exc:
+        failure = exc
+        raise
+    finally:
+        if log is not None:
+            log.record(
+                conversation=calllog.new_conversation(),
+                command="ask",
+                model=model,
+                prompt=question,
+                messages=[c.user(question)],
+                ctx=ctx,
+                error=failure,
+                started=started,
+                latency=time.monotonic() - clock,
+            )
     out.write("\nSources:\n")
     for i, hit in enumerate(hits, 1):
         out.write(f"[{i}] {_source(hit)}\n")
+    return 0
+
+
+# -- logs ---------------------------------------------------------------------------------------
+
+
+def _when(started: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
+
+
+def _row_line(row: dict[str, Any]) -> str:
+    said = row["error"] or row["answer"] or ""
+    said = " ".join(said.split())
+    prompt = " ".join(row["prompt"].split())
+    cost = f" ${row['cost']:.4f}" if row.get("cost") else ""
+    return (
+        f"{row['id']}  {_when(row['started'])}  {row['command']:<4} {row['model']}{cost}\n"
+        f"    > {prompt[:100]}\n    {'!' if row['error'] else '<'} {said[:100]}\n"
+    )
+
+
+def cmd_logs(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -> int:
+    from conduit import calllog
+
+    path = calllog.default_path()
+    if args.action == "path":
+        out.write(f"{path if path is not None else 'off (CONDUIT_LOGS)'}\n")
+        return 0
+    if path is None:
+        raise UsageError("the log is off (CONDUIT_LOGS); unset it to record calls")
+    if not path.exists():
+        out.write(f"(no calls logged yet; the log will be at {path})\n")
+        return 0
+    log = calllog.open_log(path)
+    assert log is not None
+    if args.action == "show":
+        if not args.text:
+            raise UsageError("logs show needs a call's id (from `conduit logs`)")
+        row = log.show(args.text)
+        if row is None:
+            raise UsageError(f"no single logged call has an id starting {args.text!r}")
+        if args.json:
+            out.write(calllog.as_json(row) + "\n")
+            return 0
+        for key in ("id", "conversation", "command", "model", "input_tokens", "output_tokens"):
+            out.write(f"{key}: {row[key]}\n")
+        out.write(f"started: {_when(row['started'])}\nlatency: {row['latency_ms']} ms\n")
+        out.write(f"cost: {row['cost']}\nattempts: {row['attempts']}\n")
+        if row["system"]:
+            out.write(f"system: {row['system']}\n")
+        out.write(f"\nprompt:\n{row['prompt']}\n\n")
+        out.write(f"error:\n{row['error']}\n" if row["error"] else f"answer:\n{row['answer']}\n")
+        return 0
+    if args.action == "search":
+        if not args.text:
+            raise UsageError("logs search needs text to look for")
+        rows = log.search(args.text, args.n)
+    else:
+        rows = log.recent(args.n)
+    if args.json:
+        out.write("\n".join(calllog.as_json(r) for r in rows) + ("\n" if rows else ""))
+        return 0
+    for row in rows:
+        out.write(_row_line(row))
+    if not rows:
+        out.write("(nothing found)\n")
     return 0
 
 
@@ -356,17 +628,53 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) 
 # -- entry point --------------------------------------------------------------------------------
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("conduit-llm")
+    except PackageNotFoundError:  # run from a checkout without installing
+        return "unknown"
+
+
+def _reliability(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--retries", type=int, default=3,
+        help="retries of a failed call that may succeed again (429, 5xx, network); default 3",
+    )  # fmt: skip
+    cmd.add_argument(
+        "--timeout", type=float, default=120.0,
+        help="seconds for a whole answer, retries included (0: none); default 120",
+    )  # fmt: skip
+    cmd.add_argument("--no-log", action="store_true", help="do not record this call in the log")
+
+
 def parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``conduit`` command."""
     top = argparse.ArgumentParser(
         prog="conduit", description="Chat with models and ask questions over your files."
     )
+    top.add_argument("--version", action="version", version=f"conduit {_version()}")
     sub = top.add_subparsers(dest="command", required=True)
-    chat = sub.add_parser("chat", help="chat with a model, streaming its answer")
+    chat = sub.add_parser(
+        "chat",
+        help="chat with a model, streaming its answer",
+        description="Piped text is added to the prompt (or is the prompt). Every turn is kept "
+        "as soon as it is answered: in the log, and in --history FILE if given.",
+    )
     chat.add_argument("prompt", nargs="*", help="one message (none: interactive)")
     chat.add_argument("-m", "--model", help="provider:model, e.g. anthropic:claude-haiku-4-5")
     chat.add_argument("-s", "--system", help="a system prompt")
     chat.add_argument("--history", help="a JSON file to continue from and save to")
+    chat.add_argument(
+        "-c", "--continue", dest="continue_", action="store_true",
+        help="continue the last chat in the log",
+    )  # fmt: skip
+    chat.add_argument(
+        "-i", "--interactive", action="store_true",
+        help="read turns line by line from stdin even when it is not a terminal",
+    )  # fmt: skip
+    _reliability(chat)
     chat.set_defaults(run=cmd_chat)
     index = sub.add_parser("index", help="index a folder into a store file")
     index.add_argument("folder")
@@ -389,16 +697,25 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("-s", "--store", default=DEFAULT_STORE)
     ask.add_argument("-k", type=int, default=4, help="passages to retrieve")
     ask.add_argument("-m", "--model", help="provider:model")
+    _reliability(ask)
     ask.set_defaults(run=cmd_ask)
+    logs = sub.add_parser("logs", help="list, show or search the calls the command made")
+    actions = ("list", "show", "search", "path")
+    logs.add_argument("action", nargs="?", default="list", choices=actions)
+    logs.add_argument("text", nargs="?", help="show: a call's id (or its start); search: text")
+    logs.add_argument("-n", type=int, default=20, help="how many calls to list (default 20)")
+    logs.add_argument("--json", action="store_true", help="print rows as JSON")
+    logs.set_defaults(run=cmd_logs)
     models = sub.add_parser("models", help="list providers, which are configured, and prices")
     models.set_defaults(run=cmd_models)
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``conduit`` command; return its exit status."""
-    import conduit as c
+    """Run the ``conduit`` command; return its exit status (see :data:`EXIT_CODES`).
 
+    Every failure is one line on stderr, ``error: ...``, never a traceback.
+    """
     args = parser().parse_args(argv)
     try:
         status: int = args.run(args, sys.stdout, sys.stderr, sys.stdin)
@@ -408,7 +725,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `conduit models | head`: the reader left; stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except c.ConduitError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 1
+    except Exception as exc:  # one line and a documented status, whatever it was
+        code = exit_code(exc)
+        text = _one_line(exc)
+        if code == 70:
+            text = f"{type(exc).__name__}: {text} (a bug in Conduit: please report it)"
+        elif code == 6 and isinstance(exc, OSError) and exc.filename is not None:
+            text = f"{exc.strerror or text}: {exc.filename}"
+        sys.stderr.write(f"error: {text}\n")
+        return code
     return status

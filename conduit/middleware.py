@@ -312,14 +312,16 @@ async def acall_with(base: AsyncHandler, req: Any) -> Request:
     return _finish(caller, await _stack(base, caller, Middleware.awrap)(caller))
 
 
-def stream_with(base: StreamFn, req: Any) -> Iterator[Any]:
+def stream_with(base: StreamFn, req: Any, keep_done: bool = False) -> Iterator[Any]:
     """Iterate the events of *base* for *req*, inside the middleware recorded on *req*.
 
     *base* yields events and ends with a :class:`Done`; middleware sees the collected context.
+    With *keep_done* the final :class:`Done` is yielded too: its ``ctx`` is the context the
+    middleware handed back (cost, attempts, ...), for a caller that wants more than the events.
     """
     caller = as_request(req)
     for item in _stack(base, caller, _stream_layer)(caller):
-        if not isinstance(item, Done):
+        if keep_done or not isinstance(item, Done):
             yield item
 
 

@@ -8,6 +8,10 @@ settings.register_profile(
 settings.register_profile("dev", max_examples=40, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
+# The command line logs every call to the user's data directory; tests that want the log point
+# CONDUIT_LOGS at a file of their own, and no test writes to the real one.
+os.environ["CONDUIT_LOGS"] = "off"
+
 import shutil  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402

@@ -2,6 +2,7 @@
 
 import io
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -71,7 +72,9 @@ def test_chat_offline_echoes_and_says_how_to_add_a_model(capsys):
 def test_chat_session_keeps_history_resets_and_saves(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     typed = "first\n\n/save kept.json\n/reset\nsecond\n/exit\nnever sent\n"
-    status, out, err = run(capsys, "chat", "-s", "Be brief.", "--history", "h.json", stdin=typed)
+    status, out, err = run(
+        capsys, "chat", "-i", "-s", "Be brief.", "--history", "h.json", stdin=typed
+    )
     assert status == 0 and out.splitlines() == ["first", "second"]
     assert "(saved to kept.json)" in err and "(history cleared)" in err
     kept = c.load_conversation(tmp_path / "kept.json")["messages"]
@@ -166,7 +169,8 @@ def test_models_lists_providers_and_prices(capsys, monkeypatch):
 
 def test_provider_errors_are_one_clear_line(capsys, monkeypatch):
     status, _, err = run(capsys, "chat", "-m", "openai:gpt-4o-mini", "hi")
-    assert status == 1 and err.startswith("error: no API key for openai")
+    assert status == 3 and err.startswith("error: no API key for openai")
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_python_dash_m_conduit_runs_the_same_command():
@@ -231,3 +235,132 @@ def test_a_provider_needing_several_variables_counts_only_with_all_of_them():
     assert default_model(both) == "azure:gpt-4o-mini"
     assert default_model({"AWS_REGION": "us-east-1"}) is None
     assert default_model({"MISTRAL_API_KEY": "k"}) == "mistral:mistral-small-latest"
+
+
+# --- issue 17: a chat that never loses a turn, logs, pipes, errors -------------------------
+
+
+@pytest.fixture
+def logged(tmp_path, monkeypatch):
+    path = tmp_path / "logs.db"
+    monkeypatch.setenv("CONDUIT_LOGS", str(path))
+    return path
+
+
+def stream_response(name="openai/stream_text.sse"):
+    return httpx.Response(200, content=raw(name), headers={"content-type": "text/event-stream"})
+
+
+def test_piped_text_is_added_to_the_prompt_or_is_the_prompt(capsys):
+    status, out, _ = run(capsys, "chat", "summarize this:", stdin="line one\nline two\n")
+    assert status == 0 and out == "summarize this:\n\nline one\nline two\n"  # one call, echoed
+    status, out, _ = run(capsys, "chat", stdin="first\nsecond\n")
+    assert out == "first\nsecond\n"  # the whole input is one message, not one call a line
+    status, _, err = run(capsys, "chat", stdin="")
+    assert status == 2 and "chat needs a prompt" in err
+
+
+def test_slash_commands_never_reach_the_model(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    typed = "/help\n/nonsense\n//etc/hosts is a file\n/model mock:other\n/history\n/exit\n"
+    status, out, err = run(capsys, "chat", "-i", stdin=typed)
+    assert status == 0
+    assert "/reset" in err and "unknown command /nonsense" in err
+    assert out.splitlines()[0] == "/etc/hosts is a file"  # // sends the text with one /
+    assert "(model: mock:other)" in err and "user: /etc/hosts is a file" in out
+
+
+def test_version_is_the_installed_one(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--version"])
+    shown = capsys.readouterr().out.strip()
+    assert done.value.code == 0 and shown == f"conduit {version('conduit-llm')}"
+
+
+@respx.mock
+def test_a_503_is_retried_visibly_and_every_turn_is_kept(capsys, tmp_path, monkeypatch, logged):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-cli-secret-0001")
+    route = respx.post("https://api.openai.com/v1/chat/completions").mock(
+        side_effect=[
+            stream_response(),
+            httpx.Response(503, json={"error": {"message": "overloaded"}}),
+            stream_response(),
+        ]
+    )
+    history = tmp_path / "h.json"
+    typed = "first question\nsecond question\n"
+    status, out, err = run(capsys, "chat", "-i", "--history", str(history), stdin=typed)
+    assert status == 0 and route.call_count == 3
+    assert "(attempt failed: openai HTTP 503: overloaded" in err and "retrying)" in err
+    saved = c.load_conversation(history)["messages"]
+    assert [m["role"] for m in saved] == ["user", "assistant", "user", "assistant"]
+    status, out, _ = run(capsys, "logs")
+    assert out.count("gpt-4o-mini") == 2 and "second question" in out
+    assert "sk-cli-secret-0001" not in logged.read_bytes().decode("latin-1")
+
+
+@respx.mock
+def test_a_failed_turn_keeps_the_turns_before_it(capsys, tmp_path, monkeypatch, logged):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-cli-secret-0002")
+    respx.post("https://api.openai.com/v1/chat/completions").mock(
+        side_effect=[stream_response()]
+        + [httpx.Response(503, json={"error": {"message": "down"}})] * 5
+    )
+    history = tmp_path / "h.json"
+    typed = "first\nsecond\n"
+    status, _, err = run(
+        capsys, "chat", "-i", "--retries", "1", "--history", str(history), stdin=typed
+    )
+    assert status == 0 and "error:" in err and "the turn was not kept" in err
+    assert len(c.load_conversation(history)["messages"]) == 2  # the first turn, answered
+    _, out, _ = run(capsys, "logs", "search", "second")
+    assert "! ServerError" in out  # the failure is logged too
+
+
+def test_continue_picks_up_the_last_chat_from_the_log(capsys, logged):
+    run(capsys, "chat", "remember the word apricot")
+    status, out, _ = run(capsys, "chat", "-c", "and now?")
+    assert status == 0 and out == "and now?\n"
+    _, shown, _ = run(capsys, "logs", "--json", "-n", "1")
+    row = json.loads(shown)
+    kept = json.loads(row["messages"])["messages"]
+    assert [m["content"] for m in kept] == [
+        "remember the word apricot",
+        "remember the word apricot",
+        "and now?",
+        "and now?",
+    ]
+    status, shown, _ = run(capsys, "logs", "show", row["id"][:6])
+    assert status == 0 and "prompt:\nand now?" in shown and f"id: {row['id']}" in shown
+
+
+def test_continue_without_a_log_says_why(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("CONDUIT_LOGS", str(tmp_path / "empty.db"))
+    status, _, err = run(capsys, "chat", "-c", "hi")
+    assert status == 2 and "no earlier chat" in err
+    monkeypatch.setenv("CONDUIT_LOGS", "off")
+    status, _, err = run(capsys, "chat", "-c", "hi")
+    assert status == 2 and "turned off" in err
+
+
+def test_no_log_leaves_no_row(capsys, logged):
+    run(capsys, "chat", "--no-log", "private")
+    _, out, _ = run(capsys, "logs")
+    assert "private" not in out
+
+
+def test_every_error_is_one_line_with_a_documented_status(capsys, tmp_path):
+    (tmp_path / "README.md").write_text("not an index")
+    status, _, err = run(capsys, "ask", "-s", str(tmp_path / "README.md"), "x")
+    assert status in cli.EXIT_CODES and status != 70 and err.startswith("error: ")
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    status, _, err = run(capsys, "ask", "-s", str(tmp_path / "missing.npz"), "x")
+    assert status == 2 and "conduit index FOLDER" in err
+
+
+def test_the_exit_codes_in_the_docs_are_the_command_s():
+    page = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    for code, meaning in cli.EXIT_CODES.items():
+        assert f"| {code} | {meaning} |" in page

@@ -135,6 +135,8 @@ def test_every_wire_returns_the_request_it_was_given_plus_a_response(name):
     if wire.embed is not None:
         emb = c.embedding_request("some-model", ["a"], api_key=KEY, base_url="http://127.0.0.1:9")
         data = {"data": [{"index": 0, "embedding": [0.5]}], "embeddings": [[0.5]]}
+        if name == "gemini":  # batchEmbedContents: {"embeddings": [{"values": [...]}]}
+            data = {"embeddings": [{"values": [0.5]}]}
         respx.route(method="POST").mock(return_value=httpx.Response(200, json=data))
         out = run_effects(name, wire.embed(emb))
         assert set(out) == {*emb, "response"} and all(out[k] == emb[k] for k in emb)
