@@ -348,6 +348,44 @@ def _should_retry(headers: dict[str, str]) -> bool | None:
     return None if flag is None else flag.strip().lower() == "true"
 
 
+def _retry_after(headers: Mapping[str, str], now: float | None, parsed: Any) -> float | None:
+    """The wait a header gives, else one the body gives (Google's ``RetryInfo.retryDelay``)."""
+    found = retry_after(headers, now)
+    return found if found is not None else rpc_retry_delay(parsed)
+
+
+def rpc_retry_delay(body: Any) -> float | None:
+    """Return the seconds of a ``google.rpc.RetryInfo`` in an error body (Gemini's 429), or None.
+
+    >>> rpc_retry_delay({"error": {"code": 429, "details": [
+    ...     {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "34.5s"}]}})
+    34.5
+    >>> rpc_retry_delay({"error": {"details": [{"@type": "x", "retryDelay": "1s"}]}}) is None
+    True
+    """
+    error = body.get("error") if isinstance(body, Mapping) else None
+    details = error.get("details") if isinstance(error, Mapping) else None
+    if not isinstance(details, list | tuple):
+        return None
+    for item in details:
+        if not isinstance(item, Mapping):
+            continue
+        kind_ = item.get("@type")
+        delay = item.get("retryDelay")
+        if (
+            isinstance(kind_, str)
+            and kind_.endswith("google.rpc.RetryInfo")
+            and isinstance(delay, str)
+            and delay.endswith("s")
+        ):
+            try:
+                seconds = float(delay[:-1])
+            except ValueError:
+                return None
+            return seconds if seconds >= 0 else None
+    return None
+
+
 def error_from_response(
     provider: str,
     status: int | None,
@@ -401,7 +439,7 @@ def error_from_response(
         status_code=status,
         body=freeze(parsed),
         request_id=request_id,
-        retry_after=retry_after(h, now),
+        retry_after=_retry_after(h, now, parsed),
         should_retry=_should_retry(h),
         data={"error_type": err_type, "error_code": code},
     )
