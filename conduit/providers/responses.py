@@ -351,7 +351,7 @@ def _option(body: dict[str, Any], key: str, value: Any, official: bool) -> None:
             body["max_output_tokens"] = value
     elif key == "reasoning_effort":
         body["reasoning"] = {"effort": value, **body.get("reasoning", {})}
-    elif key == "reasoning":
+    elif key == "reasoning" and isinstance(value, dict):
         body["reasoning"] = {**body.get("reasoning", {}), **value}
     elif key == "response_format":
         body["text"] = {**body.get("text", {}), "format": encode_text_format(value, official)}
