@@ -55,6 +55,7 @@ __all__ = [
     "encode_response_format",
     "encode_tool_choice",
     "encode_tools",
+    "hidden_secrets",
     "region_of",
     "sign",
     "stream_end",
@@ -778,6 +779,15 @@ def credentials(req: Request) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
     session_token = _frozen().token
     return {"X-Amz-Security-Token": session_token} if session_token else {}
+
+
+def hidden_secrets(req: Request) -> list[str]:
+    """Return the secrets a signed request relies on but never sends (the AWS secret key, the
+    session token), for masking in errors; none with a Bedrock API key (sent, so masked)."""
+    if _token(req):
+        return []
+    frozen = _frozen()
+    return [s for s in (frozen.secret_key, frozen.token) if s]
 
 
 def sign(req: Request, url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
