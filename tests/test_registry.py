@@ -126,7 +126,13 @@ def test_every_wire_returns_the_request_it_was_given_plus_a_response(name):
     """The Wire contract the no-middleware fast path relies on (conduit.exchange._bare)."""
     from conduit._drive import run_effects
 
-    body = raw("anthropic/message_text.json" if name == "anthropic" else "openai/chat_text.json")
+    answers = {
+        "anthropic": "anthropic/message_text.json",
+        "responses": "openai_responses/response_output_text.json",
+        "gemini": "gemini/generate_content_text.json",
+        "bedrock": "bedrock/converse_text.json",
+    }
+    body = raw(answers.get(name, "openai/chat_text.json"))
     respx.route(method="POST").mock(return_value=httpx.Response(200, content=body))
     wire = wire_of(name)
     req = c.request("some-model", "hi", api_key=KEY, base_url="http://127.0.0.1:9/v1")

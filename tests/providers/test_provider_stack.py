@@ -84,6 +84,14 @@ CASES = {
         raw("gemini/stream_generate_content.sse"),
         stream_url=f"{GEMINI}:streamGenerateContent?alt=sse",
     ),
+    "responses": Case(
+        "responses:gpt-4o",
+        "https://api.openai.com/v1/responses",
+        raw("openai_responses/response_output_text.json"),
+        openai_throttle("Rate limit reached for gpt-4o", **{"retry-after-ms": "10"}),
+        {"OPENAI_API_KEY": KEY},
+        raw("openai_responses/stream_output_text.sse"),
+    ),
     "mistral": Case(
         "mistral:mistral-small-latest",
         "https://api.mistral.ai/v1/chat/completions",
