@@ -23,6 +23,7 @@ __all__ = [
     "check_schema",
     "convert",
     "describe",
+    "is_pydantic",
     "is_strict_schema",
     "parse_docstring",
     "schema_of",
@@ -48,11 +49,50 @@ def _is_factory(default: Any) -> bool:
     return type(default).__name__ == "Factory"  # attrs.Factory, which mypy sees as a function
 
 
-def _is_record(tp: Any) -> bool:
-    """An attrs class, a dataclass or a TypedDict: a type with named fields."""
-    return isinstance(tp, type) and (
-        attrs.has(tp) or dataclasses.is_dataclass(tp) or _is_typeddict(tp)
+def is_pydantic(tp: Any) -> bool:
+    """Whether *tp* is a pydantic (v2) model class, duck-typed: pydantic is never imported.
+
+    >>> is_pydantic(int), is_pydantic(dict)
+    (False, False)
+    """
+    return (
+        isinstance(tp, type)
+        and callable(getattr(tp, "model_json_schema", None))
+        and callable(getattr(tp, "model_validate", None))
     )
+
+
+def _is_record(tp: Any) -> bool:
+    """An attrs class, a dataclass, a TypedDict or a pydantic model: a type with named fields."""
+    return isinstance(tp, type) and (
+        attrs.has(tp) or dataclasses.is_dataclass(tp) or _is_typeddict(tp) or is_pydantic(tp)
+    )
+
+
+def _pydantic_schema(tp: Any) -> dict[str, Any]:
+    """The model's own JSON Schema (``model_json_schema``), its ``$defs`` inlined so that it can
+    sit anywhere inside another schema (a tool's parameters, a list's items)."""
+    schema = tp.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any, seen: tuple[str, ...]) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                name = ref[len("#/$defs/") :]
+                if name in seen:
+                    raise TypeError(
+                        f"cannot use the recursive pydantic model {tp.__name__} ({name} refers "
+                        "to itself): give a JSON Schema dict with $defs instead"
+                    )
+                rest = {k: v for k, v in node.items() if k != "$ref"}
+                return {**inline(defs[name], (*seen, name)), **rest}
+            return {k: inline(v, seen) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v, seen) for v in node]
+        return node
+
+    return inline(schema, ())  # type: ignore[no-any-return]
 
 
 def _fields(tp: Any) -> list[tuple[str, Any, bool, Any]]:
@@ -161,13 +201,15 @@ def schema_of(tp: Any) -> dict[str, Any]:
         if len(kinds) == 1 and next(iter(kinds)) in _JSON_TYPES:
             out = {"type": _JSON_TYPES[next(iter(kinds))], **out}
         return out
+    if is_pydantic(tp):
+        return _pydantic_schema(tp)
     if isinstance(tp, type) and (
         attrs.has(tp) or dataclasses.is_dataclass(tp) or _is_typeddict(tp)
     ):
         return _object_schema(tp)
     raise TypeError(
         f"cannot derive a JSON Schema for {tp!r}: use str, int, float, bool, None, lists, tuples, "
-        "dicts, Literal, Enum, unions, attrs classes, dataclasses or TypedDicts"
+        "dicts, Literal, Enum, unions, attrs classes, dataclasses, TypedDicts or pydantic models"
     )
 
 
@@ -517,6 +559,8 @@ def convert(tp: Any, value: Any) -> Any:
         return {k: convert(args[1] if len(args) == 2 else Any, v) for k, v in value.items()}
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return tp(value)
+    if is_pydantic(tp):
+        return tp.model_validate(value)
     if isinstance(tp, type) and (
         attrs.has(tp) or dataclasses.is_dataclass(tp) or _is_typeddict(tp)
     ):

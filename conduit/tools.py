@@ -162,6 +162,8 @@ def format_result(value: Any) -> str:
         value = attrs.asdict(value)
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         value = dataclasses.asdict(value)
+    elif callable(getattr(value, "model_dump", None)) and not isinstance(value, type):
+        value = value.model_dump(mode="json")  # a pydantic model instance
     return json.dumps(thaw(value), default=_json_default)
 
 
