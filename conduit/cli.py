@@ -134,8 +134,9 @@ def _stacked(req: Any, args: argparse.Namespace, err: TextIO) -> Any:
     from toolz import pipe
 
     import conduit as c
+    from conduit.cost import price_for
 
-    layers = [c.with_cost]
+    layers = [c.with_cost] if price_for(str(req["model"])) is not None else []
     if args.timeout > 0:
         layers.append(c.with_timeout(args.timeout))
     if args.retries > 0:

@@ -110,3 +110,84 @@ def test_index_and_ask_print_sources_on_a_real_terminal(term, tmp_path):
     term.type(f"{sys.executable} -m conduit ask 'does a deadline cover retries?' -k 1")
     screen = term.wait_for("No model is configured")
     assert "[1] " in screen and "guide.md" in screen and "every retry attempt" in screen
+
+
+@pytest.fixture
+def server():
+    from tests.faultserver import FaultServer
+
+    srv = FaultServer()
+    yield srv
+    srv.close()
+
+
+ANSWER = "".join(f"w{i} " for i in range(20))  # what tests/faultserver.py streams
+
+
+def _history(path):
+    import json
+
+    return json.loads(path.read_text())["messages"] if path.exists() else []
+
+
+def test_a_chat_rides_out_a_503_visibly_and_keeps_every_turn(term, server, tmp_path):
+    """Answers, then a 503 (retried, and said so), then answers: both turns are kept."""
+    base = server.url("cli-503", "ok,503,ok")
+    history = tmp_path / "chat.json"
+    term.type(
+        f"CONDUIT_LOGS=off OPENAI_BASE_URL={base} {sys.executable} -m conduit chat "
+        f"-m openai:fault-model --history {history}"
+    )
+    term.wait_for("you>")
+    term.type("first question")
+    term.wait_for("w19")
+    assert [m["role"] for m in _history(history)] == ["user", "assistant"]  # kept already
+    term.type("second question")
+    screen = term.wait_for("retrying)")
+    assert "HTTP 503" in screen
+    deadline = time.monotonic() + 30
+    while len(_history(history)) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [m["content"] for m in _history(history)] == [
+        "first question",
+        ANSWER,
+        "second question",
+        ANSWER,
+    ]
+    assert server.hits["cli-503"] == 3
+    term.type("/exit")
+
+
+def test_a_chat_killed_after_its_first_answer_keeps_that_turn(term, server, tmp_path):
+    import signal
+
+    base = server.url("cli-kill", "ok")
+    history = tmp_path / "chat.json"
+    logs = tmp_path / "logs.db"
+    term.type(
+        f"CONDUIT_LOGS={logs} OPENAI_BASE_URL={base} {sys.executable} -m conduit chat "
+        f"-m openai:fault-model --history {history}"
+    )
+    term.wait_for("you>")
+    term.type("remember this")
+    term.wait_for("w19")
+    shell = subprocess.run(
+        [TMUX, "display", "-p", "-t", term.name, "#{pane_pid}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    child = subprocess.run(
+        ["pgrep", "-P", shell], capture_output=True, text=True, check=True
+    ).stdout.split()[0]
+    os.kill(int(child), signal.SIGKILL)
+    term.type("echo KILLED-$?")
+    term.wait_for("KILLED-137")
+    assert [m["content"] for m in _history(history)] == ["remember this", ANSWER]
+    done = subprocess.run(
+        [sys.executable, "-m", "conduit", "logs", "search", "remember"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CONDUIT_LOGS": str(logs)},
+    )
+    assert "remember this" in done.stdout and "w0 w1" in done.stdout
