@@ -319,8 +319,9 @@ def _error_fields(body: Any) -> tuple[str, str | None, str | None]:
     """Return (message, type, code) from any provider's error body."""
     err = body.get("error", body) if isinstance(body, Mapping) else body
     if isinstance(err, Mapping):
-        message = err.get("message") or json.dumps(_plain(err))
-        return _clip(str(message)), _opt_str(err.get("type")), _opt_str(err.get("code"))
+        message = err.get("message") or err.get("Message") or json.dumps(_plain(err))
+        kind = err.get("type") or err.get("__type")  # AWS JSON protocols name it __type
+        return _clip(str(message)), _opt_str(kind), _opt_str(err.get("code"))
     if isinstance(err, str) and err:
         return _clip(err), None, None
     return "", None, None
@@ -414,6 +415,10 @@ def error_from_response(
         parsed = redact(parsed, secrets)
     h = _lower(headers)
     message, err_type, code = _error_fields(parsed)
+    aws_type = h.get("x-amzn-errortype")  # AWS REST JSON (Bedrock): the type is a header
+    if aws_type and err_type is None:
+        err_type = aws_type.split(":", 1)[0].rsplit("#", 1)[-1]  # as botocore reads it
+        message = f"{err_type}: {message}" if message else err_type
     cls: type[ProviderError]
     if status is None and err_type in _BY_TYPE:
         cls, status = _BY_TYPE[err_type]
@@ -427,7 +432,7 @@ def error_from_response(
         code == "context_length_exceeded" or _CONTEXT_PATTERNS.search(message)
     ):
         cls = ContextLengthError
-    request_id = h.get("x-request-id") or h.get("request-id")
+    request_id = h.get("x-request-id") or h.get("request-id") or h.get("x-amzn-requestid")
     if request_id is None and isinstance(parsed, Mapping):
         request_id = _opt_str(parsed.get("request_id"))
     where = f"HTTP {status}" if status is not None else "stream error"

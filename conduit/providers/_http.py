@@ -107,6 +107,9 @@ class Provider:
     credentials: Callable[[Request], dict[str, str]] | None = None
     #: A factory of the stream's framing (default: server-sent events).
     framing: Callable[[], Framer] | None = None
+    #: ``hidden(req)``: secrets the request relies on but never sends (an AWS secret key),
+    #: masked in errors like the ones it sends.
+    hidden: Callable[[Request], list[str]] | None = None
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -232,6 +235,9 @@ def secrets(spec: Provider, req: Request) -> list[str]:
     if spec.credentials is not None:
         with contextlib.suppress(Exception):  # masking must not fail the error it masks
             found += [t for v in spec.credentials(req).values() for t in _credential(v)]
+    if spec.hidden is not None:
+        with contextlib.suppress(Exception):
+            found += spec.hidden(req)
     for name, value in (req.get("headers") or {}).items():
         text = reveal(value)
         if isinstance(text, str) and (isinstance(value, Secret) or is_credential(name)):
@@ -494,10 +500,21 @@ def _transport_error(spec: Provider, exc: httpx.HTTPError, req: Request | None =
     )
 
 
+def _sent_credentials(sent: httpx.Headers | None) -> list[str]:
+    """The credential headers a request went out with: a signature made for this attempt
+    (SigV4's ``Authorization``), a session token; ``secrets`` cannot know them in advance."""
+    return [t for k, v in (sent or {}).items() if is_credential(k) for t in _credential(v)]
+
+
 def _fail(
-    spec: Provider, req: Request, status: int, headers: httpx.Headers, content: bytes
+    spec: Provider,
+    req: Request,
+    status: int,
+    headers: httpx.Headers,
+    content: bytes,
+    sent: httpx.Headers | None = None,
 ) -> ProviderError:
-    hidden = secrets(spec, req)
+    hidden = secrets(spec, req) + _sent_credentials(sent)
     return error_from_response(
         spec.name, status, dict(headers), content, now=time.time(), secrets=hidden
     )
@@ -546,7 +563,7 @@ async def apost(
 
 def _answer(spec: Provider, req: Request, r: httpx.Response) -> Any:
     if r.status_code >= 400:
-        raise _fail(spec, req, r.status_code, r.headers, r.content)
+        raise _fail(spec, req, r.status_code, r.headers, r.content, r.request.headers)
     return _json(spec, r)
 
 
@@ -589,7 +606,7 @@ def open_stream(spec: Provider, req: Request) -> Iterator[bytes]:
             "POST", _parsed(url), content=body, headers=headers, timeout=_timeout(req)
         ) as r:
             if r.status_code >= 400:
-                raise _fail(spec, req, r.status_code, r.headers, r.read())
+                raise _fail(spec, req, r.status_code, r.headers, r.read(), r.request.headers)
             yield from r.iter_bytes()
     except httpx.HTTPError as exc:
         raise _transport_error(spec, exc, req) from exc
@@ -603,7 +620,7 @@ async def aopen_stream(spec: Provider, req: Request) -> AsyncIterator[bytes]:
             "POST", _parsed(url), content=body, headers=headers, timeout=_timeout(req)
         ) as r:
             if r.status_code >= 400:
-                raise _fail(spec, req, r.status_code, r.headers, await r.aread())
+                raise _fail(spec, req, r.status_code, r.headers, await r.aread(), r.request.headers)
             async for chunk in r.aiter_bytes():
                 yield chunk
     except httpx.HTTPError as exc:

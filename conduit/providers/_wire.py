@@ -122,7 +122,10 @@ def _each(
 
 def _final(req: Request, seen: list[Any]) -> Request:
     events = tuple(seen)
-    ctx: Request = req.update({"response": collect(events), "conduit/events": events})
+    response = collect(events)
+    if not response["model"]:  # a stream that names no model (Bedrock's) answered req's
+        response = response.set("model", req["model"])
+    ctx: Request = req.update({"response": response, "conduit/events": events})
     return ctx
 
 

@@ -822,6 +822,7 @@ BEDROCK = _http.Provider(
     url=chat_url,
     sign=sign,
     credentials=credentials,
+    hidden=hidden_secrets,
     framing=partial(EventStreamDecoder, "bedrock"),
 )
 WIRE = _http.wire(BEDROCK)

@@ -807,11 +807,6 @@ def test_a_bedrock_api_key_never_appears_in_an_error(monkeypatch):
     assert API_KEY not in f"{caught.value} {caught.value.body!r}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the secret key and the SigV4 Authorization are never sent, so _http.secrets() "
-    "cannot mask them if a server echoed them: needs the proposed Provider.hidden hook",
-)
 @respx.mock
 def test_secret_key_and_signature_are_masked_even_if_echoed(creds):
     def answer(request):

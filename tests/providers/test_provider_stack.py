@@ -4,7 +4,9 @@ and replay, for calls and streams. Each provider answers with its recorded paylo
 respx (the wire bytes, as the service sends them)."""
 
 import asyncio
+import base64
 import json
+from urllib.parse import quote
 
 import attrs
 import httpx
@@ -19,6 +21,7 @@ from tests.providers.helpers import raw
 
 KEY = "sk-stack-test-key-0001"
 AZURE = "https://stack-test.openai.azure.com"
+HAIKU = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 GEMINI = "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash"
 
 
@@ -91,6 +94,24 @@ CASES = {
         openai_throttle("Rate limit reached for gpt-4o", **{"retry-after-ms": "10"}),
         {"OPENAI_API_KEY": KEY},
         raw("openai_responses/stream_output_text.sse"),
+    ),
+    "bedrock": Case(
+        f"bedrock:{HAIKU}",
+        f"https://bedrock-runtime.us-east-1.amazonaws.com/model/{quote(HAIKU, safe='')}/converse",
+        raw("bedrock/converse_text.json"),
+        httpx.Response(
+            429,
+            json={"message": "Too many requests, please wait before trying again."},
+            headers={"x-amzn-ErrorType": "ThrottlingException:http://internal.amazon.com/"},
+        ),
+        {
+            "AWS_ACCESS_KEY_ID": "AKIDSTACKTEST",
+            "AWS_SECRET_ACCESS_KEY": KEY,
+            "AWS_REGION": "us-east-1",
+        },
+        base64.b64decode(raw("bedrock/converse_stream_text.eventstream.b64")),
+        stream_type="application/vnd.amazon.eventstream",
+        stream_url=f"https://bedrock-runtime.us-east-1.amazonaws.com/model/{quote(HAIKU, safe='')}/converse-stream",
     ),
     "mistral": Case(
         "mistral:mistral-small-latest",
@@ -231,7 +252,8 @@ def test_fallback_crosses_providers_both_ways(case, monkeypatch):
         c.call(c.request(case.model, "hi"))
     )
     sent, bare = mine.calls.last.request, case.model.partition(":")[2]
-    assert json.loads(sent.content).get("model") == bare or f"/{bare}:" in sent.url.path
+    in_path = f"/{bare}:" in sent.url.path or f"/model/{bare}/" in sent.url.path
+    assert json.loads(sent.content).get("model") == bare or in_path
 
 
 @pytest.mark.parametrize("case", NAMES, indirect=True)
