@@ -22,6 +22,7 @@ from tests.providers.helpers import raw
 KEY = "sk-stack-test-key-0001"
 AZURE = "https://stack-test.openai.azure.com"
 HAIKU = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
+BEDROCK = f"https://bedrock-runtime.us-east-1.amazonaws.com/model/{quote(HAIKU, safe='')}"
 GEMINI = "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash"
 
 
@@ -97,7 +98,7 @@ CASES = {
     ),
     "bedrock": Case(
         f"bedrock:{HAIKU}",
-        f"https://bedrock-runtime.us-east-1.amazonaws.com/model/{quote(HAIKU, safe='')}/converse",
+        f"{BEDROCK}/converse",
         raw("bedrock/converse_text.json"),
         httpx.Response(
             429,
@@ -111,7 +112,7 @@ CASES = {
         },
         base64.b64decode(raw("bedrock/converse_stream_text.eventstream.b64")),
         stream_type="application/vnd.amazon.eventstream",
-        stream_url=f"https://bedrock-runtime.us-east-1.amazonaws.com/model/{quote(HAIKU, safe='')}/converse-stream",
+        stream_url=f"{BEDROCK}/converse-stream",
     ),
     "mistral": Case(
         "mistral:mistral-small-latest",
