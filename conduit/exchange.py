@@ -26,6 +26,7 @@ from conduit.registry import PROVIDERS, lookup, split_model
 from conduit.request import as_request
 
 __all__ = [
+    "preview",
     "acall",
     "aembed",
     "aexchange",
@@ -91,6 +92,23 @@ def route(default: str, req: Request) -> tuple[Wire, Request]:
     """
     info, bare = split_model(req["model"], peek(req, "provider", default))
     return wire_of(info.name), (req if bare == req["model"] else req.set("model", bare))
+
+
+def preview(req: Any, stream: bool = False) -> dict[str, Any]:
+    """Return what a call of *req* would send, without sending it: ``{"provider", "url",
+    "body"}`` (the provider chosen from the model, as ``c.call`` chooses it). No credential is
+    read and none appears. Middleware that rewrites the request on its way in (windowing,
+    retrieval) is not applied: this is the body for *req* as it stands.
+
+    >>> import conduit as c
+    >>> sent = c.preview(c.request("anthropic:claude-haiku-4-5", [c.system("S"), c.user("Hi")]))
+    >>> sent["url"], sent["body"]["system"], sent["body"]["model"]
+    ('https://api.anthropic.com/v1/messages', 'S', 'claude-haiku-4-5')
+    """
+    wire, sent = route("openai", as_request(req))
+    if wire.preview is None:
+        raise ValidationError(f"{wire.name} sends nothing over HTTP: there is nothing to preview")
+    return wire.preview(sent, stream)
 
 
 def _flow_of(wire: Wire, kind: str) -> Callable[[Request], Any]:

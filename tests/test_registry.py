@@ -175,3 +175,21 @@ def test_an_agent_keeps_the_callers_tools():
     ctx = c.agent(c.mock_call, [now])(c.request("m", "time?", mock=script))
     assert "tools" not in ctx and c.content(ctx) == "It is noon."
     assert script.calls[0]["tools"][0]["name"] == "now"  # the loop's tools went on the wire
+
+
+@pytest.mark.parametrize("name", [i.name for i in registry.PROVIDERS if i.name != "mock"])
+def test_preview_shows_each_wire_without_a_credential(name, monkeypatch):
+    """c.preview writes the body c.call would send, to the URL it would go to, reading no key."""
+    for info in registry.PROVIDERS:
+        for var in filter(None, (info.env_key, *info.requires)):
+            monkeypatch.delenv(var, raising=False)
+    info = registry.lookup(name)
+    extra = {"base_url": "https://r.openai.azure.com"} if name == "azure" else {}
+    extra |= {"region": "eu-west-1"} if name == "bedrock" else {}
+    req = c.request(f"{name}:{info.default_model}", [c.system("S"), c.user("Weather?")], **extra)
+    sent = c.preview(req)
+    assert sent["provider"] == name and sent["url"].startswith(("https://", "http://localhost"))
+    assert "Weather?" in json.dumps(sent["body"])
+    assert sent == c.preview(req)  # pure: the same request, the same preview
+    with pytest.raises(c.ValidationError, match="nothing to preview"):
+        c.preview(c.request("mock:x", "hi"))

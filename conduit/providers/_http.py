@@ -635,9 +635,19 @@ def decoder(spec: Provider, req: Request) -> Decoder:
     return Decoder(req, start, steps, end, sse=True, guard=guard, framing=spec.framing)
 
 
+def preview(spec: Provider, req: Request, stream: bool = False) -> dict[str, Any]:
+    """Return where a chat call for *req* would go and the JSON body it would send."""
+    return {
+        "provider": spec.name,
+        "url": chat_url(spec, req, stream),
+        "body": spec.encode(req, stream),
+    }
+
+
 def wire(spec: Provider) -> Wire:
     """Return the :class:`Wire` the exchange uses to talk to *spec*'s service."""
     return Wire(
+        preview=partial(preview, spec),
         name=spec.name,
         call=partial(call_flow, spec),
         open=partial(open_stream, spec),

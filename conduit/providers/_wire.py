@@ -157,3 +157,6 @@ class Wire:
     aopen: Callable[[Request], AsyncIterator[Any]]
     decoder: Callable[[Request], Decoder]
     embed: Callable[[Request], Flow] | None = None
+    #: ``preview(req, stream)``: where a call would go and the body it would send, without
+    #: sending it or reading a credential (None: nothing goes over HTTP, as for the mock)
+    preview: Callable[[Request, bool], dict[str, Any]] | None = None
