@@ -98,7 +98,7 @@ def _block(block: Mapping[str, Any]) -> dict[str, Any] | None:
     elif kind in REJECTED:
         raise ValidationError(
             f"anthropic cannot take {REJECTED[kind]} ({kind!r} blocks): send it to a provider "
-            "that accepts it (openai, azure), or transcribe it to text first",
+            "that accepts it (openai, azure, gemini), or transcribe it to text first",
             data={"provider": "anthropic"},
         )
     else:

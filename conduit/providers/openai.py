@@ -153,7 +153,7 @@ def _block(block: Mapping[str, Any], provider: str) -> dict[str, Any]:
 #: to send each (the providers with a codec of their own that take them).
 _TAKES = {
     "document": (("openai", "azure", "openrouter"), "openai, azure, anthropic, gemini, bedrock"),
-    "audio": (("openai", "azure"), "openai, azure"),
+    "audio": (("openai", "azure"), "openai, azure, gemini"),
 }
 
 
