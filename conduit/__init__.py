@@ -121,7 +121,6 @@ from conduit.exchange import (
     openrouter_astream,
     openrouter_call,
     openrouter_stream,
-    preview,
     responses_acall,
     responses_astream,
     responses_call,
@@ -131,6 +130,7 @@ from conduit.exchange import (
     together_astream,
     together_call,
     together_stream,
+    wire,
 )
 from conduit.fallback import with_fallback
 from conduit.graphs import (
@@ -409,7 +409,7 @@ __all__ = [
     "openrouter_stream",
     "parallel",
     "pipeline",
-    "preview",
+    "wire",
     "provider_embedder",
     "register_model",
     "reply",

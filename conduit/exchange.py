@@ -26,7 +26,7 @@ from conduit.registry import PROVIDERS, lookup, split_model
 from conduit.request import as_request
 
 __all__ = [
-    "preview",
+    "wire",
     "acall",
     "aembed",
     "aexchange",
@@ -94,21 +94,45 @@ def route(default: str, req: Request) -> tuple[Wire, Request]:
     return wire_of(info.name), (req if bare == req["model"] else req.set("model", bare))
 
 
-def preview(req: Any, stream: bool = False) -> dict[str, Any]:
-    """Return what a call of *req* would send, without sending it: ``{"provider", "url",
-    "body"}`` (the provider chosen from the model, as ``c.call`` chooses it). No credential is
-    read and none appears. Middleware that rewrites the request on its way in (windowing,
-    retrieval) is not applied: this is the body for *req* as it stands.
+class _Captured(BaseException):
+    """Carries the wire request out of a middleware stack (a BaseException: no retry, fallback
+    or error handler of the stack mistakes it for a failure to handle)."""
+
+    def __init__(self, req: Request) -> None:
+        super().__init__("captured")
+        self.req = req
+
+
+def _capture(req: Request) -> Request:
+    raise _Captured(req)
+
+
+def wire(req: Any, stream: bool = False) -> dict[str, Any]:
+    """Return the HTTP request a call of *req* would send, without sending it: ``{"provider",
+    "method", "url", "headers", "body"}``, after the middleware's changes on the way in
+    (windowing, retrieved context, schema formats), with every secret in the headers masked.
+    The provider is chosen from the model as ``c.call`` chooses it. The middleware runs as for
+    a call up to the exchange (a rate limiter counts it; a budget's reservation is released).
+    A cache hit sends nothing: then ``{"cache_hit": True, "response": ...}``. A missing key is
+    reported under ``"missing"``, not raised.
 
     >>> import conduit as c
-    >>> sent = c.preview(c.request("anthropic:claude-haiku-4-5", [c.system("S"), c.user("Hi")]))
-    >>> sent["url"], sent["body"]["system"], sent["body"]["model"]
-    ('https://api.anthropic.com/v1/messages', 'S', 'claude-haiku-4-5')
+    >>> sent = c.wire(c.request("anthropic:claude-haiku-4-5", [c.system("S"), c.user("Hi")],
+    ...                         api_key="sk-ant-secret"))
+    >>> sent["url"], sent["headers"]["x-api-key"], sent["body"]["system"]
+    ('https://api.anthropic.com/v1/messages', '***', 'S')
     """
-    wire, sent = route("openai", as_request(req))
-    if wire.preview is None:
-        raise ValidationError(f"{wire.name} sends nothing over HTTP: there is nothing to preview")
-    return wire.preview(sent, stream)
+    caller = as_request(req)
+    try:
+        ctx = call_with(_capture, caller) if "middleware" in caller else _capture(caller)
+    except _Captured as got:
+        chosen, sent = route("openai", got.req)
+        if chosen.preview is None:
+            raise ValidationError(
+                f"{chosen.name} sends nothing over HTTP: there is no wire request to show"
+            ) from None
+        return chosen.preview(sent, stream)
+    return {"cache_hit": True, "response": ctx.get("response")}
 
 
 def _flow_of(wire: Wire, kind: str) -> Callable[[Request], Any]:

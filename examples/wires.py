@@ -1,6 +1,6 @@
 """One conversation, every provider's wire: what Conduit would send to each, offline.
 
-`c.preview(req)` returns the URL and JSON body a call would send, without sending it or
+`c.wire(req)` returns the URL and JSON body a call would send, without sending it or
 reading a key. The same request (a system prompt, a tool, a question) is written for each
 provider in the registry: chat completions, Anthropic's Messages, the Responses API, Gemini's
 generateContent, Bedrock's Converse. Then the same conversation runs, offline, through a
@@ -56,7 +56,7 @@ def main() -> None:
             base_url="https://my-resource.openai.azure.com" if model.startswith("azure") else None,
             region="eu-west-1" if model.startswith("bedrock") else None,
         )
-        sent = c.preview(req)
+        sent = c.wire(req)
         print(f"{sent['provider']:<11} POST {sent['url']}")
         print(f"{'':<11} {shape(sent['body'])}")
 

@@ -177,19 +177,61 @@ def test_an_agent_keeps_the_callers_tools():
     assert script.calls[0]["tools"][0]["name"] == "now"  # the loop's tools went on the wire
 
 
-@pytest.mark.parametrize("name", [i.name for i in registry.PROVIDERS if i.name != "mock"])
-def test_preview_shows_each_wire_without_a_credential(name, monkeypatch):
-    """c.preview writes the body c.call would send, to the URL it would go to, reading no key."""
-    for info in registry.PROVIDERS:
-        for var in filter(None, (info.env_key, *info.requires)):
-            monkeypatch.delenv(var, raising=False)
+WIRE_OK = {
+    "anthropic": "anthropic/message_text.json",
+    "responses": "openai_responses/response_output_text.json",
+    "gemini": "gemini/generate_content_text.json",
+    "bedrock": "bedrock/converse_text.json",
+}
+SENDERS = [i.name for i in registry.PROVIDERS if i.name != "mock"]
+
+
+def _wire_request(name):
     info = registry.lookup(name)
     extra = {"base_url": "https://r.openai.azure.com"} if name == "azure" else {}
     extra |= {"region": "eu-west-1"} if name == "bedrock" else {}
-    req = c.request(f"{name}:{info.default_model}", [c.system("S"), c.user("Weather?")], **extra)
-    sent = c.preview(req)
-    assert sent["provider"] == name and sent["url"].startswith(("https://", "http://localhost"))
-    assert "Weather?" in json.dumps(sent["body"])
-    assert sent == c.preview(req)  # pure: the same request, the same preview
-    with pytest.raises(c.ValidationError, match="nothing to preview"):
-        c.preview(c.request("mock:x", "hi"))
+    history = [c.system("S"), c.user("old question"), c.assistant("old answer"), c.user("Weather?")]
+    return c.request(f"{name}:{info.default_model}", history, api_key=KEY, **extra)
+
+
+@respx.mock
+@pytest.mark.parametrize("name", SENDERS)
+def test_wire_is_what_the_call_then_sends(name, monkeypatch):
+    """c.wire, after the middleware's inbound changes, equals the request the call sends."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDWIRETEST")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wire-test-secret-key")
+    req = pipe(_wire_request(name), c.with_window(2), c.with_retry)
+    shown = c.wire(req)
+    route = respx.post(shown["url"]).mock(
+        return_value=httpx.Response(200, content=raw(WIRE_OK.get(name, "openai/chat_text.json")))
+    )
+    c.call(req)
+    sent = route.calls.last.request
+    assert str(sent.url) == shown["url"] and sent.method == shown["method"]
+    assert json.loads(sent.content) == shown["body"]
+    assert "old question" not in json.dumps(shown["body"])  # the window applied on the way in
+    for header, value in shown["headers"].items():
+        if value not in ("***", "(signed when sent)"):
+            assert sent.headers[header] == value
+    assert KEY not in json.dumps(shown) and "wire-test-secret-key" not in json.dumps(shown)
+
+
+@pytest.mark.parametrize("name", SENDERS)
+def test_wire_needs_no_credential(name, monkeypatch):
+    for info in registry.PROVIDERS:
+        for var in filter(None, (info.env_key, *info.requires)):
+            monkeypatch.delenv(var, raising=False)
+    req = _wire_request(name).discard("api_key")
+    shown = c.wire(req)
+    assert shown["provider"] == name and "Weather?" in json.dumps(shown["body"])
+    assert shown == c.wire(req)  # pure: the same request, the same wire request
+    with pytest.raises(c.ValidationError, match="no wire request to show"):
+        c.wire(c.request("mock:x", "hi"))
+
+
+def test_a_cache_hit_sends_nothing():
+    cache = c.MemoryCache()
+    req = pipe(c.request("mock:x", "hi", mock="cached answer"), c.with_cache(cache))
+    c.call(req)
+    shown = c.wire(req)
+    assert shown["cache_hit"] and c.content(shown["response"]) == "cached answer"

@@ -636,12 +636,23 @@ def decoder(spec: Provider, req: Request) -> Decoder:
 
 
 def preview(spec: Provider, req: Request, stream: bool = False) -> dict[str, Any]:
-    """Return where a chat call for *req* would go and the JSON body it would send."""
-    return {
-        "provider": spec.name,
-        "url": chat_url(spec, req, stream),
-        "body": spec.encode(req, stream),
-    }
+    """Return the HTTP request a chat call for *req* would send, without sending it: method,
+    URL, headers with every secret masked, and the JSON body. A missing key is reported under
+    ``"missing"`` rather than raised; a signature made at send time (SigV4) is not computed."""
+    url, body = chat_url(spec, req, stream), spec.encode(req, stream)
+    out: dict[str, Any] = {"provider": spec.name, "method": "POST", "url": url}
+    try:
+        headers = _headers(spec, req)
+    except AuthenticationError as exc:
+        headers = {"Content-Type": "application/json", **spec.headers}
+        out["missing"] = str(exc)
+    if spec.sign is not None:
+        headers = {**headers, "Authorization": "(signed when sent)"}
+    hidden = secrets(spec, req)
+    masked = {k: "***" if is_credential(k) else redact(str(v), hidden) for k, v in headers.items()}
+    if masked.get("Authorization") == "***" and spec.sign is not None:
+        masked["Authorization"] = "(signed when sent)"
+    return {**out, "headers": masked, "body": body}
 
 
 def wire(spec: Provider) -> Wire:
