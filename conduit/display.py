@@ -94,11 +94,29 @@ def _kind(x: Any) -> str | None:
         return "response"
     if x.get("role") in ("system", "user", "assistant", "tool") and "content" in x:
         return "message"
+    if {"method", "url", "headers", "body"} <= set(x):
+        return "wire"
     return None
 
 
+def _wire(x: Mapping[str, Any], width: int = 2000) -> str:
+    """A wire request (``c.wire``) as an HTTP exchange would print it: the request line, the
+    headers (secrets already masked) and the body as indented JSON, cut at *width* characters."""
+    import json
+
+    lines = [f"{x['method']} {x['url']}"]
+    lines += [f"{k}: {v}" for k, v in x["headers"].items()]
+    if x.get("missing"):
+        lines.append(f"(not sendable: {x['missing']})")
+    body = json.dumps(x["body"], indent=2, ensure_ascii=False, default=str)
+    if len(body) > width:
+        body = body[:width] + f"\n… {len(body) - width} more characters"
+    return "\n".join([*lines, "", body])
+
+
 def show(x: Any, max_messages: int = 12) -> str:
-    """Return a readable summary of a request, context, response, message or message list.
+    """Return a readable summary of a request, context, response, message or message list,
+    or of a wire request (``c.wire``): its request line, headers and JSON body.
 
     >>> import conduit as c
     >>> print(show(c.request("gpt-4o-mini", [c.system("Be brief."), c.user("Hi")],
@@ -110,6 +128,8 @@ def show(x: Any, max_messages: int = 12) -> str:
     kind = _kind(x)
     if kind is None:
         return repr(masked(x))
+    if kind == "wire":
+        return _wire(x)
     if kind == "message":
         return _message_line(x).strip()
     if kind == "messages":

@@ -1,5 +1,6 @@
 """Readable display at a prompt: c.show, the plain REPL's displayhook, IPython's formatter."""
 
+import json
 import subprocess
 import sys
 
@@ -84,3 +85,14 @@ def test_ipython_formats_conduit_maps_readably():
     finally:
         InteractiveShell.clear_instance()
         del ipython
+
+
+def test_show_prints_a_wire_request_as_http_with_secrets_masked():
+    shown = c.show(
+        c.wire(c.request("anthropic:claude-haiku-4-5", "Hi", api_key="sk-ant-display-secret"))
+    )
+    lines = shown.splitlines()
+    assert lines[0] == "POST https://api.anthropic.com/v1/messages"
+    assert "x-api-key: ***" in lines and "sk-ant-display-secret" not in shown
+    body = json.loads(shown.split("\n\n", 1)[1])
+    assert body["messages"] == [{"role": "user", "content": "Hi"}]
