@@ -28,7 +28,7 @@ from conduit.conversation import (
     load_conversation,
     save_conversation,
 )
-from conduit.cost import PRICES, with_cost
+from conduit.cost import PRICES, estimate, with_cost
 from conduit.display import show
 from conduit.embeddings import Embeddings, embedding_request, vectors
 from conduit.errors import (
@@ -339,6 +339,7 @@ __all__ = [
     "embed",
     "embedding_request",
     "error_from_response",
+    "estimate",
     "estimate_tokens",
     "extract",
     "fireworks_acall",

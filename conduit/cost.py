@@ -21,6 +21,7 @@ from conduit.registry import bare_model
 from conduit.tokens import estimate_message_tokens, estimate_tokens
 
 __all__ = [
+    "estimate",
     "DEFAULT_OUTPUT_TOKENS",
     "PRICES",
     "call_cost",
@@ -190,3 +191,62 @@ def with_cost(req: Any = None, /, **options: Any) -> Any:
     0.00045
     """
     return configure(_SPEC, req, options)
+
+
+def estimate(req: Mapping[str, Any]) -> dict[str, Any]:
+    """Return what *req* is expected to use and cost, before the call: ``{"model",
+    "input_tokens", "output_tokens" (what a budget reserves: its ``max_tokens``, else
+    :data:`DEFAULT_OUTPUT_TOKENS`), "max_output_tokens" (its ``max_tokens``, else the model's
+    maximum output), "price" (USD per million tokens, None when the catalog has none), "cost":
+    {"min", "reserved", "max"}}`` in USD (None when unpriced): the prompt alone, the prompt and
+    the reserved output (what ``with_budget`` holds while the call runs), the prompt and the
+    largest answer. The prompt is the one the middleware would send (windowing and retrieved
+    context applied); a request a cache would answer costs nothing.
+
+    >>> import conduit as c
+    >>> e = estimate(c.request("gpt-4o-mini", "hello there", max_tokens=100))
+    >>> e["input_tokens"], e["output_tokens"], e["cost"]["reserved"] == estimate_call_cost(
+    ...     c.request("gpt-4o-mini", "hello there", max_tokens=100))
+    (7, 100, True)
+    >>> estimate(c.request("my-finetune", "hi"))["cost"]
+    {'min': None, 'reserved': None, 'max': None}
+    """
+    from conduit.exchange import outbound  # the middleware layer reads the exchange's answer
+
+    sent = outbound(req)
+    model = str(req.get("model") or "")
+    if sent is None:  # answered from a cache
+        return {
+            "model": model,
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "max_output_tokens": 0,
+            "price": price_for(model),
+            "cost": {"min": 0.0, "reserved": 0.0, "max": 0.0},
+            "cache_hit": True,
+        }
+    usage = estimate_usage(sent)
+    info = catalog.lookup(model)
+    asked = (sent.get("options") or {}).get("max_tokens")
+    largest = int(asked) if asked else (info.max_output if info and info.max_output else None)
+    if largest is None:
+        largest = usage["output_tokens"]
+    price = price_for(model)
+
+    def priced(output: int) -> float | None:
+        if price is None:
+            return None
+        return call_cost({"input_tokens": usage["input_tokens"], "output_tokens": output}, price)
+
+    return {
+        "model": model,
+        "input_tokens": usage["input_tokens"],
+        "output_tokens": usage["output_tokens"],
+        "max_output_tokens": largest,
+        "price": price,
+        "cost": {
+            "min": priced(0),
+            "reserved": priced(usage["output_tokens"]),
+            "max": priced(largest),
+        },
+    }

@@ -27,6 +27,7 @@ from conduit.request import as_request
 
 __all__ = [
     "wire",
+    "outbound",
     "acall",
     "aembed",
     "aexchange",
@@ -105,6 +106,17 @@ class _Captured(BaseException):
 
 def _capture(req: Request) -> Request:
     raise _Captured(req)
+
+
+def outbound(req: Any) -> Request | None:
+    """Return the request the exchange would receive for *req* after its middleware's inbound
+    changes (model prefix and all), or None when a cache would answer it. Nothing is sent."""
+    caller = as_request(req)
+    try:
+        call_with(_capture, caller) if "middleware" in caller else _capture(caller)
+    except _Captured as got:
+        return got.req
+    return None
 
 
 def wire(req: Any, stream: bool = False) -> dict[str, Any]:

@@ -73,3 +73,28 @@ def test_budget_input_errors():
         c.with_budget()
     with pytest.raises(c.ValidationError, match="max_cost, max_tokens and/or max_calls"):
         pipe(c.request("m"), c.with_budget)  # no bare form: no limit suits every program
+
+
+def test_estimate_prices_the_wire_prompt_and_matches_what_the_budget_reserves():
+    from conduit.cost import estimate_call_cost, estimate_usage
+
+    history = [c.user("x" * 4000), c.assistant("y" * 4000), c.user("short question?")]
+    whole = c.estimate(c.request("gpt-4o-mini", history, max_tokens=500))
+    windowed = c.estimate(pipe(c.request("gpt-4o-mini", history, max_tokens=500), c.with_window(1)))
+    assert windowed["input_tokens"] < whole["input_tokens"]  # the prompt the window would send
+    assert windowed["output_tokens"] == windowed["max_output_tokens"] == 500
+    cost = whole["cost"]
+    assert 0 < cost["min"] < cost["reserved"] <= cost["max"]
+    req = c.request("gpt-4o-mini", history, max_tokens=500)
+    assert cost["reserved"] == estimate_call_cost(req)  # the budget's own estimate
+    assert whole["input_tokens"] == estimate_usage(req)["input_tokens"]
+    unset = c.estimate(c.request("gpt-4o-mini", "hi"))
+    assert unset["output_tokens"] == 256 and unset["max_output_tokens"] == 16_384
+    assert unset["cost"]["max"] > unset["cost"]["reserved"]
+
+
+def test_estimate_of_a_cached_request_is_free():
+    cache = c.MemoryCache()
+    req = pipe(c.request("gpt-4o-mini", "hi", mock="cached"), c.with_cache(cache))
+    c.mock_call(req)
+    assert c.estimate(req)["cost"] == {"min": 0.0, "reserved": 0.0, "max": 0.0}
