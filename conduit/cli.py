@@ -380,19 +380,114 @@ def _notes(err: TextIO, caught: list[warnings.WarningMessage]) -> None:
         err.write(f"note: {w.message} (on the command line: --follow-symlinks)\n")
 
 
+def _check_store(target: Path) -> None:
+    """Fail now, before any embedding work, if the index cannot be written at *target*."""
+    folder = target.parent
+    if target.is_dir():
+        raise UsageError(f"-o {target} is a folder; name a file, e.g. -o {target / DEFAULT_STORE}")
+    if not folder.is_dir():
+        raise UsageError(f"-o {target}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"-o {target}: cannot write in the folder {folder}")
+
+
+class _Eta:
+    """The indexing progress bar on stderr, redrawn in place on a terminal (one line per tenth
+    of the work elsewhere). The time left follows from characters embedded per second since
+    the first batch, whose warm-up (a model load, a connection) would skew it for long, and
+    is averaged with the previous estimate counted down, so it settles instead of jumping."""
+
+    width = 30
+
+    def __init__(self, chunks: Sequence[Any], err: TextIO, clock: Any = None) -> None:
+        import itertools
+        import time
+
+        self.err, self.clock = err, clock or time.monotonic
+        self.start = self.clock()
+        self.sizes = list(itertools.accumulate((len(c["text"]) for c in chunks), initial=0))
+        self.mark: tuple[float, int] | None = None  # (time, characters) after the first batch
+        self.left: float | None = None
+        self.at = self.start  # when self.left was estimated
+        self.live = bool(getattr(err, "isatty", None) and err.isatty())
+        self.tenth = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        now, chars = self.clock(), self.sizes[done]
+        if self.mark is None:
+            self.mark = (now, chars)
+        elif chars > self.mark[1]:
+            rate = (chars - self.mark[1]) / max(now - self.mark[0], 1e-9)
+            new = (self.sizes[-1] - chars) / rate
+            if self.left is not None:  # the last estimate, counted down since, weighs half
+                new = (new + max(self.left - (now - self.at), 0.0)) / 2
+            self.left, self.at = new, now
+        tenth = 10 * done // max(total, 1)
+        if not self.live and tenth == self.tenth and done < total:
+            return
+        self.tenth = tenth
+        self.err.write(("\r" if self.live else "") + self.line(done, total, now))
+        self.err.write("\x1b[K" if self.live and done < total else "\n")
+        self.err.flush()
+
+    def line(self, done: int, total: int, now: float) -> str:
+        filled = self.width * done // max(total, 1)
+        if done >= total:
+            left = f"done in {_duration(now - self.start)}"
+        else:
+            left = "estimating" if self.left is None else f"~{_duration(self.left)} left"
+        return f"[{'#' * filled}{'-' * (self.width - filled)}] {done}/{total} chunks, {left}"
+
+
+def _duration(seconds: float) -> str:
+    """Seconds as ``42s`` or ``3m05s``.
+
+    >>> _duration(4.4), _duration(185)
+    ('4s', '3m05s')
+    """
+    whole = round(seconds)
+    return f"{whole}s" if whole < 60 else f"{whole // 60}m{whole % 60:02d}s"
+
+
+def _load_folder(folder: Path, args: argparse.Namespace, err: TextIO) -> Any:
+    """The documents to index, after one line per file that could not be read and one summary
+    of what was skipped."""
+    import conduit as c
+    from conduit.rag.documents import Loaded, load_folder, skip_summary
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if folder.is_dir():
+            found = load_folder(
+                folder,
+                follow_symlinks=args.follow_symlinks,
+                ignore=not args.no_ignore,
+                hidden=args.include_hidden,
+            )
+        else:
+            found = Loaded(documents=c.load_documents(folder))
+    _notes(err, caught)
+    for s in found.skipped:
+        if s.reason in ("binary", "unreadable"):
+            kind = "note" if s.reason == "binary" else "warning"
+            err.write(f"{kind}: skipped {s.path}: {s.detail}\n")
+    listed = [s for s in found.skipped if s.reason != "symlink outside"]  # noted above
+    if listed:
+        err.write(f"{skip_summary(listed)} (--include-hidden, --no-ignore: read them)\n")
+    return found.documents
+
+
 def cmd_index(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -> int:
     import conduit as c
     from conduit._files import write_atomic
-    from conduit.batching import Progress
 
     folder = Path(args.folder)
     if not folder.exists():
         err.write(f"error: no such file or folder: {folder}\n")
         return 2
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        docs = c.load_documents(folder, follow_symlinks=args.follow_symlinks)
-    _notes(err, caught)
+    target = Path(args.store)
+    _check_store(target)
+    docs = _load_folder(folder, args, err)
     if not docs:
         err.write(
             f"error: found no readable documents under {folder} (text, Markdown, rST, "
@@ -406,7 +501,6 @@ def cmd_index(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -
         "chunk_size": args.chunk_size,
         "overlap": args.overlap,
     }
-    target = Path(args.store)
     store, before = (None, {}) if args.rebuild else _previous(target, settings, err)
     digests = {d["id"]: _digest(d) for d in docs}
     changed = [d for d in docs if before.get(d["id"]) != digests[d["id"]]]
@@ -426,8 +520,7 @@ def cmd_index(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -
         + "\n"
     )
     if chunks:
-        bar = Progress(len(chunks), stream=err)
-        store = c.add_documents(store, chunks, embed, batch_size=64, progress=bar)
+        store = c.add_documents(store, chunks, embed, batch_size=64, progress=_Eta(chunks, err))
     c.save_store(store, target)  # atomic: a failed or killed run leaves the old index whole
     meta = {**settings, "files": len(docs), "chunks": len(store), "digests": digests}
     write_atomic(_meta_path(target), json.dumps(meta, indent=1))
@@ -451,11 +544,41 @@ def _settings(meta_file: Path) -> dict[str, Any]:
     raise corrupt(meta_file, "is not an index's settings", "re-run `conduit index FOLDER`")
 
 
+#: passages from files with these suffixes print with their line breaks and indentation
+CODE_SUFFIXES = frozenset({
+    ".py", ".pyi", ".js", ".jsx", ".ts", ".tsx", ".go", ".rs", ".java", ".kt", ".c", ".h", ".cc",
+    ".cpp", ".hpp", ".cs", ".rb", ".php", ".swift", ".sh", ".bash", ".sql", ".toml", ".yaml",
+    ".yml", ".json", ".ini", ".cfg",
+})  # fmt: skip
+
+
 def _source(hit: Any) -> str:
+    """Where a passage comes from: ``path:line`` where the line is known (HTML and PDF text is
+    extracted, so its lines are not the file's), ``path @offset`` for an older index."""
     meta = hit["document"]["metadata"]
     where = meta.get("source") or hit["document"]["id"]
+    if meta.get("type") in ("html", "pdf"):
+        return f"{where}"
+    if meta.get("line") is not None:
+        return f"{where}:{meta['line']}"
     start = meta.get("start")
     return f"{where}" + (f" @{start}" if start is not None else "")
+
+
+def _passage(hit: Any, lines: int = 12, chars: int = 400) -> str:
+    """A passage as ``ask`` prints it, indented: code keeps its lines and indentation (the
+    first *lines* of them), prose is one wrapped run of words (its first *chars*)."""
+    import textwrap
+
+    meta, text = hit["document"]["metadata"], hit["document"]["text"]
+    if Path(str(meta.get("source") or "")).suffix.lower() in CODE_SUFFIXES:
+        code = " " * int(meta.get("column") or 0) + text  # the first line's indentation too
+        kept = [line.rstrip() for line in code.splitlines()]
+        shown = textwrap.dedent("\n".join(kept[:lines] + (["..."] if len(kept) > lines else [])))
+        return textwrap.indent(shown, "    ")
+    words = " ".join(text.split())
+    short = words[:chars] + ("..." if len(words) > chars else "")
+    return textwrap.fill(short, width=96, initial_indent="    ", subsequent_indent="    ")
 
 
 def cmd_ask(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -> int:
@@ -474,8 +597,7 @@ def cmd_ask(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -> 
     if model is None or model.startswith("mock"):
         out.write(f"Passages for: {question}\n\n")
         for i, hit in enumerate(hits, 1):
-            text = " ".join(hit["document"]["text"].split())
-            out.write(f"[{i}] {_source(hit)} (score {hit['score']:.2f})\n    {text[:400]}\n\n")
+            out.write(f"[{i}] {_source(hit)} (score {hit['score']:.2f})\n{_passage(hit)}\n\n")
         _offline_note(out)
         return 0
     import time
@@ -691,6 +813,15 @@ def parser() -> argparse.ArgumentParser:
         "--follow-symlinks",
         action="store_true",
         help="also read files that symlinks in the folder lead to outside it",
+    )
+    index.add_argument(
+        "--include-hidden", action="store_true", help="also read dot-files and dot-folders"
+    )
+    index.add_argument(
+        "--no-ignore",
+        action="store_true",
+        help="also read what .gitignore ignores, virtual environments, node_modules and build "
+        "output (skipped by default)",
     )
     index.set_defaults(run=cmd_index)
     ask = sub.add_parser("ask", help="answer a question from an index, citing sources")

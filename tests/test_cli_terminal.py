@@ -191,3 +191,49 @@ def test_a_chat_killed_after_its_first_answer_keeps_that_turn(term, server, tmp_
         env={**os.environ, "CONDUIT_LOGS": str(logs)},
     )
     assert "remember this" in done.stdout and "w0 w1" in done.stdout
+
+
+def test_index_reads_a_real_folder_and_skips_the_rest_on_a_real_terminal(term, tmp_path):
+    """`conduit index .` in a folder with a virtual environment, node_modules, .git, a
+    .gitignore entry, a binary .txt, Latin-1 text and a PDF while pypdf is unavailable."""
+    import conduit as c
+
+    files = {
+        "guide.md": b"# Timeouts\n\nA deadline covers every retry attempt.\n",
+        "menu.txt": "Crème brûlée and café au lait, naïve façade.\n".encode("latin-1"),
+        "blob.txt": b"\x00\x01\x02\x03 not text",
+        "report.pdf": b"%PDF-1.4\n%%EOF\n",
+        ".gitignore": b"secret.md\n",
+        "secret.md": b"never indexed",
+        ".venv/pyvenv.cfg": b"home = /usr/bin\n",
+        ".venv/lib/retry.py": b"def retry(): ...\n",
+        "node_modules/pkg/README.md": b"vendored",
+        ".git/HEAD": b"ref: refs/heads/main\n",
+        ".git/notes.md": b"git internals",
+    }
+    for name, body in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(body)
+    no_pdf = (
+        "import sys; sys.modules['pypdf'] = None; from conduit.cli import main; sys.exit(main())"
+    )
+    term.type(f'{sys.executable} -c "{no_pdf}" index . ; echo "STATUS=$?"')
+    screen = term.wait_for("\nSTATUS=", timeout=60)
+    assert "STATUS=0" in screen, screen
+    assert "warning: skipped report.pdf: needs the pdf extra: pip install 'conduit-llm[pdf]'" in (
+        screen
+    )
+    assert "note: skipped blob.txt: binary data, not text" in screen
+    summary = next(line for line in screen.splitlines() if line.startswith("skipped "))
+    assert summary.startswith("skipped 3 folders and 3 files: 1 hidden (.git/)"), summary
+    for part in ("1 virtual environment (.venv/)", "1 dependencies (node_modules/)"):
+        assert part in summary, summary
+    assert "1 in .gitignore (secret.md)" in summary and "--no-ignore" in summary
+    assert "wrote conduit-index.npz (2 chunks from 2 files)" in screen
+    parents = {
+        d["metadata"]["parent"] for d in c.load_store(tmp_path / "conduit-index.npz").documents
+    }
+    assert parents == {"guide.md", "menu.txt"}
+    term.type(f"{sys.executable} -m conduit ask 'creme brulee cafe' -k 1")
+    screen = term.wait_for("No model is configured")
+    assert "[1] menu.txt:1 (score" in screen and "Crème brûlée and café au lait" in screen

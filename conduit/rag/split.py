@@ -3,7 +3,9 @@
 Every chunk is ``text[start:end]`` of its source (whitespace trimmed), so chunks keep the text's
 order, can never glue two words together, and the text is recoverable from chunks and offsets.
 Chunk metadata: ``source`` (the parent's source, e.g. its file path, else its id), ``parent``
-(the parent document's id), ``start``, ``end``, ``index``.
+(the parent document's id), ``start``, ``end``, ``index``, and ``line`` and ``column`` (where
+the chunk starts in the parent's text, 1-based and 0-based, so a source can print as
+``path:line`` and code can be shown with its first line's indentation).
 Separators are regular expressions, tried coarsest first; a text is cut after each match.
 """
 
@@ -250,7 +252,23 @@ def _tail(
     return kept
 
 
-def _chunk(doc: PMap[str, Any], span: Span, index: int) -> PMap[str, Any]:
+def _lines(text: str, spans: list[Span]) -> list[tuple[int, int]]:
+    """The (line, column) each span starts at, counted in one pass (spans start in order).
+
+    >>> _lines("a\\nb\\n\\n  c", [(0, 1), (2, 3), (7, 8)])
+    [(1, 0), (2, 0), (4, 2)]
+    """
+    out, pos, line = [], 0, 1
+    for start, _ in spans:
+        if start < pos:
+            pos, line = 0, 1
+        line += text.count("\n", pos, start)
+        pos = start
+        out.append((line, start - text.rfind("\n", 0, start) - 1))
+    return out
+
+
+def _chunk(doc: PMap[str, Any], span: Span, index: int, at: tuple[int, int]) -> PMap[str, Any]:
     start, end = span
     parent = doc.get("metadata", {})
     meta = {
@@ -260,6 +278,8 @@ def _chunk(doc: PMap[str, Any], span: Span, index: int) -> PMap[str, Any]:
         "start": start,
         "end": end,
         "index": index,
+        "line": at[0],
+        "column": at[1],
     }
     return freeze_map(
         {"id": f"{doc['id']}#{index}", "text": doc["text"][start:end], "metadata": meta}
@@ -269,7 +289,9 @@ def _chunk(doc: PMap[str, Any], span: Span, index: int) -> PMap[str, Any]:
 def _split(docs: Any, spans: Callable[[str], list[Span]]) -> PVector[Any]:
     out: list[PMap[str, Any]] = []
     for doc in as_documents(docs):
-        out.extend(_chunk(doc, span, i) for i, span in enumerate(spans(doc["text"])))
+        found = spans(doc["text"])
+        lines = _lines(doc["text"], found)
+        out.extend(_chunk(doc, span, i, lines[i]) for i, span in enumerate(found))
     return pvector(out)
 
 
@@ -286,8 +308,8 @@ def split_recursive(
 
     >>> chunks = split_recursive("First paragraph here.\\n\\nSecond one.", chunk_size=25,
     ...                          chunk_overlap=0)
-    >>> [(c["text"], c["metadata"]["start"]) for c in chunks]
-    [('First paragraph here.', 0), ('Second one.', 23)]
+    >>> [(c["text"], c["metadata"]["start"], c["metadata"]["line"]) for c in chunks]
+    [('First paragraph here.', 0, 1), ('Second one.', 23, 3)]
     """
     return _split(docs, lambda t: split_spans(t, chunk_size, chunk_overlap, separators, length))
 
@@ -317,8 +339,9 @@ def split_markdown(docs: Any, chunk_size: int = 1000, chunk_overlap: int = 0) ->
     out: list[PMap[str, Any]] = []
     for doc in as_documents(docs):
         spans = split_spans(doc["text"], chunk_size, chunk_overlap, MARKDOWN_SEPARATORS)
+        lines = _lines(doc["text"], spans)
         for i, span in enumerate(spans):
-            chunk = _chunk(doc, span, i)
+            chunk = _chunk(doc, span, i, lines[i])
             heads = pvector(_headings(doc["text"], span[0]))
             out.append(chunk.set("metadata", chunk["metadata"].set("headings", heads)))
     return pvector(out)
