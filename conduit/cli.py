@@ -68,7 +68,7 @@ def exit_code(exc: BaseException) -> int:
     return 70
 
 
-_KEYS = [info.env_key for info in PROVIDERS if info.env_key]
+_KEYS = list(dict.fromkeys(info.env_key for info in PROVIDERS if info.env_key))
 _LOCAL = next(info for info in PROVIDERS if info.base_url and not info.env_key)
 HOW_TO_ADD_A_MODEL = (
     f"No model is configured, so Conduit is running offline. To get written answers, set "
