@@ -113,16 +113,20 @@ def _chat_request(model: str | None, messages: Sequence[Any]) -> Any:
     return c.request(model, messages)
 
 
-def _reporter(err: TextIO) -> Any:
-    """A middleware, inside the retry, that says on stderr why an attempt failed."""
+def _reporter(err: TextIO, attempts: int) -> Any:
+    """A middleware, inside the retry, that says on stderr why an attempt failed and that
+    another follows (the last failure is left to the one-line error)."""
     import conduit as c
 
+    tried = [0]
+
     def report(req: Any) -> Any:
+        tried[0] += 1
         try:
             return (yield req)
         except c.ConduitError as exc:
-            if c.is_retryable(exc):
-                err.write(f"\n(attempt failed: {_one_line(exc)}; retrying)\n")
+            if c.is_retryable(exc) and tried[0] < attempts:
+                err.write(f"\n(attempt {tried[0]} failed: {_one_line(exc)}; retrying)\n")
                 err.flush()
             raise
 
@@ -141,7 +145,7 @@ def _stacked(req: Any, args: argparse.Namespace, err: TextIO) -> Any:
         layers.append(c.with_timeout(args.timeout))
     if args.retries > 0:
         layers.append(c.with_retry(max_attempts=args.retries + 1))
-    layers.append(_reporter(err))
+        layers.append(_reporter(err, args.retries + 1))
     return pipe(req, *layers)
 
 

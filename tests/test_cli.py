@@ -293,7 +293,7 @@ def test_a_503_is_retried_visibly_and_every_turn_is_kept(capsys, tmp_path, monke
     typed = "first question\nsecond question\n"
     status, out, err = run(capsys, "chat", "-i", "--history", str(history), stdin=typed)
     assert status == 0 and route.call_count == 3
-    assert "(attempt failed: openai HTTP 503: overloaded" in err and "retrying)" in err
+    assert "(attempt 1 failed: openai HTTP 503: overloaded" in err and "retrying)" in err
     saved = c.load_conversation(history)["messages"]
     assert [m["role"] for m in saved] == ["user", "assistant", "user", "assistant"]
     status, out, _ = run(capsys, "logs")
@@ -314,6 +314,7 @@ def test_a_failed_turn_keeps_the_turns_before_it(capsys, tmp_path, monkeypatch, 
         capsys, "chat", "-i", "--retries", "1", "--history", str(history), stdin=typed
     )
     assert status == 0 and "error:" in err and "the turn was not kept" in err
+    assert err.count("retrying)") == 1  # attempt 1 of 2 said so; the last is the error line
     assert len(c.load_conversation(history)["messages"]) == 2  # the first turn, answered
     _, out, _ = run(capsys, "logs", "search", "second")
     assert "! ServerError" in out  # the failure is logged too
