@@ -208,7 +208,14 @@ _display._auto()  # readable maps at an interactive prompt (conduit.display)
 if _typing.TYPE_CHECKING:
     from conduit.batching import abatch, batch
     from conduit.rag.embed import hash_embedder, provider_embedder, sentence_transformer_embedder
-    from conduit.rag.retrieve import retriever, with_retrieval
+    from conduit.rag.lexical import bm25_index
+    from conduit.rag.retrieve import (
+        bm25_retriever,
+        hybrid_retriever,
+        retriever,
+        rrf,
+        with_retrieval,
+    )
     from conduit.rag.store import (
         MemoryStore,
         QdrantStore,
@@ -239,6 +246,10 @@ _LAZY: dict[str, str] = {
     "save_store": "conduit.rag.store",
     "search": "conduit.rag.store",
     "retriever": "conduit.rag.retrieve",
+    "hybrid_retriever": "conduit.rag.retrieve",
+    "bm25_retriever": "conduit.rag.retrieve",
+    "bm25_index": "conduit.rag.lexical",
+    "rrf": "conduit.rag.retrieve",
     "with_retrieval": "conduit.rag.retrieve",
     "RedisBudget": "conduit.redis_backend",
     "RedisCache": "conduit.redis_backend",
@@ -320,6 +331,8 @@ __all__ = [
     "bedrock_astream",
     "bedrock_call",
     "bedrock_stream",
+    "bm25_index",
+    "bm25_retriever",
     "branch",
     "cache_key",
     "call",
@@ -363,6 +376,7 @@ __all__ = [
     "groq_call",
     "groq_stream",
     "hash_embedder",
+    "hybrid_retriever",
     "image_base64",
     "image_url",
     "input_audio",
@@ -410,7 +424,6 @@ __all__ = [
     "openrouter_stream",
     "parallel",
     "pipeline",
-    "wire",
     "provider_embedder",
     "register_model",
     "reply",
@@ -423,6 +436,7 @@ __all__ = [
     "retriever",
     "retry_after",
     "route",
+    "rrf",
     "run_graph",
     "run_tool_calls",
     "save_conversation",
@@ -458,6 +472,7 @@ __all__ = [
     "validate_graph",
     "vectors",
     "window",
+    "wire",
     "with_budget",
     "with_cache",
     "with_cost",

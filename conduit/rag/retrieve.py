@@ -1,5 +1,9 @@
 """Retrieval: ``retriever`` (query text to hits) and ``with_retrieval`` (hits into the prompt).
 
+``hybrid_retriever`` fuses the vector ranking with a BM25 ranking of the same store
+(:mod:`conduit.rag.lexical`) by reciprocal rank fusion (``rrf``); ``bm25_retriever`` is the
+lexical half alone.
+
 ``with_retrieval`` puts the retrieved passages into the request as a numbered context message
 (after the system messages) so the model can cite them as [1], [2], ...; the hits travel on
 the context as ``ctx["sources"]``.
@@ -7,7 +11,9 @@ the context as ``ctx["sources"]``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
+from fractions import Fraction
 from functools import partial
 from typing import Any
 
@@ -19,16 +25,22 @@ from conduit._options import Builder, configure
 from conduit._types import Flow, Request
 from conduit.errors import ValidationError
 from conduit.middleware import Middleware, middleware
-from conduit.rag.embed import Embedder
+from conduit.rag.embed import Embedder, hash_embed
+from conduit.rag.lexical import Bm25Index, Tokenizer, bm25_index, documents_of, tokenize
 from conduit.rag.store import Filter, hits_from, search
 from conduit.request import system, text
 
 __all__ = [
     "DEFAULT_TEMPLATE",
+    "bm25_retriever",
     "format_context",
+    "fuse",
+    "fusion_defaults",
+    "hybrid_retriever",
     "mmr",
     "retrieval_flow",
     "retriever",
+    "rrf",
     "with_retrieval",
 ]
 
@@ -114,6 +126,199 @@ def retriever(
         use_mmr=mmr,
         fetch_k=fetch_k,
         mmr_weight=mmr_weight,
+        filter=filter,
+    )
+
+
+def rrf(
+    rankings: Sequence[Sequence[str]], k: float = 60, weights: Sequence[float] | None = None
+) -> list[tuple[str, float]]:
+    """Return the ids of *rankings* (each best first) fused by reciprocal rank fusion, best first.
+
+    An id scores the sum over rankings of ``weight / (k + rank)``, rank counted from 1 (Cormack,
+    Clarke and Buettcher, 2009). Sums are exact, so the result does not depend on the order of
+    the rankings, and an id ranked above another in every ranking ends above it; equal scores
+    go by id.
+
+    >>> rrf([["a", "b", "c"], ["c", "a"]], k=1)
+    [('a', 0.8333333333333334), ('c', 0.75), ('b', 0.3333333333333333)]
+    """
+    weights = [1.0] * len(rankings) if weights is None else list(weights)
+    if len(weights) != len(rankings) or any(not w >= 0 for w in weights) or not k >= 0:
+        raise ValidationError(f"rrf needs k >= 0 and one weight >= 0 per ranking, got {weights}")
+    total: dict[str, Fraction] = {}
+    base = Fraction(k)
+    for ranking, weight in zip(rankings, weights, strict=True):
+        w, seen = Fraction(weight), set()
+        for rank, key in enumerate(ranking, 1):
+            if key not in seen:  # an id listed twice counts at its best rank
+                seen.add(key)
+                total[key] = total.get(key, Fraction(0)) + w / (base + rank)
+    ordered = sorted(total.items(), key=lambda item: (-item[1], item[0]))
+    return [(key, float(score)) for key, score in ordered]
+
+
+def fuse(hit_lists: Sequence[Any], k: float = 60, weights: Sequence[float] | None = None) -> Any:
+    """Return the hits of *hit_lists* fused by :func:`rrf` on document ids (score: the fused one).
+
+    >>> a = {"id": "a", "text": "A", "metadata": {}}
+    >>> b = {"id": "b", "text": "B", "metadata": {}}
+    >>> hits = fuse([hits_from([a, b], [0.9, 0.2]), hits_from([b], [7.0])])
+    >>> [(h["document"]["id"], h["rank"]) for h in hits]
+    [('b', 0), ('a', 1)]
+    """
+    docs = {h["document"]["id"]: h["document"] for hits in hit_lists for h in hits}
+    fused = rrf([[h["document"]["id"] for h in hits] for hits in hit_lists], k, weights)
+    return hits_from([docs[key] for key, _ in fused], [score for _, score in fused])
+
+
+def _follow(source: Any, k1: float, b: float, split: Tokenizer) -> Callable[[], Bm25Index]:
+    """Return a function giving the BM25 index of *source* as it is now: a store's documents
+    are read on each call and indexed again only when they changed, reusing what is known."""
+    if isinstance(source, Bm25Index):
+        return lambda: source
+    if documents_of(source) is None:
+        if isinstance(source, str) or not hasattr(source, "__iter__"):
+            raise ValidationError(
+                "BM25 needs the documents: a memory or SQLite store, a list of documents or "
+                f"texts, or a bm25 index, not {source!r:.60}"
+            )
+        index = bm25_index(source, k1=k1, b=b, tokenize=split)
+        return lambda: index
+    lock = threading.Lock()
+    state: list[Any] = [None, None]  # the documents last indexed, their index
+
+    def current() -> Bm25Index:
+        docs = documents_of(source)
+        with lock:
+            if docs is not state[0]:
+                state[1] = bm25_index(docs, k1=k1, b=b, tokenize=split, previous=state[1])
+                state[0] = docs
+            index: Bm25Index = state[1]
+            return index
+
+    return current
+
+
+def _check_k(k: int, fetch_k: int) -> None:
+    if k < 1 or fetch_k < k:
+        raise ValidationError(f"need 1 <= k <= fetch_k, got k={k}, fetch_k={fetch_k}")
+
+
+def _bm25(query: str, *, index: Callable[[], Bm25Index], k: int, filter: Filter) -> Any:
+    return index().search(query, k, filter)
+
+
+def bm25_retriever(
+    source: Any,
+    k: int = 4,
+    *,
+    filter: Filter = None,
+    k1: float = 1.2,
+    b: float = 0.75,
+    tokenize: Tokenizer = tokenize,
+) -> Retriever:
+    """Return a function from query text to the best *k* BM25 hits (no embedder, no vectors).
+
+    *source* is a store (its documents, followed as it changes), a list of documents or texts,
+    or an index from :func:`conduit.rag.lexical.bm25_index` (its own *k1*, *b*, *tokenize*
+    apply then). Only documents sharing a term with the query come back; *filter* applies
+    before the top-k cut.
+
+    >>> import conduit as c
+    >>> find = c.bm25_retriever(["def load_store(path)", "def save_store(store, path)"], k=1)
+    >>> find("how do I load a store?")[0]["document"]["text"]
+    'def load_store(path)'
+    """
+    _check_k(k, k)
+    return partial(_bm25, index=_follow(source, k1, b, tokenize), k=k, filter=filter)
+
+
+def _hybrid(
+    query: str,
+    *,
+    embed: Embedder,
+    store: Any,
+    index: Callable[[], Bm25Index],
+    k: int,
+    fetch_k: int,
+    rrf_k: float,
+    weights: tuple[float, float],
+    filter: Filter,
+) -> PVector[Any]:
+    dense = search(store, query, fetch_k, embed=embed, filter=filter)
+    lexical = index().search(query, fetch_k, filter)
+    return pvector(fuse([dense, lexical], rrf_k, weights)[:k])
+
+
+def fusion_defaults(embed: Embedder) -> tuple[float, tuple[float, float]]:
+    """Return the RRF constant and the (vector, BM25) weights :func:`hybrid_retriever` uses
+    with *embed* when given none.
+
+    The textbook (k=60, equal weights) for a learned embedder. The hash embedder scores shared
+    words, word pairs and trigrams without IDF: a noisier copy of BM25's evidence, so it gets a
+    third of BM25's weight and a sharper constant, which lets it break ties and fill in where
+    BM25 finds nothing (a typo) without outvoting it (benchmarks/README.md, issue 17).
+
+    >>> from conduit.rag.embed import hash_embedder
+    >>> fusion_defaults(hash_embedder(64)), fusion_defaults(lambda texts: None)
+    ((10.0, (0.3, 1.0)), (60.0, (1.0, 1.0)))
+    """
+    if isinstance(embed, partial) and embed.func is hash_embed:
+        return 10.0, (0.3, 1.0)
+    return 60.0, (1.0, 1.0)
+
+
+def hybrid_retriever(
+    embed: Embedder,
+    store: Any,
+    k: int = 4,
+    *,
+    fetch_k: int = 20,
+    rrf_k: float | None = None,
+    weights: tuple[float, float] | None = None,
+    filter: Filter = None,
+    k1: float = 1.2,
+    b: float = 0.75,
+    tokenize: Tokenizer = tokenize,
+    lexical: Any = None,
+) -> Retriever:
+    """Return a function from query text to the best *k* hits of vector and BM25 search fused.
+
+    Each side ranks its best *fetch_k* documents; reciprocal rank fusion (:func:`rrf`, constant
+    *rrf_k*, *weights* for the vector and the BM25 ranking; by default
+    :func:`fusion_defaults`) merges them, and a hit's score is its fused score. The BM25 side
+    (*k1*, *b*, *tokenize*) indexes the store's own documents (a memory or SQLite store) on
+    first use and follows the store as it changes, tokenizing only new documents; for a store
+    that cannot list its documents (Qdrant), pass them as *lexical*. *filter* applies to both
+    sides before their cut.
+
+    >>> import conduit as c
+    >>> embed = c.hash_embedder(64)
+    >>> texts = ["def load_store(path): read a saved store", "Cats purr when content."]
+    >>> find = c.hybrid_retriever(embed, c.add_documents(c.memory_store(), texts, embed), k=1)
+    >>> find("loadStore")[0]["document"]["text"]
+    'def load_store(path): read a saved store'
+    """
+    _check_k(k, fetch_k)
+    if lexical is None and documents_of(store) is None:
+        raise ValidationError(
+            f"{store!r:.60} does not list its documents for BM25: pass them as lexical="
+        )
+    preset_k, preset_weights = fusion_defaults(embed)
+    rrf_k = preset_k if rrf_k is None else rrf_k
+    weights = preset_weights if weights is None else weights
+    if len(weights) != 2 or any(not w >= 0 for w in weights) or not rrf_k >= 0:
+        raise ValidationError(f"need rrf_k >= 0 and two weights >= 0, got {rrf_k}, {weights}")
+    return partial(
+        _hybrid,
+        embed=embed,
+        store=store,
+        index=_follow(store if lexical is None else lexical, k1, b, tokenize),
+        k=k,
+        fetch_k=fetch_k,
+        rrf_k=float(rrf_k),
+        weights=(float(weights[0]), float(weights[1])),
         filter=filter,
     )
 
