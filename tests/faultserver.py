@@ -109,7 +109,8 @@ class FaultServer:
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
-        self.ready.wait(5)
+        if not self.ready.wait(60):  # a loaded machine can be slow to start a thread's loop
+            raise RuntimeError("the fault server did not start within 60 s")
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)

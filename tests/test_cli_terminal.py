@@ -138,14 +138,14 @@ def test_a_chat_rides_out_a_503_visibly_and_keeps_every_turn(term, server, tmp_p
         f"CONDUIT_LOGS=off OPENAI_BASE_URL={base} {sys.executable} -m conduit chat "
         f"-m openai:fault-model --history {history}"
     )
-    term.wait_for("you>")
+    term.wait_for("you>", timeout=60)
     term.type("first question")
-    term.wait_for("w19")
+    term.wait_for("w19", timeout=60)
     assert [m["role"] for m in _history(history)] == ["user", "assistant"]  # kept already
     term.type("second question")
-    screen = term.wait_for("retrying)")
+    screen = term.wait_for("retrying)", timeout=60)
     assert "HTTP 503" in screen
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while len(_history(history)) < 4 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert [m["content"] for m in _history(history)] == [
@@ -168,9 +168,9 @@ def test_a_chat_killed_after_its_first_answer_keeps_that_turn(term, server, tmp_
         f"CONDUIT_LOGS={logs} OPENAI_BASE_URL={base} {sys.executable} -m conduit chat "
         f"-m openai:fault-model --history {history}"
     )
-    term.wait_for("you>")
+    term.wait_for("you>", timeout=60)
     term.type("remember this")
-    term.wait_for("w19")
+    term.wait_for("w19", timeout=60)
     shell = subprocess.run(
         [TMUX, "display", "-p", "-t", term.name, "#{pane_pid}"],
         capture_output=True,
