@@ -206,6 +206,7 @@ __version__ = "0.1.0"
 _display._auto()  # readable maps at an interactive prompt (conduit.display)
 
 if _typing.TYPE_CHECKING:
+    from conduit.batch_api import anthropic_batch, openai_batch, provider_batch
     from conduit.batching import abatch, batch
     from conduit.rag.embed import hash_embedder, provider_embedder, sentence_transformer_embedder
     from conduit.rag.lexical import bm25_index
@@ -233,6 +234,9 @@ if _typing.TYPE_CHECKING:
 _LAZY: dict[str, str] = {
     "batch": "conduit.batching",
     "abatch": "conduit.batching",
+    "anthropic_batch": "conduit.batch_api",
+    "openai_batch": "conduit.batch_api",
+    "provider_batch": "conduit.batch_api",
     "hash_embedder": "conduit.rag.embed",
     "provider_embedder": "conduit.rag.embed",
     "sentence_transformer_embedder": "conduit.rag.embed",
@@ -314,6 +318,7 @@ __all__ = [
     "agent_stream",
     "anthropic_acall",
     "anthropic_astream",
+    "anthropic_batch",
     "anthropic_call",
     "anthropic_stream",
     "arun_graph",
@@ -415,6 +420,7 @@ __all__ = [
     "openai_acall",
     "openai_aembed",
     "openai_astream",
+    "openai_batch",
     "openai_call",
     "openai_embed",
     "openai_stream",
@@ -424,6 +430,7 @@ __all__ = [
     "openrouter_stream",
     "parallel",
     "pipeline",
+    "provider_batch",
     "provider_embedder",
     "register_model",
     "reply",

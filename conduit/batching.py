@@ -5,6 +5,11 @@ one bad input never aborts the run. With a checkpoint file (JSON Lines), every f
 appended as it completes; a rerun after a crash reads the file, skips what succeeded and runs
 the rest (failed items included), so each input ends with exactly one result. One run at a time
 holds a checkpoint: a second run on the same file stops at once with an error saying so.
+
+A handler with a ``bulk`` attribute (``c.openai_batch``, :mod:`conduit.batch_api`) takes the
+unfinished items all at once: ``await call.bulk(reqs, keys, todo, notes, finish, note)``, where
+*notes* are the checkpoint's ``{"batch": ...}`` lines, ``finish(index, ctx_or_exception)``
+records one item as usual and ``note(record)`` appends a ``{"batch": record}`` line.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from conduit.errors import ConduitError, ValidationError
 from conduit.registry import PROVIDERS
 from conduit.request import as_request
 
-__all__ = ["Progress", "abatch", "batch", "error_record", "load_checkpoint"]
+__all__ = ["Progress", "abatch", "batch", "error_record", "load_checkpoint", "load_notes"]
 
 ProgressFn = Callable[[int, int], Any]
 
@@ -95,10 +100,24 @@ def load_checkpoint(path: str | Path) -> dict[int, dict[str, Any]]:
     if not target.exists():
         return found
     for number, entry in read_jsonl(target, "a batch checkpoint line", _REMEDY):
+        if isinstance(entry, dict) and isinstance(entry.get("batch"), dict):
+            continue  # a provider batch's record: see load_notes
         if not (isinstance(entry, dict) and isinstance(entry.get("index"), int)):
             raise corrupt(f"{target}:{number}", "is not a batch checkpoint record", _REMEDY)
         found[entry["index"]] = entry
     return found
+
+
+def load_notes(path: str | Path) -> list[dict[str, Any]]:
+    """Return the ``{"batch": record}`` lines of a checkpoint file, oldest first: what a bulk
+    handler noted about the provider batches it submitted (see :mod:`conduit.batch_api`)."""
+    target = Path(path)
+    if not target.exists():
+        return []
+    lines = read_jsonl(target, "a batch checkpoint line", _REMEDY)
+    return [
+        e["batch"] for _, e in lines if isinstance(e, dict) and isinstance(e.get("batch"), dict)
+    ]
 
 
 def _secrets(req: Request) -> list[str]:
@@ -166,6 +185,11 @@ class _Writer:
             entry["error"] = thaw(ctx["error"])
         else:
             entry["response"] = thaw(ctx["response"])
+        self.append(entry, secrets)
+
+    def append(self, entry: dict[str, Any], secrets: list[str]) -> None:
+        if self.out is None:
+            return
         line = _scrub(json.dumps(entry), secrets)
         with self.lock:
             append_line(self.out, line)
@@ -208,7 +232,19 @@ async def abatch(
         for index, entry in done.items():
             if index < len(reqs) and entry.get("key") == keys[index] and not entry.get("error"):
                 results[index] = _result(reqs[index], entry)  # failed items run again
-        await _run(call, reqs, keys, results, writer, concurrency, report)
+        bulk = getattr(call, "bulk", None)
+        if bulk is None:
+            await _run(call, reqs, keys, results, writer, concurrency, report)
+        else:
+            todo = [i for i, r in enumerate(results) if r is None]
+            finish = _finisher(reqs, keys, results, writer, report)
+            notes = load_notes(checkpoint) if checkpoint else []
+            secrets = _secrets(reqs[todo[0]]) if todo and writer.out is not None else []
+            if report is not None and len(todo) < len(reqs):
+                report(len(reqs) - len(todo), len(reqs))
+            await bulk(
+                reqs, keys, todo, notes, finish, lambda r: writer.append({"batch": r}, secrets)
+            )
     finally:
         writer.close()
     return pvector(r for r in results if r is not None)
@@ -227,15 +263,15 @@ async def _run(
     import asyncio
 
     todo = [i for i, r in enumerate(results) if r is None]
-    finished = len(reqs) - len(todo)
+    finish = _finisher(reqs, keys, results, writer, report)
     gate = asyncio.Semaphore(concurrency)
     threads = concurrent.futures.ThreadPoolExecutor(max_workers=concurrency)
     is_async = inspect.iscoroutinefunction(call)
     loop = asyncio.get_running_loop()
 
     async def one(index: int) -> None:
-        nonlocal finished
         async with gate:
+            out: Any
             try:
                 if is_async:
                     out = await call(reqs[index])
@@ -243,24 +279,47 @@ async def _run(
                     out = await loop.run_in_executor(threads, call, reqs[index])
                     if inspect.isawaitable(out):
                         out = await out
-                ctx = as_request(out)
             except Exception as exc:
-                ctx = reqs[index].set("error", freeze_map(error_record(exc)))
-                if isinstance(report, Progress):
-                    report.errors += 1
-            results[index] = ctx
-            secrets = _secrets(reqs[index]) if writer.out is not None else []
-            writer.write(index, keys[index], ctx, secrets)
-            finished += 1
-            if report is not None:
-                report(finished, len(reqs))
+                out = exc
+            finish(index, out)
 
     try:
-        if report is not None and finished:
-            report(finished, len(reqs))
+        if report is not None and len(todo) < len(reqs):
+            report(len(reqs) - len(todo), len(reqs))
         await asyncio.gather(*(one(i) for i in todo))
     finally:
         threads.shutdown(wait=False)
+
+
+def _finisher(
+    reqs: list[Request],
+    keys: list[str],
+    results: list[Request | None],
+    writer: _Writer,
+    report: ProgressFn | None,
+) -> Callable[[int, Any], None]:
+    """Return ``finish(index, out)``: record item *index*'s result (a context, or the exception
+    it failed with) in *results* and the checkpoint, and report progress."""
+    finished = sum(r is not None for r in results)
+
+    def finish(index: int, out: Any) -> None:
+        nonlocal finished
+        try:
+            if isinstance(out, BaseException):
+                raise out
+            ctx = as_request(out)
+        except Exception as exc:
+            ctx = reqs[index].set("error", freeze_map(error_record(exc)))
+            if isinstance(report, Progress):
+                report.errors += 1
+        results[index] = ctx
+        secrets = _secrets(reqs[index]) if writer.out is not None else []
+        writer.write(index, keys[index], ctx, secrets)
+        finished += 1
+        if report is not None:
+            report(finished, len(reqs))
+
+    return finish
 
 
 def batch(
