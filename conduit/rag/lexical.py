@@ -70,13 +70,16 @@ def stem(word: str) -> str:
     return word
 
 
-# Lucene's English stop words, stemmed as the words they are compared with.
+# Lucene's English stop words, and the words a question is asked with (queries are often
+# questions: "how do I ..."), stemmed as the words they are compared with.
 STOP_WORDS = frozenset(
     stem(w)
     for w in (
         *("a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into"),
         *("is", "it", "no", "not", "of", "on", "or", "such", "that", "the", "their", "then"),
         *("there", "these", "they", "this", "to", "was", "will", "with"),
+        *("how", "what", "when", "where", "which", "who", "whom", "whose", "why", "do", "does"),
+        *("did", "i", "me", "my", "we", "our", "you", "your", "can", "could", "should", "would"),
     )
 )
 
