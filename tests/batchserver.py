@@ -13,9 +13,10 @@ named ``batch_*`` are the providers' own examples; see SOURCES there):
 
 Answers are ``"answer to <the last user message>"``; a request whose text contains ``fail``
 gets a per-item error (a 400 line). Results come in shuffled order. ``hold`` is how many polls
-a batch stays in progress; ``outcome`` is ``"completed"``, ``"failed"`` or ``"expired"``.
-``created`` counts batch creations per provider, ``polls`` the status reads. Every request
-must carry ``key`` (a 401 otherwise, which echoes the key sent, as OpenAI's does).
+a batch stays in progress; ``outcome`` is ``"completed"``, ``"failed"`` or ``"expired"``; the
+next ``flaky`` status reads answer 503. ``created`` counts batch creations per provider,
+``polls`` the status reads. Every request must carry ``key`` (a 401 otherwise, which echoes
+the key sent, as OpenAI's does).
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class BatchServer:
         self.key = key
         self.hold = 2
         self.outcome = "completed"
+        self.flaky = 0  # this many status reads answer 503 first
         self.created: Counter[str] = Counter()
         self.polls: Counter[str] = Counter()
         self.files: dict[str, bytes] = {}
@@ -118,6 +120,9 @@ class BatchServer:
         sent = h.headers.get("x-api-key") or h.headers.get("authorization", "").removeprefix(
             "Bearer "
         )
+        if method == "GET" and "batches/" in h.path and "results" not in h.path and self.flaky:
+            self.flaky -= 1
+            return self._reply(h, 503, {"error": {"message": "busy", "type": "server_error"}})
         if sent != self.key:
             message = f"Incorrect API key provided: {sent}."
             return self._reply(h, 401, {"error": {"message": message, "type": "invalid_api_key"}})
