@@ -208,6 +208,7 @@ _display._auto()  # readable maps at an interactive prompt (conduit.display)
 if _typing.TYPE_CHECKING:
     from conduit.batch_api import anthropic_batch, openai_batch, provider_batch
     from conduit.batching import abatch, batch
+    from conduit.mcp import amcp_tools, mcp_tools
     from conduit.rag.embed import hash_embedder, provider_embedder, sentence_transformer_embedder
     from conduit.rag.lexical import bm25_index
     from conduit.rag.retrieve import (
@@ -234,6 +235,8 @@ if _typing.TYPE_CHECKING:
 _LAZY: dict[str, str] = {
     "batch": "conduit.batching",
     "abatch": "conduit.batching",
+    "mcp_tools": "conduit.mcp",
+    "amcp_tools": "conduit.mcp",
     "anthropic_batch": "conduit.batch_api",
     "openai_batch": "conduit.batch_api",
     "provider_batch": "conduit.batch_api",
@@ -316,6 +319,7 @@ __all__ = [
     "aembed",
     "agent",
     "agent_stream",
+    "amcp_tools",
     "anthropic_acall",
     "anthropic_astream",
     "anthropic_batch",
@@ -394,6 +398,7 @@ __all__ = [
     "make_response",
     "make_tool_call",
     "make_usage",
+    "mcp_tools",
     "memory_store",
     "middleware",
     "mistral_acall",
