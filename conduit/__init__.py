@@ -199,6 +199,7 @@ from conduit.structured import classify, extract, with_schema
 from conduit.timeout import with_timeout
 from conduit.tokens import estimate_tokens
 from conduit.tools import arun_tool_calls, run_tool_calls, tool, with_tools
+from conduit.tracing import with_tracing
 from conduit.workflow import Step, branch, llm_step, parallel, pipeline, step
 
 __version__ = "0.1.0"
@@ -500,5 +501,6 @@ __all__ = [
     "with_timeout",
     "with_token_limit",
     "with_tools",
+    "with_tracing",
     "with_window",
 ]

@@ -3,7 +3,8 @@
 The loop is one flow: the model calls are what it yields, and running tools or reporting events
 are effects, so the same loop drives ``agent`` (tools one after another), ``aagent`` (the tool
 calls of one turn concurrently) and the streaming agents (``agent_stream``, ``aagent_stream``:
-the model's events as they arrive, and a ``tool_result`` event per tool run).
+the model's events as they arrive, and a ``tool_result`` event per tool run). Middleware on the
+request with a scope (``with_tracing``: an ``invoke_agent`` span) wraps the whole loop.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from conduit._drive import Done, Effect, Emit, adrive, adrive_stream, drive, dri
 from conduit._event import Event
 from conduit._types import AsyncHandler, Flow, Handler, Request
 from conduit.errors import MaxIterationsError, ValidationError
+from conduit.middleware import scoped
 from conduit.request import as_request, response_message, tool_calls
 from conduit.tools import arun_tool_calls, run_tool_calls, tool, with_tools
 
@@ -143,6 +145,7 @@ def agent(
         flow = agent_flow(
             prepared, tools=specs, max_iterations=max_iterations, report=_on_event(on_event)
         )
+        flow = scoped("agent", prepared, flow)
         return _own_tools(req, drive("agent", flow, call))
 
     run.__name__ = run.__qualname__ = "agent"
@@ -166,6 +169,7 @@ def aagent(
         flow = agent_flow(
             prepared, tools=specs, max_iterations=max_iterations, report=_on_event(on_event)
         )
+        flow = scoped("agent", prepared, flow)
         return _own_tools(req, await adrive("aagent", flow, call))
 
     run.__name__ = run.__qualname__ = "aagent"
@@ -196,6 +200,7 @@ def agent_stream(
         flow = agent_flow(
             history, tools=specs, max_iterations=max_iterations, report=_stream_report
         )
+        flow = scoped("agent", history, flow)
         for item in drive_stream("agent_stream", flow, stream, turns=True):
             if not isinstance(item, Done):
                 yield item
@@ -219,6 +224,7 @@ def aagent_stream(
         flow = agent_flow(
             history, tools=specs, max_iterations=max_iterations, report=_stream_report
         )
+        flow = scoped("agent", history, flow)
         async for item in adrive_stream("aagent_stream", flow, stream, turns=True):
             if not isinstance(item, Done):
                 yield item

@@ -30,6 +30,7 @@ from conduit.request import REQUEST_KEYS, as_request
 
 __all__ = [
     "HISTORY",
+    "OBSERVER",
     "REQUEST_KEYS",
     "Middleware",
     "acall_with",
@@ -43,6 +44,7 @@ __all__ = [
     "on_response",
     "recorder",
     "restore",
+    "scoped",
     "stream_with",
     "with_middleware",
 ]
@@ -64,6 +66,9 @@ class Middleware:
     options: PMap[str, Any] = attrs.field(factory=pmap)
     innermost: bool = False  # stacked next to the exchange itself, whatever order it was added
     outermost: bool = False  # stacked first (it sees the caller's request), whatever the order
+    #: ``scope(kind, req, flow, **options) -> flow``: wraps composite work run for a request
+    #: (an agent's loop), as :func:`scoped` applies it; None for most middleware
+    scope: Callable[..., Flow] | None = None
 
     def start(self, req: Request) -> Flow:
         """Return a fresh flow generator for *req*."""
@@ -92,6 +97,7 @@ def middleware(
     name: str | None = None,
     innermost: bool = False,
     outermost: bool = False,
+    scope: Callable[..., Flow] | None = None,
     **options: Any,
 ) -> Middleware:
     """Return a :class:`Middleware` running *flow*, called as ``flow(req, **options)``.
@@ -110,7 +116,12 @@ def middleware(
     label = name or str(getattr(flow, "__name__", "middleware"))
     frozen = freeze_map(options)
     return Middleware(
-        flow=flow, name=label, options=frozen, innermost=innermost, outermost=outermost
+        flow=flow,
+        name=label,
+        options=frozen,
+        innermost=innermost,
+        outermost=outermost,
+        scope=scope,
     )
 
 
@@ -242,6 +253,31 @@ def on_response(transform: Transform, *, name: str | None = None) -> Middleware:
 
 def _name(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__name__", type(fn).__name__)
+
+
+#: Where an observing middleware (``with_tracing``) leaves the object that watches the work done
+#: for a request below it: inner layers, agents and tool runs report to it. Never sent.
+OBSERVER = "conduit/observer"
+
+
+def scoped(kind: str, req: Mapping[str, Any], flow: Flow) -> Flow:
+    """Return *flow* (composite work for *req*, e.g. ``kind="agent"``: an agent's loop) wrapped
+    by the scopes of the middleware recorded on *req*, outermost scope first; *flow* itself when
+    none has one (the common case: no cost).
+
+    >>> import conduit as c
+    >>> def loop(req):
+    ...     return (yield req)
+    >>> flow = loop(c.request("m"))
+    >>> scoped("agent", c.request("m"), flow) is flow
+    True
+    """
+    if "middleware" not in req:
+        return flow
+    for mw in reversed(_stacked(req)):
+        if mw.scope is not None:
+            flow = mw.scope(kind, req, flow, **mw.options)
+    return flow
 
 
 #: Where a middleware that rewrites the conversation (``with_summary``) leaves the new one.

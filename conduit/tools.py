@@ -3,6 +3,10 @@
 ``tool(fn)`` derives the schema from type hints and the docstring. Running a tool call never
 crashes the conversation: an unknown tool, arguments that do not fit the schema, or a tool that
 raises all become a tool message with ``is_error`` that tells the model what went wrong.
+
+An observer on the context (``conduit/observer``, left there by ``with_tracing``) watches each
+run: ``observer.tool(call, spec)`` is a context manager around it, giving ``seen``; the run sets
+``seen.error`` to the exception a tool raised and passes its tool message through ``seen(msg)``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pyrsistent import PMap, PVector, pvector
 from conduit._data import freeze_map, thaw
 from conduit._types import Request, Transform
 from conduit.errors import ValidationError
+from conduit.middleware import OBSERVER
 from conduit.request import as_request, tool_calls, tool_result
 from conduit.schema import check_schema, convert, describe, schema_of, validate
 
@@ -205,23 +210,34 @@ def run_tool_calls(ctx: Mapping[str, Any], tools: Iterable[Any]) -> PVector[Any]
     [('5', False), ("unknown tool 'mul'; available tools: add", True)]
     """
     index = tool_index(tools)
+    observer = ctx.get(OBSERVER)
     out = []
     for call in tool_calls(ctx):
         spec = index.get(call["name"])
-        ready = _prepare(spec, call, list(index))
-        if isinstance(ready, str):
-            out.append(tool_result(call["id"], ready, is_error=True))
+        if observer is None:
+            out.append(_run_one(spec, call, index))
             continue
-        fn, kwargs = ready
-        try:
-            value = fn(**kwargs)
-            if inspect.isawaitable(value):
-                value = _run_coroutine(value)
-        except Exception as exc:
-            out.append(tool_result(call["id"], _failure(spec, exc), is_error=True))  # type: ignore[arg-type]
-        else:
-            out.append(tool_result(call["id"], format_result(value)))
+        with observer.tool(call, spec) as seen:
+            out.append(seen(_run_one(spec, call, index, seen)))
     return pvector(out)
+
+
+def _run_one(
+    spec: PMap[str, Any] | None, call: Any, index: Mapping[str, Any], seen: Any = None
+) -> PMap[str, Any]:
+    ready = _prepare(spec, call, list(index))
+    if isinstance(ready, str):
+        return tool_result(call["id"], ready, is_error=True)
+    fn, kwargs = ready
+    try:
+        value = fn(**kwargs)
+        if inspect.isawaitable(value):
+            value = _run_coroutine(value)
+    except Exception as exc:
+        if seen is not None:
+            seen.error = exc
+        return tool_result(call["id"], _failure(spec, exc), is_error=True)  # type: ignore[arg-type]
+    return tool_result(call["id"], format_result(value))
 
 
 def _run_coroutine(awaitable: Any) -> Any:
@@ -239,9 +255,9 @@ async def arun_tool_calls(ctx: Mapping[str, Any], tools: Iterable[Any]) -> PVect
     import asyncio
 
     index = tool_index(tools)
+    observer = ctx.get(OBSERVER)
 
-    async def one(call: Mapping[str, Any]) -> PMap[str, Any]:
-        spec = index.get(call["name"])
+    async def run(call: Mapping[str, Any], spec: Any, seen: Any = None) -> PMap[str, Any]:
         ready = _prepare(spec, call, list(index))
         if isinstance(ready, str):
             return tool_result(call["id"], ready, is_error=True)
@@ -254,7 +270,17 @@ async def arun_tool_calls(ctx: Mapping[str, Any], tools: Iterable[Any]) -> PVect
                 if inspect.isawaitable(value):
                     value = await value
         except Exception as exc:
-            return tool_result(call["id"], _failure(spec, exc), is_error=True)  # type: ignore[arg-type]
+            if seen is not None:
+                seen.error = exc
+            return tool_result(call["id"], _failure(spec, exc), is_error=True)
         return tool_result(call["id"], format_result(value))
+
+    async def one(call: Mapping[str, Any]) -> PMap[str, Any]:
+        spec = index.get(call["name"])
+        if observer is None:
+            return await run(call, spec)
+        with observer.tool(call, spec) as seen:
+            msg: PMap[str, Any] = seen(await run(call, spec, seen))
+            return msg
 
     return pvector(await asyncio.gather(*(one(call) for call in tool_calls(ctx))))
