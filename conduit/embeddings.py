@@ -10,6 +10,7 @@ That keeps the response plain data (it caches, replays and compares like any oth
 from __future__ import annotations
 
 import base64
+import binascii
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -100,7 +101,20 @@ def vectors(ctx: Any) -> np.ndarray[Any, Any]:
     rows = resp["embeddings"]
     if not rows:
         return _read_only(np.zeros((0, 0), dtype=np.float32))
-    raw = b"".join(base64.b64decode(r) for r in rows)
+    try:
+        decoded = [base64.b64decode(r, validate=True) for r in rows]
+    except (binascii.Error, TypeError, ValueError) as exc:
+        raise ValidationError(
+            f"this context's embeddings are not base64 rows of float32 numbers ({exc}): build "
+            "the response with conduit.embeddings.embedding_response, or re-run the embed call"
+        ) from None
+    widths = {len(d) for d in decoded}
+    if len(widths) != 1 or next(iter(widths)) % 4:
+        raise ValidationError(
+            "this context's embedding rows differ in length or are not float32 (4 bytes a "
+            "number): the response was changed or cut; re-run the embed call"
+        )
+    raw = b"".join(decoded)
     matrix = np.frombuffer(raw, dtype="<f4").reshape(len(rows), -1).astype(np.float32, copy=False)
     return _read_only(matrix)
 

@@ -420,3 +420,12 @@ def test_base64_and_float_json_of_one_matrix_decode_identically(m, rnd):
     a, b = decoded(b64, texts), decoded(floats, texts)
     assert a.tobytes() == b.tobytes() == m.tobytes()
     assert (b64, floats) == bodies
+
+
+def test_rows_that_are_not_base64_float32_say_so():
+    ctx = c.mock_embed(c.embedding_request("mock:any", ["a", "b"]))
+    for rows in (["not base64!!", "AAAA"], ["AAAAAAAA", "AAAA"], ["AAA=", "AAA="]):
+        bad = ctx.set("response", ctx["response"].set("embeddings", rows))
+        with pytest.raises(c.ValidationError, match="re-run the embed call"):
+            c.vectors(bad)
+    assert c.vectors(ctx).shape == (2, 16)
