@@ -160,7 +160,7 @@ from conduit.middleware import (
     on_response,
     with_middleware,
 )
-from conduit.rag.documents import document, load_documents
+from conduit.rag.documents import document, load_documents, load_folder
 from conduit.rag.split import (
     split_character,
     split_code,
@@ -395,6 +395,7 @@ __all__ = [
     "llm_step",
     "load_conversation",
     "load_documents",
+    "load_folder",
     "load_store",
     "make_response",
     "make_tool_call",
