@@ -236,19 +236,22 @@ def _turn(state: dict[str, Any], text: str, args: argparse.Namespace, io: Any) -
     finally:
         log = state.get("log")
         if log is not None:
-            kept = [*sent, response_message(ctx["response"])] if ctx is not None else sent
-            log.record(
-                conversation=state["conversation"],
-                command="chat",
-                model=state["model"] or "mock:echo",
-                prompt=text,
-                messages=kept,
-                ctx=ctx,
-                error=failure,
-                started=started,
-                latency=time.monotonic() - clock,
-                system=args.system,
-            )
+            try:
+                log.record(
+                    conversation=state["conversation"],
+                    command="chat",
+                    model=state["model"] or "mock:echo",
+                    prompt=text,
+                    messages=sent if ctx is None else [*sent, response_message(ctx["response"])],
+                    ctx=ctx,
+                    error=failure,
+                    started=started,
+                    latency=time.monotonic() - clock,
+                    system=args.system,
+                )
+            except Exception as exc:  # the log is a convenience: the answer still counts
+                out.flush()
+                err.write(f"warning: the call was not logged: {_one_line(exc)}\n")
     state["history"] = [*sent, response_message(ctx["response"])]
     if args.history:  # written after every turn, atomically: a crash keeps what was answered
         c.save_conversation(state["history"], args.history, model=state["model"] or "mock:echo")
@@ -265,7 +268,7 @@ def cmd_chat(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) ->
     import conduit as c
     from conduit import calllog
 
-    log = None if args.no_log else calllog.open_log()
+    log = None if args.no_log else _open_log(err)
     state: dict[str, Any] = {
         "model": args.model or default_model(),
         "history": [c.system(args.system)] if args.system else [],
@@ -308,7 +311,11 @@ def cmd_chat(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) ->
         text = line.strip()
         if not text:
             continue
-        handled = _slash(text, state, err, out)
+        try:
+            handled = _slash(text, state, err, out)
+        except OSError as exc:  # /save to a path that cannot be written: say so, go on
+            err.write(f"error: {_one_line(exc)} (nothing was saved; try another path)\n")
+            continue
         if handled is False:
             break
         if handled:
@@ -321,6 +328,8 @@ def cmd_chat(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) ->
             _turn(state, text, args, (out, err))
         except c.ConduitError as exc:  # the turn failed: say so, keep the chat going
             err.write(f"error: {_one_line(exc)} (the turn was not kept; try again)\n")
+        except OSError as exc:  # the answer came, the history file could not be written
+            err.write(f"error: {_one_line(exc)} (the answer is in the chat, not in the file)\n")
     return 0
 
 
@@ -613,7 +622,7 @@ def cmd_ask(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -> 
     from conduit import calllog
 
     req = _stacked(c.with_retrieval(lambda q: hits)(c.request(model, question)), args, err)
-    log = None if args.no_log else calllog.open_log()
+    log = None if args.no_log else _open_log(err)
     started, clock, ctx, failure = time.time(), time.monotonic(), None, None
     try:
         ctx = _run_stream(req, out)
@@ -768,13 +777,35 @@ def _version() -> str:
         return "unknown"
 
 
+def _at_least(low: float, kind: Any) -> Any:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, not {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _open_log(err: TextIO) -> Any:
+    """The call log, or None (with one warning) when it cannot be opened: a chat goes on."""
+    from conduit import calllog
+
+    try:
+        return calllog.open_log()
+    except (OSError, Exception) as exc:  # sqlite3.Error is not an OSError
+        err.write(f"warning: not logging this call: {_one_line(exc)} (set CONDUIT_LOGS)\n")
+        return None
+
+
 def _reliability(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument(
-        "--retries", type=int, default=3,
+        "--retries", type=_at_least(0, int), default=3,
         help="retries of a failed call that may succeed again (429, 5xx, network); default 3",
     )  # fmt: skip
     cmd.add_argument(
-        "--timeout", type=float, default=120.0,
+        "--timeout", type=_at_least(0, float), default=120.0,
         help="seconds for a whole answer, retries included (0: none); default 120",
     )  # fmt: skip
     cmd.add_argument("--no-log", action="store_true", help="do not record this call in the log")

@@ -170,7 +170,7 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
         default_model="us.anthropic.claude-haiku-4-5-20251001-v1:0",
         requires=("AWS_ACCESS_KEY_ID", "AWS_REGION"),
         setup="give AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile or a "
-        "role) and AWS_REGION, and pip install 'conduit[bedrock]'",
+        "role) and AWS_REGION, and pip install 'conduit-llm[bedrock]'",
         vision=True,
     ),
     ProviderInfo(

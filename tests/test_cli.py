@@ -365,3 +365,26 @@ def test_the_exit_codes_in_the_docs_are_the_command_s():
     page = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
     for code, meaning in cli.EXIT_CODES.items():
         assert f"| {code} | {meaning} |" in page
+
+
+def test_a_log_that_cannot_be_opened_warns_and_the_chat_answers(capsys, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("CONDUIT_LOGS", str(blocker / "logs.db"))
+    status, out, err = run(capsys, "chat", "still answered")
+    assert status == 0 and out == "still answered\n" and "not logging this call" in err
+
+
+def test_a_save_that_fails_keeps_the_chat_going(capsys, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    typed = f"/save {blocker}/x.json\nafter\n/exit\n"
+    status, out, err = run(capsys, "chat", "-i", stdin=typed)
+    assert status == 0 and "nothing was saved" in err and out == "after\n"
+
+
+def test_negative_retries_and_timeouts_are_usage_errors(capsys):
+    for flag in ("--retries", "--timeout"):
+        with pytest.raises(SystemExit) as done:
+            cli.main(["chat", flag, "-1", "hi"])
+        assert done.value.code == 2 and "must be at least 0" in capsys.readouterr().err

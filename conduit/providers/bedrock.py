@@ -169,6 +169,20 @@ def _reasoning(block: Mapping[str, Any]) -> dict[str, Any] | None:
     return {"reasoningContent": {"reasoningText": text}}
 
 
+def _document_name(title: Any, n: int) -> str:
+    """A document's Converse ``name``: Bedrock takes letters, digits, single spaces, hyphens,
+    parentheses and square brackets, 1 to 200 characters; anything else becomes a hyphen.
+
+    >>> _document_name("Q3 report.pdf", 1), _document_name(None, 2), _document_name("...", 3)
+    ('Q3 report-pdf', 'document-2', 'document-3')
+    """
+    import re
+
+    name = re.sub(r"[^A-Za-z0-9\s\-()\[\]]", "-", str(title or ""))
+    name = re.sub(r"\s+", " ", name).strip()[:200]
+    return name if name.strip("-") else f"document-{n}"
+
+
 def _block(block: Mapping[str, Any], names: list[str]) -> dict[str, Any] | None:
     kind = block["type"]
     if kind == "text":
@@ -178,7 +192,7 @@ def _block(block: Mapping[str, Any], names: list[str]) -> dict[str, Any] | None:
     if kind == "image":
         return {"image": _source(block, "image", IMAGE_FORMATS)}
     if kind == "document":
-        names.append(block.get("title") or f"document-{len(names) + 1}")
+        names.append(_document_name(block.get("title"), len(names) + 1))
         return {"document": {"name": names[-1], **_source(block, "document", DOCUMENT_FORMATS)}}
     raise ValidationError(
         f"bedrock's Converse API cannot take {kind!r} blocks here: send text, images or "

@@ -817,3 +817,9 @@ def test_secret_key_and_signature_are_masked_even_if_echoed(creds):
     with pytest.raises(c.PermissionDeniedError) as caught:
         c.call(c.request(f"bedrock:{MODEL}", "hello"))
     assert SECRET not in str(caught.value) and "Signature=" not in str(caught.value)
+
+
+def test_document_titles_become_names_bedrock_accepts():
+    req = c.request("m", [c.user("read", c.document_base64("QUJD", title="Q3 report.pdf"))])
+    doc = bedrock.encode_chat(req)["messages"][0]["content"][1]["document"]
+    assert doc["name"] == "Q3 report-pdf"
