@@ -10,7 +10,7 @@ from pyrsistent import PMap, PVector, pmap, pvector
 from conduit._data import freeze, freeze_map
 from conduit.errors import ValidationError
 
-__all__ = ["STOP_REASONS", "make_response", "make_tool_call", "make_usage"]
+__all__ = ["STOP_REASONS", "joined_content", "make_response", "make_tool_call", "make_usage"]
 
 STOP_REASONS = (
     "end_turn",
@@ -130,3 +130,24 @@ def make_response(
             raise ValidationError(f"refusal must be the refusal's text, not {refusal!r:.60}")
         fields["refusal"] = refusal
     return pmap(fields)
+
+
+def joined_content(blocks: list[PMap[str, Any]], texts: list[str]) -> Any:
+    """A decoded answer's content: the text alone when *blocks* is empty; else the blocks in
+    order, adjacent text blocks joined and empty ones dropped (reasoning kept in place).
+
+    >>> joined_content([], ["Hi", " there"])
+    'Hi there'
+    >>> [b["text"] for b in joined_content([pmap({"type": "reasoning", "text": "r"}),
+    ...     pmap({"type": "text", "text": "a"}), pmap({"type": "text", "text": "b"})], [])]
+    ['r', 'ab']
+    """
+    if not blocks:
+        return "".join(texts)
+    out: list[PMap[str, Any]] = []
+    for block in blocks:
+        if block["type"] == "text" and out and out[-1]["type"] == "text":
+            out[-1] = out[-1].set("text", out[-1]["text"] + block["text"])
+        elif block["type"] != "text" or block["text"]:
+            out.append(block)
+    return out

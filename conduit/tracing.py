@@ -404,15 +404,14 @@ def attempt_flow(req: Request) -> Flow:
     return ctx
 
 
-def _forward(flow: Flow, scope: Scope) -> Flow:
-    """Run *flow*, yielding what it yields; the requests it sends report to *scope*."""
+def _relay(flow: Generator[Any, Any, Any], each: Callable[[Any], Any]) -> Generator[Any, Any, Any]:
+    """Run *flow*, yielding ``each(item)`` for what it yields and passing answers and errors
+    back; closing the relay closes *flow*."""
     try:
         item: Any = next(flow)
         while True:
-            if isinstance(item, PMap):  # a request: its call reports to this scope
-                item = item.set(OBSERVER, scope)
             try:
-                sent = yield item
+                sent = yield each(item)
             except GeneratorExit:
                 flow.close()
                 raise
@@ -421,8 +420,17 @@ def _forward(flow: Flow, scope: Scope) -> Flow:
             else:
                 item = flow.send(sent)
     except StopIteration as stop:
-        done: Request = stop.value
-        return done
+        return stop.value
+
+
+def _forward(flow: Flow, scope: Scope) -> Flow:
+    """Run *flow*, yielding what it yields; the requests it sends report to *scope*."""
+
+    def report(item: Any) -> Any:  # a request: its call reports to this scope
+        return item.set(OBSERVER, scope) if isinstance(item, PMap) else item
+
+    done: Request = yield from _relay(flow, report)
+    return done
 
 
 def _start_agent(req: Request, provider: Any, capture: bool) -> Scope:
@@ -496,23 +504,13 @@ async def _awithin(span: Span, effect: Effect) -> Any:
 
 def _current(flow: Generator[Any, Any, Any], span: Span) -> Generator[Any, Any, Any]:
     """Run *flow* (a workflow step's), performing each Effect it yields with *span* current."""
-    try:
-        item: Any = next(flow)
-        while True:
-            if isinstance(item, Effect):
-                item = Effect(partial(_within, span, item.run), partial(_awithin, span, item))
-            try:
-                sent = yield item
-            except GeneratorExit:
-                flow.close()
-                raise
-            except BaseException as exc:
-                item = flow.throw(exc)
-            else:
-                item = flow.send(sent)
-    except StopIteration as stop:
-        done: Any = stop.value
-        return done
+
+    def within(item: Any) -> Any:
+        if isinstance(item, Effect):
+            return Effect(partial(_within, span, item.run), partial(_awithin, span, item))
+        return item
+
+    return (yield from _relay(flow, within))
 
 
 def _start_node(name: str, provider: Any) -> Span:

@@ -28,7 +28,7 @@ from conduit.errors import (
 )
 from conduit.errors import want_list as _list
 from conduit.errors import want_text as _text
-from conduit.response import make_response, make_tool_call, make_usage
+from conduit.response import joined_content, make_response, make_tool_call, make_usage
 from conduit.sse import SSE
 
 __all__ = [
@@ -361,19 +361,6 @@ def _tool_use(block: Mapping[str, Any], where: str) -> PMap[str, Any]:
     return make_tool_call(_text(block.get("id"), f"{where}.id") or "", name, args)
 
 
-def _content(blocks: list[PMap[str, Any]], texts: list[str]) -> Any:
-    """The text alone; or, with reasoning present, the blocks in order (adjacent text joined)."""
-    if not blocks:
-        return "".join(texts)
-    out: list[PMap[str, Any]] = []
-    for block in blocks:
-        if block["type"] == "text" and out and out[-1]["type"] == "text":
-            out[-1] = out[-1].set("text", out[-1]["text"] + block["text"])
-        elif block["type"] != "text" or block["text"]:
-            out.append(block)
-    return out
-
-
 def _thought(block: Mapping[str, Any], where: str) -> PMap[str, Any]:
     if block.get("type") == "redacted_thinking":
         data = _text(block.get("data"), f"{where}.data") or ""
@@ -418,7 +405,7 @@ def _decode_chat(req: Request, body: Any, provider: str) -> Request:
             blocks.append(_thought(block, f"content[{i}]"))
     reason = _text(body.get("stop_reason"), "stop_reason")
     resp = make_response(
-        _content(blocks, texts),
+        joined_content(blocks, texts),
         model=_text(body.get("model"), "model") or req["model"],
         id=_text(body.get("id"), "id"),
         stop_reason=STOP_REASONS.get(reason or "", "end_turn"),

@@ -40,7 +40,7 @@ from conduit.errors import (
 from conduit.errors import want_list as _list
 from conduit.errors import want_text as _text
 from conduit.providers._eventstream import EventStreamDecoder, Message
-from conduit.response import make_response, make_tool_call, make_usage
+from conduit.response import joined_content, make_response, make_tool_call, make_usage
 
 __all__ = [
     "BEDROCK",
@@ -450,19 +450,6 @@ def _tool_use(block: Mapping[str, Any], where: str) -> PMap[str, Any]:
     return make_tool_call(_text(block.get("toolUseId"), f"{where}.toolUseId") or "", name, args)
 
 
-def _content(blocks: list[PMap[str, Any]], texts: list[str]) -> Any:
-    """The text alone; or, with reasoning present, the blocks in order (adjacent text joined)."""
-    if not blocks:
-        return "".join(texts)
-    out: list[PMap[str, Any]] = []
-    for block in blocks:
-        if block["type"] == "text" and out and out[-1]["type"] == "text":
-            out[-1] = out[-1].set("text", out[-1]["text"] + block["text"])
-        elif block["type"] != "text" or block["text"]:
-            out.append(block)
-    return out
-
-
 def decode_chat(req: Request, body: Mapping[str, Any], provider: str = "bedrock") -> Request:
     """Return *req* with the ``response`` decoded from a Converse *body*.
 
@@ -504,7 +491,7 @@ def _decode_chat(req: Request, body: Any, provider: str) -> Request:
             blocks.append(_thought(thought, f"{where}.reasoningContent"))
     reason = _text(body.get("stopReason"), "stopReason")
     resp = make_response(
-        _content(blocks, texts),
+        joined_content(blocks, texts),
         model=req["model"],
         id=None,
         stop_reason=STOP_REASONS.get(reason or "", "end_turn"),
