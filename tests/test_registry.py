@@ -229,6 +229,37 @@ def test_wire_needs_no_credential(name, monkeypatch):
         c.wire(c.request("mock:x", "hi"))
 
 
+EMBED_OK = {
+    "gemini": "gemini/batch_embed_contents.json",
+    "ollama": "ollama/native_embed.json",
+}
+EMBEDDERS = [i.name for i in registry.PROVIDERS if i.embeddings and i.name != "mock"]
+
+
+@respx.mock
+@pytest.mark.parametrize("name", EMBEDDERS)
+def test_wire_of_an_embedding_request_is_what_embed_then_sends(name):
+    """c.wire shows an embedding request's own URL and body, not a chat call's."""
+    extra = {"base_url": "https://r.openai.azure.com"} if name == "azure" else {}
+    req = c.embedding_request(f"{name}:emb-model", ["first text", "second"], api_key=KEY, **extra)
+    shown = c.wire(req)
+    assert "messages" not in shown["body"] and "contents" not in shown["body"]
+    route = respx.post(shown["url"]).mock(
+        return_value=httpx.Response(
+            200, content=raw(EMBED_OK.get(name, "openai/embeddings_float.json"))
+        )
+    )
+    c.embed(req)
+    sent = route.calls.last.request
+    assert str(sent.url) == shown["url"] and json.loads(sent.content) == shown["body"]
+    assert "second" in json.dumps(shown["body"]) and KEY not in json.dumps(shown)
+
+
+def test_wire_of_an_embedding_request_to_a_chat_only_provider_says_so():
+    with pytest.raises(c.ValidationError, match="anthropic has no embeddings"):
+        c.wire(c.embedding_request("anthropic:claude-haiku-4-5", ["a"], api_key=KEY))
+
+
 def test_a_cache_hit_sends_nothing():
     cache = c.MemoryCache()
     req = pipe(c.request("mock:x", "hi", mock="cached answer"), c.with_cache(cache))

@@ -34,7 +34,7 @@ import attrs
 import httpcore
 import httpx
 
-from conduit._data import Secret, is_credential, reveal, secret_problem
+from conduit._data import Secret, is_credential, peek, reveal, secret_problem
 from conduit._drive import Effect, bounded, overdue, time_left
 from conduit._types import Flow, Request
 from conduit.errors import (
@@ -636,10 +636,16 @@ def decoder(spec: Provider, req: Request) -> Decoder:
 
 
 def preview(spec: Provider, req: Request, stream: bool = False) -> dict[str, Any]:
-    """Return the HTTP request a chat call for *req* would send, without sending it: method,
-    URL, headers with every secret masked, and the JSON body. A missing key is reported under
-    ``"missing"`` rather than raised; a signature made at send time (SigV4) is not computed."""
-    url, body = chat_url(spec, req, stream), spec.encode(req, stream)
+    """Return the HTTP request a call for *req* would send, without sending it: method, URL,
+    headers with every secret masked, and the JSON body (of an embedding request, when *req*
+    has ``"input"``). A missing key is reported under ``"missing"`` rather than raised; a
+    signature made at send time (SigV4) is not computed."""
+    if peek(req, "input") is None:
+        url, body = chat_url(spec, req, stream), spec.encode(req, stream)
+    elif spec.encode_embed is None:
+        raise ValidationError(f"{spec.name} has no embeddings: there is no wire request to show")
+    else:
+        url, body = embed_url(spec, req), spec.encode_embed(req)
     out: dict[str, Any] = {"provider": spec.name, "method": "POST", "url": url}
     try:
         headers = _headers(spec, req)
