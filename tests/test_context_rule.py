@@ -7,6 +7,7 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from opentelemetry.sdk.trace import TracerProvider
 from toolz import compose_left, pipe
 
 import conduit as c
@@ -73,6 +74,7 @@ def _middleware():
         "retrieval": c.with_retrieval(_retriever()),
         "schema": c.with_schema(SCHEMA),
         "fallback": c.with_fallback(["mock:backup"]),
+        "tracing": c.with_tracing(tracer_provider=TracerProvider()),
     }
 
 
