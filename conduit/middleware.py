@@ -160,6 +160,11 @@ def with_middleware(*flows: Middleware | Callable[..., Flow]) -> Transform:
     >>> [m.name for m in middlewares(pipe(c.request("m"), with_middleware(noop)))]
     ['noop']
     """
+    if any(isinstance(f, Mapping) and "messages" in f for f in flows):
+        raise ValidationError(
+            "with_middleware needs the middleware first, then the request: "
+            "pipe(req, c.with_middleware(my_flow)), not pipe(req, c.with_middleware)"
+        )
     mws = tuple(f if isinstance(f, Middleware) else middleware(f) for f in flows)
 
     def with_middleware(req: Any) -> Request:

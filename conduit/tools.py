@@ -135,6 +135,11 @@ def with_tools(tools: Iterable[Any], tool_choice: Any = None) -> Transform:
     >>> [t["name"] for t in req["tools"]], req["options"]["tool_choice"]
     (['now'], 'required')
     """
+    if isinstance(tools, Mapping) and "messages" in tools:
+        raise ValidationError(
+            "with_tools needs the tools first, then the request: "
+            "pipe(req, c.with_tools([get_weather])), not pipe(req, c.with_tools)"
+        )
     specs = pvector(_as_tool(t) for t in tools)
     names = [s["name"] for s in specs]
     if len(set(names)) != len(names):

@@ -412,3 +412,9 @@ def test_requests_and_configured_transforms_pickle(tmp_path):
             middlewares(copy(c.request("m")))[0].name
             == middlewares(transform(c.request("m")))[0].name
         )
+
+
+@pytest.mark.parametrize("name", ["with_tools", "with_middleware"])
+def test_a_builder_given_the_request_says_to_give_its_argument_first(name):
+    with pytest.raises(c.ValidationError, match=rf"{name} needs the .* first, then the request"):
+        pipe(c.request("mock:m", "hi"), getattr(c, name))
