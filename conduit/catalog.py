@@ -31,6 +31,7 @@ from conduit.registry import split_model
 __all__ = [
     "CAPABILITIES",
     "ModelInfo",
+    "asked_output",
     "context_window",
     "drop_unsupported",
     "lookup",
@@ -61,6 +62,21 @@ ENTRY_KEYS = (
     "notes",
 )
 MAX_TOKENS_PARAMS = ("max_tokens", "max_completion_tokens")
+
+
+def asked_output(options: Mapping[str, Any] | None) -> int | None:
+    """Return the output limit *options* set, under either name (``max_completion_tokens``, the
+    o-series and gpt-5 spelling, wins when both are given, as on the wire), or None.
+
+    >>> asked_output({"max_tokens": 100}), asked_output({"max_completion_tokens": 900})
+    (100, 900)
+    >>> asked_output({}) is None
+    True
+    """
+    if not options:
+        return None
+    asked = options.get("max_completion_tokens") or options.get("max_tokens")
+    return int(asked) if asked else None
 
 
 @attrs.frozen(kw_only=True)

@@ -126,7 +126,7 @@ def estimate_usage(req: Mapping[str, Any]) -> dict[str, int]:
         prompt, output = sum(estimate_tokens(t) for t in req["input"]), 0
     else:
         prompt = estimate_message_tokens(req.get("messages") or ())
-        output = int((req.get("options") or {}).get("max_tokens") or DEFAULT_OUTPUT_TOKENS)
+        output = catalog.asked_output(req.get("options")) or DEFAULT_OUTPUT_TOKENS
         info = catalog.lookup(str(req.get("model") or ""))
         if info is not None and info.max_output is not None:
             output = min(output, info.max_output)
@@ -227,8 +227,9 @@ def estimate(req: Mapping[str, Any]) -> dict[str, Any]:
         }
     usage = estimate_usage(sent)
     info = catalog.lookup(model)
-    asked = (sent.get("options") or {}).get("max_tokens")
-    largest = int(asked) if asked else (info.max_output if info and info.max_output else None)
+    largest = catalog.asked_output(sent.get("options")) or (info.max_output if info else None)
+    if info is not None and info.max_output is not None:
+        largest = min(largest or info.max_output, info.max_output)  # the model stops there
     if largest is None:
         largest = usage["output_tokens"]
     price = price_for(model)

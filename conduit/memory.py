@@ -20,7 +20,7 @@ from conduit._data import freeze, freeze_map
 from conduit._drive import Effect
 from conduit._options import Builder, configure, number
 from conduit._types import AsyncHandler, Flow, Handler, Request
-from conduit.catalog import context_window
+from conduit.catalog import asked_output, context_window
 from conduit.errors import ContextLengthError, ValidationError
 from conduit.middleware import HISTORY, Middleware, middleware
 from conduit.request import content, message, text
@@ -238,7 +238,7 @@ def _model_room(req: Request) -> tuple[int, str]:
             "prompt's token limit, e.g. c.with_token_limit(8000)"
         )
         raise ValidationError(msg, data={"model": model})
-    answer = (req.get("options") or {}).get("max_tokens") or ANSWER_RESERVE
+    answer = asked_output(req.get("options")) or ANSWER_RESERVE
     room = size - answer
     if room <= 0:
         msg = f"max_tokens={answer:,} leaves no room for the prompt in {model}'s {size:,} tokens"

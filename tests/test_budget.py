@@ -98,3 +98,39 @@ def test_estimate_of_a_cached_request_is_free():
     req = pipe(c.request("gpt-4o-mini", "hi", mock="cached"), c.with_cache(cache))
     c.mock_call(req)
     assert c.estimate(req)["cost"] == {"min": 0.0, "reserved": 0.0, "max": 0.0}
+
+
+def test_the_output_limit_counts_under_either_name_and_stops_at_the_models_maximum():
+    o3 = c.estimate(c.request("o3-mini", "hi", max_completion_tokens=900))
+    assert o3["output_tokens"] == o3["max_output_tokens"] == 900  # not the 256 of an unset limit
+    both = c.request("o3-mini", "hi", max_tokens=50, max_completion_tokens=900)
+    assert c.estimate(both)["output_tokens"] == 900  # what the wire sends wins
+    huge = c.estimate(c.request("gpt-4o-mini", "hi", max_tokens=10**7))
+    assert huge["output_tokens"] == huge["max_output_tokens"] == 16_384  # the model stops there
+
+
+def test_a_budget_reserves_max_completion_tokens():
+    """Two calls each allowed 900 tokens under a 1,000-token budget: the second waits for none
+    and is refused while the first is in flight (with max_tokens unread it reserved 256)."""
+    budget = c.Budget(max_tokens=1_000)
+    seen = []
+
+    def slow_then_answer(req):
+        if not seen:
+            seen.append(req)
+            with pytest.raises(c.BudgetExceededError):
+                c.mock_call(
+                    pipe(
+                        c.request("o3-mini", "second", mock="b", max_completion_tokens=900),
+                        c.with_budget(budget),
+                    )
+                )
+        return "first"
+
+    c.mock_call(
+        pipe(
+            c.request("o3-mini", "first", mock=slow_then_answer, max_completion_tokens=900),
+            c.with_budget(budget),
+        )
+    )
+    assert seen

@@ -306,6 +306,9 @@ def test_bare_with_token_limit_uses_the_models_context_window_less_the_answer():
     assert 28_000 - 2_010 < estimate_message_tokens(script.calls[1]["messages"]) <= 28_000
     pipe(req, c.with_token_limit(count=lambda ms: 1000 * len(ms)), c.mock_call)
     assert len(script.calls[2]["messages"]) <= room // 1000
+    reasoning = req.set("options", c.freeze({"max_completion_tokens": 100_000}))
+    pipe(reasoning, c.with_token_limit, c.mock_call)  # the o-series spelling leaves room too
+    assert 28_000 - 2_010 < estimate_message_tokens(script.calls[3]["messages"]) <= 28_000
 
 
 def test_bare_with_token_limit_needs_a_number_for_an_unknown_model():
