@@ -87,14 +87,15 @@ def cache_key(req: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-_KEY_VARIABLES = tuple(sorted({p.env_key for p in PROVIDERS if p.env_key}))
+_KEY_VARIABLES = tuple(sorted({v for p in PROVIDERS for v in (p.env_key, *p.credential_env) if v}))
 
 
 def tenant(req: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> str | None:
     """Return a digest of the credentials *req* is sent with, or None if it has none.
 
-    What is hashed: the request's API key, else the provider keys set in *environ* (the flow
-    cannot know which provider's handler will run), and every header (a header may carry a
+    What is hashed: the request's API key, else the providers' credential variables set in
+    *environ* (keys, AWS credentials and profiles: the flow cannot know which provider's
+    handler will run), and every header (a header may carry a
     credential or an organisation). A SHA-256 digest: it names a tenant, it never reveals a key.
 
     >>> import conduit as c

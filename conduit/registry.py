@@ -43,6 +43,9 @@ class ProviderInfo:
     #: (``conduit models``, the CLI's default model); default: its key, else its base URL's
     requires: tuple[str, ...] = ()
     setup: str | None = None  # how to configure it, when one variable does not say it all
+    #: other environment variables that carry or choose its credentials (a second key name,
+    #: AWS's keys and profiles); with ``env_key`` they name the tenant of a cached answer
+    credential_env: tuple[str, ...] = ()
 
     @property
     def needs(self) -> tuple[str, ...]:
@@ -153,6 +156,7 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
         prefixes=("gemini", "google"),
         codec="conduit.providers.gemini",
         env_key="GEMINI_API_KEY",
+        credential_env=("GOOGLE_API_KEY",),
         base_url="https://generativelanguage.googleapis.com/v1beta",
         base_url_env="GEMINI_BASE_URL",
         default_model="gemini-2.5-flash",
@@ -169,6 +173,20 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
         base_url_env="BEDROCK_BASE_URL",
         default_model="us.anthropic.claude-haiku-4-5-20251001-v1:0",
         requires=("AWS_ACCESS_KEY_ID", "AWS_REGION"),
+        credential_env=(
+            "AWS_BEARER_TOKEN_BEDROCK",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+            "AWS_DEFAULT_PROFILE",
+            "AWS_CONFIG_FILE",
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "AWS_ROLE_ARN",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        ),
         setup="give AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile or a "
         "role) and AWS_REGION, and pip install 'conduit-llm[bedrock]'",
         vision=True,

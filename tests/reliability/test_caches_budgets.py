@@ -439,3 +439,15 @@ def test_a_redis_budget_reservation_left_by_a_dead_process_expires(redis_url):
 def test_numbers_are_checked_where_stores_limiters_and_budgets_are_made(make, message):
     with pytest.raises(c.ValidationError, match=message):
         make()
+
+
+@pytest.mark.parametrize(
+    "variable",
+    ["GOOGLE_API_KEY", "AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_BEARER_TOKEN_BEDROCK"],
+)
+def test_every_credential_variable_of_every_provider_names_a_tenant(variable):
+    """Gemini's second key name and AWS's keys and profiles choose who is billed, as a key does."""
+    bare = c.request("bedrock:m", "hi")
+    one, two = tenant_cache_key(bare, {variable: "one"}), tenant_cache_key(bare, {variable: "two"})
+    assert one != two and cache_key(bare) not in (one, two)
+    assert "one" not in one  # a digest: the value itself is never in the key
