@@ -145,8 +145,25 @@ def test_retriever_threshold_and_mmr():
     assert any("dogs" in h["document"]["text"] for h in varied)
     strict = c.retriever(EMBED, store, k=4, threshold=0.99)("cats purr")
     assert len(strict) == 0
-    with pytest.raises(c.ValidationError, match="k <= fetch_k"):
-        c.retriever(EMBED, store, k=30)
+    with pytest.raises(c.ValidationError, match=r"fetch_k=20\) must be at least k=30"):
+        c.retriever(EMBED, store, k=30, fetch_k=20)
+    assert len(c.retriever(EMBED, store, k=30)("cats")) == 4  # fetch_k grows to k when unset
+
+
+@pytest.mark.parametrize(
+    ("build", "problem"),
+    [
+        (lambda s: c.retriever(EMBED, s, k=0), r"retriever\(k=...\) must be a whole number > 0"),
+        (lambda s: c.retriever(EMBED, s, k=float("nan")), r"k=...\) must be a whole number"),
+        (lambda s: c.retriever(EMBED, s, mmr_weight=2), r"mmr_weight=...\) must be from 0 to 1"),
+        (lambda s: c.bm25_retriever(["a"], k=float("nan")), r"bm25_retriever\(k=...\)"),
+        (lambda s: c.hybrid_retriever(EMBED, s, k=-1), r"hybrid_retriever\(k=...\)"),
+        (lambda s: c.hybrid_retriever(EMBED, s, k=5, fetch_k=2), r"fetch_k=2\) must be at least"),
+    ],
+)
+def test_retriever_numbers_are_checked_when_built(build, problem):
+    with pytest.raises(c.ValidationError, match=problem):
+        build(c.memory_store())
 
 
 def test_with_retrieval_puts_numbered_sources_in_the_prompt_and_on_the_context(tmp_path):

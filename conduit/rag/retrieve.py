@@ -21,7 +21,7 @@ import numpy as np
 from pyrsistent import PVector, pvector
 
 from conduit._drive import Effect
-from conduit._options import Builder, configure
+from conduit._options import Builder, configure, number
 from conduit._types import Flow, Request
 from conduit.errors import ValidationError
 from conduit.middleware import Middleware, middleware
@@ -106,17 +106,19 @@ def retriever(
     threshold: float | None = None,
     mmr: bool = False,
     *,
-    fetch_k: int = 20,
+    fetch_k: int | None = None,
     mmr_weight: float = 0.5,
     filter: Filter = None,
 ) -> Retriever:
     """Return a function from query text to the best *k* hits in *store*.
 
-    *threshold* drops hits scoring below it; *mmr* re-ranks *fetch_k* candidates for variety;
-    *filter* (metadata values, or a function of the metadata) applies before the top-k cut.
+    *threshold* drops hits scoring below it; *mmr* re-ranks *fetch_k* candidates (default
+    :data:`FETCH_K`, or *k* when larger) for variety; *filter* (metadata values, or a function
+    of the metadata) applies before the top-k cut.
     """
-    if k < 1 or fetch_k < k:
-        raise ValidationError(f"need 1 <= k <= fetch_k, got k={k}, fetch_k={fetch_k}")
+    k, fetch_k = _counts("retriever", k, fetch_k)
+    if not 0 <= mmr_weight <= 1:
+        raise ValidationError(f"retriever(mmr_weight=...) must be from 0 to 1, not {mmr_weight!r}")
     return partial(
         _retrieve,
         embed=embed,
@@ -200,9 +202,31 @@ def _follow(source: Any, k1: float, b: float, split: Tokenizer) -> Callable[[], 
     return current
 
 
-def _check_k(k: int, fetch_k: int) -> None:
-    if k < 1 or fetch_k < k:
-        raise ValidationError(f"need 1 <= k <= fetch_k, got k={k}, fetch_k={fetch_k}")
+#: How many candidates a retriever ranks before keeping its best *k*, unless told.
+FETCH_K = 20
+
+
+def _counts(builder: str, k: Any, fetch_k: Any) -> tuple[int, int]:
+    """Return (k, fetch_k) checked: whole numbers > 0, *fetch_k* at least *k* (None: the larger
+    of :data:`FETCH_K` and *k*).
+
+    >>> _counts("retriever", 25, None), _counts("retriever", 3, 5)
+    ((25, 25), (3, 5))
+    >>> _counts("retriever", 5, 3)
+    Traceback (most recent call last):
+    conduit.errors.ValidationError: retriever(fetch_k=3) must be at least k=5: the candidates \
+fetched are ranked down to k
+    """
+    k = number(builder, "k", k, whole=True)
+    if fetch_k is None:
+        return k, max(FETCH_K, k)
+    fetch_k = number(builder, "fetch_k", fetch_k, whole=True)
+    if fetch_k < k:
+        raise ValidationError(
+            f"{builder}(fetch_k={fetch_k}) must be at least k={k}: the candidates fetched are "
+            "ranked down to k"
+        )
+    return k, fetch_k
 
 
 def _bm25(query: str, *, index: Callable[[], Bm25Index], k: int, filter: Filter) -> Any:
@@ -230,7 +254,7 @@ def bm25_retriever(
     >>> find("how do I load a store?")[0]["document"]["text"]
     'def load_store(path)'
     """
-    _check_k(k, k)
+    k = number("bm25_retriever", "k", k, whole=True)
     return partial(_bm25, index=_follow(source, k1, b, tokenize), k=k, filter=filter)
 
 
@@ -274,7 +298,7 @@ def hybrid_retriever(
     store: Any,
     k: int = 4,
     *,
-    fetch_k: int = 20,
+    fetch_k: int | None = None,
     rrf_k: float | None = None,
     weights: tuple[float, float] | None = None,
     filter: Filter = None,
@@ -285,7 +309,8 @@ def hybrid_retriever(
 ) -> Retriever:
     """Return a function from query text to the best *k* hits of vector and BM25 search fused.
 
-    Each side ranks its best *fetch_k* documents; reciprocal rank fusion (:func:`rrf`, constant
+    Each side ranks its best *fetch_k* documents (default :data:`FETCH_K`, or *k* when
+    larger); reciprocal rank fusion (:func:`rrf`, constant
     *rrf_k*, *weights* for the vector and the BM25 ranking; by default
     :func:`fusion_defaults`) merges them, and a hit's score is its fused score. The BM25 side
     (*k1*, *b*, *tokenize*) indexes the store's own documents (a memory or SQLite store) on
@@ -300,7 +325,7 @@ def hybrid_retriever(
     >>> find("loadStore")[0]["document"]["text"]
     'def load_store(path): read a saved store'
     """
-    _check_k(k, fetch_k)
+    k, fetch_k = _counts("hybrid_retriever", k, fetch_k)
     if lexical is None and documents_of(store) is None:
         raise ValidationError(
             f"{store!r:.60} does not list its documents for BM25: pass them as lexical="
