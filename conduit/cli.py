@@ -600,6 +600,11 @@ def cmd_ask(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -> 
     store_path = Path(args.store)
     if not store_path.exists():
         raise UsageError(f"no index at {store_path}; build one first: conduit index FOLDER")
+    if store_path.is_dir():
+        raise UsageError(
+            f"{store_path} is a folder: -s takes the index file (conduit index writes "
+            "conduit-index.npz)"
+        )
     meta = _settings(_meta_path(store_path))
     question = " ".join(args.question).strip()
     if not question:

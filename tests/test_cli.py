@@ -150,6 +150,11 @@ def test_index_and_ask_errors(capsys, tmp_path):
     assert status == 2 and "no readable documents" in err
     status, _, err = run(capsys, "ask", "q", "-s", str(tmp_path / "none.npz"))
     assert status == 2 and "conduit index FOLDER" in err
+    status, _, err = run(capsys, "ask", "q", "-s", str(tmp_path))  # a folder: a usage error
+    assert status == 2 and "is a folder: -s takes the index file" in err
+    (tmp_path / "README.md").write_text("# notes\n")
+    status, _, err = run(capsys, "ask", "q", "-s", str(tmp_path / "README.md"))  # the wrong file
+    assert status == 1 and "is not a Conduit store" in err and "delete" not in err
 
 
 def test_ask_without_a_question(capsys, notes, tmp_path):

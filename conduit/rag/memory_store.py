@@ -114,8 +114,21 @@ def load_store(path: str | Path) -> MemoryStore:
     not a whole store is a :class:`~conduit.errors.ConduitError` naming it and the remedy.
     """
     source = Path(path)
+    if source.is_dir():
+        raise ConduitError(
+            f"{source} is a folder, not a store: pass the file save_store or `conduit index` "
+            "wrote (conduit index writes conduit-index.npz)"
+        )
     if not source.is_file():
         raise ConduitError(f"no store at {source}: build one with save_store or `conduit index`")
+    if not _is_archive(source):
+        raise corrupt(
+            source,
+            "is not a Conduit store",
+            "pass the file save_store or `conduit index` wrote (conduit index writes "
+            "conduit-index.npz)",
+            "a store is a .npz archive; this file is not one",
+        )
     try:
         with source.open("rb") as f, np.load(f, allow_pickle=False) as data:
             vectors = data["vectors"]
@@ -132,6 +145,12 @@ def load_store(path: str | Path) -> MemoryStore:
     if len(store.vectors) != len(documents) or store.metric not in ("cosine", "dot"):
         raise corrupt(source, "is not a whole Conduit store", _REMEDY, "its parts disagree")
     return store
+
+
+def _is_archive(source: Path) -> bool:
+    """Whether *source* starts as a zip archive does (a .npz store, whole or damaged)."""
+    with source.open("rb") as f:
+        return f.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
 
 
 def _why(exc: BaseException) -> str:

@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import pickle
+import re
 import signal
 import sqlite3
 import subprocess
@@ -168,12 +169,25 @@ def test_a_damaged_store_file_is_a_conduit_error_naming_it(tmp_path, damage):
             np.savez(f, vectors=np.array([Evil(marker)], dtype=object), meta=meta)
     else:
         path.write_bytes(pickle.dumps(Evil(marker)))
-    with pytest.raises(c.ConduitError, match="re-run `conduit index`") as err:
+    remedy = "pass the file save_store" if damage == "pickle file" else "re-run `conduit index`"
+    with pytest.raises(c.ConduitError, match=re.escape(remedy)) as err:
         c.load_store(path)
     assert str(path) in str(err.value) and err.value.data["path"] == str(path)
     assert not marker.exists()  # nothing was unpickled
-    if "pickle" in damage:
+    if damage == "pickled array":
         assert "pickled objects, which Conduit never loads" in str(err.value)
+
+
+def test_a_file_that_is_no_store_at_all_is_not_called_damaged(tmp_path):
+    """A README passed as the store is the wrong file: never "delete it", never "pickled"."""
+    readme = tmp_path / "README.md"
+    readme.write_text("# My project\n")
+    with pytest.raises(c.ConduitError, match="is not a Conduit store") as err:
+        c.load_store(readme)
+    assert "delete" not in str(err.value) and "pickle" not in str(err.value)
+    assert "conduit-index.npz" in str(err.value) and readme.read_text() == "# My project\n"
+    with pytest.raises(c.ConduitError, match="is a folder, not a store"):
+        c.load_store(tmp_path)
 
 
 def test_a_missing_store_says_how_to_build_one(tmp_path):
