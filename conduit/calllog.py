@@ -214,5 +214,6 @@ def started_now() -> float:
     return time.time()
 
 
-def as_json(row: Mapping[str, Any]) -> str:
-    return json.dumps(dict(row), indent=2, ensure_ascii=False)
+def as_json(row: Mapping[str, Any], indent: int | None = 2) -> str:
+    """Return a logged call as JSON (*indent* None: one line, for JSON Lines)."""
+    return json.dumps(dict(row), indent=indent, ensure_ascii=False)

@@ -673,6 +673,11 @@ def _row_line(row: dict[str, Any]) -> str:
     )
 
 
+def _shown(value: Any) -> str:
+    """A logged value as the terminal shows it: what is not known is "-", never "None"."""
+    return "-" if value is None else str(value)
+
+
 def cmd_logs(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -> int:
     from conduit import calllog
 
@@ -690,16 +695,16 @@ def cmd_logs(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) ->
     if args.action == "show":
         if not args.text:
             raise UsageError("logs show needs a call's id (from `conduit logs`)")
-        row = log.show(args.text)
+        row = log.show(" ".join(args.text))
         if row is None:
-            raise UsageError(f"no single logged call has an id starting {args.text!r}")
+            raise UsageError(f"no single logged call has an id starting {' '.join(args.text)!r}")
         if args.json:
             out.write(calllog.as_json(row) + "\n")
             return 0
         for key in ("id", "conversation", "command", "model", "input_tokens", "output_tokens"):
-            out.write(f"{key}: {row[key]}\n")
-        out.write(f"started: {_when(row['started'])}\nlatency: {row['latency_ms']} ms\n")
-        out.write(f"cost: {row['cost']}\nattempts: {row['attempts']}\n")
+            out.write(f"{key}: {_shown(row[key])}\n")
+        out.write(f"started: {_when(row['started'])}\nlatency: {_shown(row['latency_ms'])} ms\n")
+        out.write(f"cost: {_shown(row['cost'])}\nattempts: {_shown(row['attempts'])}\n")
         if row["system"]:
             out.write(f"system: {row['system']}\n")
         out.write(f"\nprompt:\n{row['prompt']}\n\n")
@@ -708,11 +713,11 @@ def cmd_logs(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) ->
     if args.action == "search":
         if not args.text:
             raise UsageError("logs search needs text to look for")
-        rows = log.search(args.text, args.n)
+        rows = log.search(" ".join(args.text), args.n)
     else:
         rows = log.recent(args.n)
-    if args.json:
-        out.write("\n".join(calllog.as_json(r) for r in rows) + ("\n" if rows else ""))
+    if args.json:  # JSON Lines: one compact object a line, for jq and log tools
+        out.write("".join(calllog.as_json(r, indent=None) + "\n" for r in rows))
         return 0
     for row in rows:
         out.write(_row_line(row))
@@ -883,9 +888,11 @@ def parser() -> argparse.ArgumentParser:
     logs = sub.add_parser("logs", help="list, show or search the calls the command made")
     actions = ("list", "show", "search", "path")
     logs.add_argument("action", nargs="?", default="list", choices=actions)
-    logs.add_argument("text", nargs="?", help="show: a call's id (or its start); search: text")
+    logs.add_argument("text", nargs="*", help="show: a call's id (or its start); search: text")
     logs.add_argument("-n", type=int, default=20, help="how many calls to list (default 20)")
-    logs.add_argument("--json", action="store_true", help="print rows as JSON")
+    logs.add_argument(
+        "--json", action="store_true", help="print rows as JSON Lines (one object a line)"
+    )
     logs.set_defaults(run=cmd_logs)
     models = sub.add_parser("models", help="list providers, which are configured, and prices")
     models.set_defaults(run=cmd_models)

@@ -340,6 +340,17 @@ def test_continue_picks_up_the_last_chat_from_the_log(capsys, logged):
     ]
     status, shown, _ = run(capsys, "logs", "show", row["id"][:6])
     assert status == 0 and "prompt:\nand now?" in shown and f"id: {row['id']}" in shown
+    assert "None" not in shown  # the offline mock has no cost: shown as "-"
+
+
+def test_logs_json_is_json_lines_and_search_takes_several_words(capsys, logged):
+    run(capsys, "chat", "apricot jam recipe")
+    run(capsys, "chat", "plum cake")
+    _, lines, _ = run(capsys, "logs", "--json", "-n", "2")
+    rows = [json.loads(line) for line in lines.splitlines()]  # one whole object a line
+    assert [r["prompt"] for r in rows] == ["plum cake", "apricot jam recipe"]
+    _, found, _ = run(capsys, "logs", "search", "apricot", "jam")  # no quotes needed
+    assert "apricot jam recipe" in found and "plum cake" not in found
 
 
 def test_continue_without_a_log_says_why(capsys, monkeypatch, tmp_path):
