@@ -230,7 +230,7 @@ def _turn(state: dict[str, Any], text: str, args: argparse.Namespace, io: Any) -
     ctx, failure = None, None
     try:
         ctx = _run_stream(_stacked(_chat_request(state["model"], sent), args, err), out)
-    except Exception as exc:
+    except BaseException as exc:  # Ctrl-C included: the log says the call was interrupted
         failure = exc
         raise
     finally:
@@ -326,6 +326,9 @@ def cmd_chat(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) ->
             out.write("assistant> ")
         try:
             _turn(state, text, args, (out, err))
+        except KeyboardInterrupt:  # Ctrl-C stops the answer, not the chat
+            out.flush()
+            err.write("\n(interrupted: the turn was not kept; Ctrl-D or /exit leaves)\n")
         except c.ConduitError as exc:  # the turn failed: say so, keep the chat going
             err.write(f"error: {_one_line(exc)} (the turn was not kept; try again)\n")
         except OSError as exc:  # the answer came, the history file could not be written

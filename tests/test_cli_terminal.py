@@ -4,6 +4,7 @@ Streaming must show up token by token (the screen is read while the answer is st
 written), and ``ask`` must print its sources. CI installs tmux; a developer without it skips.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -100,6 +101,30 @@ def test_chat_streams_token_by_token_on_a_real_terminal(term):
     term.type("/exit")
     term.type("echo CHAT-ENDED")
     term.wait_for("\nCHAT-ENDED", timeout=10)
+
+
+def test_ctrl_c_stops_the_answer_not_the_chat_on_a_real_terminal(term, tmp_path):
+    """Ctrl-C mid-answer returns to the prompt; the chat answers the next turn and keeps only
+    whole turns; the log records the interrupted call as interrupted."""
+    history = tmp_path / "chat.json"
+    log = tmp_path / "calls.db"
+    term.type(f"CONDUIT_LOGS={log} {sys.executable} -m conduit chat --history {history}")
+    term.wait_for("you>")
+    words = [f"long{i:03d}" for i in range(200)]  # the echo streams 40 ms a chunk: 8 s
+    term.type(" ".join(words))
+    term.wait_for("assistant> long000 long001 long002")
+    subprocess.run([TMUX, "send-keys", "-t", term.name, "C-c"], check=True)
+    screen = term.wait_for("(interrupted: the turn was not kept")
+    assert screen.count("long199") == 1  # what was typed; the answer stopped where it was
+    term.type("after the interrupt")
+    term.wait_for("assistant> after the interrupt")
+    term.type("/exit")
+    term.type("echo CHAT-ENDED")
+    term.wait_for("\nCHAT-ENDED", timeout=10)
+    kept = [m["content"] for m in json.loads(history.read_text())["messages"]]
+    assert kept == ["after the interrupt", "after the interrupt"]  # the whole turn only
+    term.type(f"CONDUIT_LOGS={log} {sys.executable} -m conduit logs")
+    term.wait_for("! KeyboardInterrupt")
 
 
 def test_index_and_ask_print_sources_on_a_real_terminal(term, tmp_path):
