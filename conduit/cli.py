@@ -14,7 +14,7 @@ import json
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -336,8 +336,23 @@ def cmd_chat(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) ->
     return 0
 
 
+#: What to do about a provider's failure at the command line (the library's own advice, "add
+#: c.with_retry", means nothing here: the command retried already).
+_CLI_HINTS = {
+    "RateLimitError": "the provider is rate limiting: wait a little, or raise --retries",
+    "ServerError": "the provider kept failing: try again later, or raise --retries",
+    "ContextLengthError": "the chat is too long for the model: /clear, or start a new chat",
+}
+
+
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    data = getattr(exc, "data", None)
+    hint = data.get("hint") if isinstance(data, Mapping) else None
+    if hint and text.endswith(f" ({hint})"):
+        cli_hint = _CLI_HINTS.get(type(exc).__name__)
+        text = text[: -len(hint) - 3] + (f" ({cli_hint})" if cli_hint else f" ({hint})")
+    return text
 
 
 def _readline() -> None:

@@ -446,7 +446,7 @@ def error_from_response(
         request_id=request_id,
         retry_after=_retry_after(h, now, parsed),
         should_retry=_should_retry(h),
-        data={"error_type": err_type, "error_code": code},
+        data={"error_type": err_type, "error_code": code, "hint": hint},
     )
 
 

@@ -320,6 +320,7 @@ def test_a_failed_turn_keeps_the_turns_before_it(capsys, tmp_path, monkeypatch, 
     )
     assert status == 0 and "error:" in err and "the turn was not kept" in err
     assert err.count("retrying)") == 1  # attempt 1 of 2 said so; the last is the error line
+    assert "c.with_retry" not in err and "try again later, or raise --retries" in err
     assert len(c.load_conversation(history)["messages"]) == 2  # the first turn, answered
     _, out, _ = run(capsys, "logs", "search", "second")
     assert "! ServerError" in out  # the failure is logged too
