@@ -74,17 +74,21 @@ HOW_TO_ADD_A_MODEL = (
     f"No model is configured, so Conduit is running offline. To get written answers, set "
     f"{_KEYS[0]} (or {', '.join(_KEYS[1:])}), or start a local server and pass "
     f"-m {_LOCAL.name}:{_LOCAL.default_model} (any OpenAI-compatible server: set "
-    f"{PROVIDERS[0].base_url_env})."
+    f"{PROVIDERS[0].base_url_env}, and CONDUIT_MODEL={PROVIDERS[0].name}:NAME for its model)."
 )
 
 
 def default_model(env: dict[str, str] | None = None) -> str | None:
     """Return ``provider:model`` for the first configured provider, or None when offline.
 
-    ``CONDUIT_MODEL`` wins; then the providers in the registry's order.
+    ``CONDUIT_MODEL`` wins; then the providers in the registry's order: one whose variables
+    are all set, or (one that needs a single key) whose base URL variable points at a server of
+    your own, which may need no key.
 
     >>> default_model({"ANTHROPIC_API_KEY": "k"})
     'anthropic:claude-haiku-4-5'
+    >>> default_model({"OPENAI_BASE_URL": "http://localhost:8000/v1"})
+    'openai:gpt-4o-mini'
     >>> default_model({}) is None
     True
     """
@@ -93,6 +97,10 @@ def default_model(env: dict[str, str] | None = None) -> str | None:
         return env["CONDUIT_MODEL"]
     for info in PROVIDERS:
         if info.needs and all(env.get(var) for var in info.needs):
+            return f"{info.name}:{info.default_model}"
+    for info in PROVIDERS:
+        own = info.base_url_env and env.get(info.base_url_env)
+        if own and not info.requires and own.rstrip("/") != (info.base_url or "").rstrip("/"):
             return f"{info.name}:{info.default_model}"
     return None
 
@@ -284,7 +292,11 @@ def cmd_chat(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) ->
         state["conversation"], logged_model, state["history"] = latest
         state["model"] = args.model or logged_model
     if args.history and Path(args.history).exists():
-        state["history"] = list(c.load_conversation(args.history)["messages"])
+        saved = c.load_conversation(args.history)
+        state["history"] = list(saved["messages"])
+        kept = saved.get("model")  # the chat goes on with its model, unless -m says otherwise
+        if not args.model and kept and not str(kept).startswith("mock:"):
+            state["model"] = kept
     if state["model"] is None:
         err.write("(offline: the mock echoes what you type)\n")
         _offline_note(err)

@@ -405,3 +405,33 @@ def test_negative_retries_and_timeouts_are_usage_errors(capsys):
         with pytest.raises(SystemExit) as done:
             cli.main(["chat", flag, "-1", "hi"])
         assert done.value.code == 2 and "must be at least 0" in capsys.readouterr().err
+
+
+@respx.mock
+def test_openai_base_url_alone_chats_with_that_server_without_a_key(capsys, monkeypatch):
+    """A local OpenAI-compatible server named by OPENAI_BASE_URL is the default, keyless."""
+    for var in ("OPENAI_API_KEY", "CONDUIT_MODEL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://localhost:8123/v1")
+    route = respx.post("http://localhost:8123/v1/chat/completions").mock(
+        return_value=stream_response()
+    )
+    status, out, err = run(capsys, "chat", "hello")
+    assert status == 0 and route.called and "offline" not in err
+    assert out.strip()  # the recorded stream's text, not the echo of "hello"
+    assert out != "hello\n" and "authorization" not in route.calls.last.request.headers
+
+
+@respx.mock
+def test_a_history_file_goes_on_with_its_own_model(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("CONDUIT_MODEL", "groq:llama-3.3-70b-versatile")  # the default elsewhere
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-cli-secret-0003")
+    history = tmp_path / "h.json"
+    c.save_conversation([c.user("hi"), c.assistant("hello")], history, model="openai:gpt-4o-mini")
+    route = respx.post("https://api.openai.com/v1/chat/completions").mock(
+        return_value=stream_response()
+    )
+    status, _, _ = run(capsys, "chat", "--history", str(history), "and now?")
+    assert status == 0 and route.called  # not groq: the file's model
+    assert c.load_conversation(history)["model"] == "openai:gpt-4o-mini"
+    assert len(c.load_conversation(history)["messages"]) == 4
