@@ -168,6 +168,30 @@ def test_encodings_are_detected(tmp_path):
     assert texts["russian.txt"].startswith("Привет, как дела?")
 
 
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        ("crème", "latin-1"),
+        ("über", "latin-1"),
+        ("Straße", "latin-1"),
+        ("Ça va? Très bien, merci.", "latin-1"),
+        ("Das Wetter ist heute schön und die Vögel singen.", "latin-1"),
+        ("señor, ¿qué tal?", "latin-1"),
+        ("C\u2019est l\u2019été \u2013 déjà!", "cp1252"),
+        ("Привет мир, как дела?", "cp1251"),
+        ("Dzień dobry, jak się masz? Zażółć gęślą jaźń.", "cp1250"),
+        ("Příliš žluťoučký kůň úpěl ďábelské ódy.", "cp1250"),
+        ("Καλημέρα κόσμε", "cp1253"),
+        ("日本語のテキストです。これはテストです。", "shift_jis"),
+        ("中文文本测试\uff0c这是一个测试。", "gb18030"),
+    ],
+)
+def test_short_texts_in_8_bit_code_pages_read_as_written(text, encoding):
+    """Short Western text fits many code pages equally; the one that reads as words wins, and
+    text of other languages keeps the code page detected for it."""
+    assert decode_text(text.encode(encoding)) == text
+
+
 def test_decode_text_is_lazy_about_charset_normalizer():
     import subprocess
 

@@ -7,6 +7,7 @@ import hashlib
 import html.parser
 import os
 import re
+import unicodedata
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -178,6 +179,8 @@ def decode_text(data: bytes) -> str | None:
     'naïve'
     >>> decode_text("Café crème brûlée, naïve façade.".encode("latin-1"))
     'Café crème brûlée, naïve façade.'
+    >>> decode_text("Straße, crème".encode("latin-1"))
+    'Straße, crème'
     >>> decode_text(b"GIF89a\\x00\\x01") is None
     True
     """
@@ -206,11 +209,39 @@ def _detected(data: bytes) -> str | None:
         western: str | None = data.decode("cp1252")
     except UnicodeDecodeError:
         western = None
-    # short Western text fits many code pages equally well; cp1250 would turn "è" into "č"
+    if western is None:
+        return str(best)
+    # short Western text fits many code pages equally well; cp1250 would turn "è" into "č",
+    # cp775 "ö" into "÷", big5 "Très" into "Tr鋊": the code page that reads as words wins
+    if best.encoding.startswith(("utf_16", "utf_32")):  # no BOM and no NUL: 8-bit text
+        return western
+    if _oddities(western) < _oddities(str(best)):
+        return western
     tied = [m for m in matches if m.chaos <= best.chaos and m.coherence >= best.coherence]
-    if western is not None and any(str(m) == western for m in tied):
+    if any(str(m) == western for m in tied):
         return western
     return str(best)
+
+
+def _script(ch: str) -> str:
+    return unicodedata.name(ch, "?").split(" ", 1)[0]
+
+
+def _oddities(text: str) -> int:
+    """How many words of *text* read oddly: a symbol or control character between two letters
+    (``sch÷n``), or letters of two scripts (``crﻟme``, ``Tr鋊``). Words of one language in the
+    right code page have none (apostrophes and dashes are punctuation, not symbols).
+
+    >>> _oddities("Das Wetter ist heute schön, l\u2019été."), _oddities("sch÷n"), _oddities("crﻟme")
+    (0, 1, 1)
+    """
+    odd = 0
+    for word in text.split():
+        letters = {_script(ch) for ch in word if ch.isalpha()}
+        inner = word[1:-1]
+        strange = any(ord(ch) > 127 and unicodedata.category(ch)[0] in "SC" for ch in inner)
+        odd += len(letters) > 1 or strange
+    return odd
 
 
 def _load(path: Path, root: Path | None) -> PMap[str, Any] | None:
