@@ -322,18 +322,27 @@ def decode_usage(usage: Mapping[str, Any] | None) -> PMap[str, Any]:
     (100, 90, 105)
     """
     usage = want(usage or {}, Mapping, "usage")
-    read = usage.get("cache_read_input_tokens")
-    created = usage.get("cache_creation_input_tokens")
-    prompt = (usage.get("input_tokens") or 0) + (read or 0) + (created or 0)
+    read = _count(usage, "usage", "cache_read_input_tokens")
+    created = _count(usage, "usage", "cache_creation_input_tokens")
+    prompt = (_count(usage, "usage", "input_tokens") or 0) + (read or 0) + (created or 0)
     details = usage.get("output_tokens_details")
-    thinking = details.get("thinking_tokens") if isinstance(details, Mapping) else None
+    where = "usage.output_tokens_details"
+    thinking = _count(details, where, "thinking_tokens") if isinstance(details, Mapping) else None
     return make_usage(
         prompt,
-        usage.get("output_tokens") or 0,
+        _count(usage, "usage", "output_tokens") or 0,
         cache_read_tokens=read,
         cache_creation_tokens=created,
         reasoning_tokens=thinking or None,  # 0: not a thinker (as on OpenAI's wire)
     )
+
+
+def _count(fields: Mapping[str, Any], where: str, key: str) -> int | None:
+    """The token count under *key* (None if absent); anything but an integer is named."""
+    value = fields.get(key)
+    if value is None or type(value) is int:
+        return value
+    raise ShapeError(f"{where}.{key} is {kind(value)}, not an integer")
 
 
 def decode_chat(req: Request, body: Mapping[str, Any], provider: str = "anthropic") -> Request:

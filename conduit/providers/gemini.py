@@ -35,6 +35,7 @@ from conduit.errors import (
     ValidationError,
     decode_event,
     error_from_response,
+    kind,
     malformed,
     want,
 )
@@ -426,6 +427,14 @@ def stop_reason(finish: str | None, has_calls: bool) -> str:
     return "tool_use" if has_calls else "end_turn"
 
 
+def _count(fields: Mapping[str, Any], where: str, key: str) -> int | None:
+    """The token count under *key* (None if absent); anything but an integer is named."""
+    value = fields.get(key)
+    if value is None or type(value) is int:
+        return value
+    raise ShapeError(f"{where}.{key} is {kind(value)}, not an integer")
+
+
 def decode_usage(usage: Mapping[str, Any] | None) -> PMap[str, Any]:
     """Return Conduit's usage from ``usageMetadata``: thinking tokens count as output (they are
     billed as output) and are ``reasoning_tokens``; cached prompt tokens are
@@ -437,12 +446,16 @@ def decode_usage(usage: Mapping[str, Any] | None) -> PMap[str, Any]:
     (13, 102, 25, 115)
     """
     usage = want(usage or {}, Mapping, "usageMetadata")
-    thoughts = usage.get("thoughtsTokenCount")
-    prompt = (usage.get("promptTokenCount") or 0) + (usage.get("toolUsePromptTokenCount") or 0)
+
+    def count(key: str) -> int | None:
+        return _count(usage, "usageMetadata", key)
+
+    thoughts = count("thoughtsTokenCount")
+    prompt = (count("promptTokenCount") or 0) + (count("toolUsePromptTokenCount") or 0)
     return make_usage(
         prompt,
-        (usage.get("candidatesTokenCount") or 0) + (thoughts or 0),
-        cache_read_tokens=usage.get("cachedContentTokenCount"),
+        (count("candidatesTokenCount") or 0) + (thoughts or 0),
+        cache_read_tokens=count("cachedContentTokenCount"),
         reasoning_tokens=thoughts,
     )
 
@@ -625,6 +638,9 @@ def encode_embeddings(req: Request) -> dict[str, Any]:
     }
 
 
+_FLOAT32_MAX = 3.4028234663852886e38  # NaN and infinity are not float32 numbers either
+
+
 def decode_embeddings(req: Request, body: Mapping[str, Any]) -> Request:
     """Return *req* with the response of a ``batchEmbedContents`` *body* (float rows, in
     input order; Gemini reports no token usage for it).
@@ -642,10 +658,13 @@ def decode_embeddings(req: Request, body: Mapping[str, Any]) -> Request:
         rows = _list(body.get("embeddings"), "embeddings")
         vectors = []
         for i, row in enumerate(rows):
-            values = _list(want(row, Mapping, f"embeddings[{i}]").get("values"), "values")
-            if not all(type(x) in (int, float) for x in values):
-                raise ShapeError(f"embeddings[{i}].values holds something other than numbers")
+            where = f"embeddings[{i}].values"
+            values = _list(want(row, Mapping, f"embeddings[{i}]").get("values"), where)
+            if not all(type(x) in (int, float) and abs(x) <= _FLOAT32_MAX for x in values):
+                raise ShapeError(f"{where} holds something other than float32 numbers")
             vectors.append(values)
+        if len({len(v) for v in vectors}) > 1:
+            raise ShapeError("embeddings holds rows of different lengths")
         if len(vectors) != len(req["input"]):
             raise ShapeError(f"{len(vectors)} embeddings for {len(req['input'])} texts")
     except ConduitError:

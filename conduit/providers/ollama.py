@@ -11,7 +11,7 @@ import attrs
 from conduit._data import thaw
 from conduit._types import Request
 from conduit.embeddings import embedding_response
-from conduit.errors import ConduitError, ShapeError, malformed, want
+from conduit.errors import ConduitError, ShapeError, malformed, want, want_list
 from conduit.providers import _http, openai
 from conduit.response import make_response, make_tool_call, make_usage
 
@@ -73,7 +73,8 @@ def _native_call(call: Any, i: int) -> Any:
 def _native_chat(req: Request, body: Any) -> Request:
     want(body, Mapping, "the answer")
     msg = want(body.get("message") or {}, Mapping, "message")
-    calls = [_native_call(call, i) for i, call in enumerate(msg.get("tool_calls") or ())]
+    listed = want_list(msg.get("tool_calls") or (), "message.tool_calls")
+    calls = [_native_call(call, i) for i, call in enumerate(listed)]
     reason = want(body.get("done_reason") or "stop", str, "done_reason")
     text = want(msg.get("content") or "", str, "message.content")
     thinking = want(msg.get("thinking") or "", str, "message.thinking")
@@ -82,7 +83,10 @@ def _native_chat(req: Request, body: Any) -> Request:
         [b for b in blocks if b["text"]] if thinking else text,
         model=want(body.get("model") or req["model"], str, "model"),
         stop_reason="tool_use" if calls else _STOP.get(reason, "end_turn"),
-        usage=make_usage(body.get("prompt_eval_count") or 0, body.get("eval_count") or 0),
+        usage=make_usage(
+            openai.count(body, "", "prompt_eval_count") or 0,
+            openai.count(body, "", "eval_count") or 0,
+        ),
         tool_calls=calls,
     )
     return req.set("response", resp)
@@ -98,6 +102,13 @@ def encode_embed(req: Request) -> dict[str, Any]:
     return {"model": req["model"], "input": list(req["input"]), **thaw(req["options"])}
 
 
+def _number(x: Any) -> bool:
+    return type(x) in (int, float) and abs(x) <= _FLOAT32_MAX  # NaN and infinity are not
+
+
+_FLOAT32_MAX = 3.4028234663852886e38
+
+
 def decode_embed(req: Request, body: Mapping[str, Any]) -> Request:
     """Return *req* with the response of a native ``/api/embed`` answer.
 
@@ -109,12 +120,14 @@ def decode_embed(req: Request, body: Mapping[str, Any]) -> Request:
         want(body, Mapping, "the answer")
         rows = want(body.get("embeddings") or [], list, "embeddings")
         for i, row in enumerate(rows):
-            if not isinstance(row, list) or not all(type(x) in (int, float) for x in row):
-                raise ShapeError(f"embeddings[{i}] is not a list of numbers")
+            if not isinstance(row, list) or not all(_number(x) for x in row):
+                raise ShapeError(f"embeddings[{i}] is not a list of float32 numbers")
+        if len({len(row) for row in rows}) > 1:
+            raise ShapeError("embeddings holds rows of different lengths")
         resp = embedding_response(
             want(body.get("model") or req["model"], str, "model"),
             rows,
-            make_usage(body.get("prompt_eval_count") or 0, 0),
+            make_usage(openai.count(body, "", "prompt_eval_count") or 0, 0),
         )
     except ConduitError:
         raise

@@ -8,9 +8,11 @@ common shapes and the decoder's own exception as the reason otherwise.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -454,17 +456,39 @@ def decode_usage(usage: Mapping[str, Any] | None) -> PMap[str, Any]:
     """
     if not usage:
         return make_usage()
-    details = usage.get("prompt_tokens_details")
-    cached = details.get("cached_tokens") if details else None
-    if cached is None:  # DeepSeek counts its context cache apart
-        cached = usage.get("prompt_cache_hit_tokens")
-    out = usage.get("completion_tokens_details")
-    return make_usage(
-        usage.get("prompt_tokens") or 0,
-        usage.get("completion_tokens") or 0,
-        cache_read_tokens=cached,
-        reasoning_tokens=out.get("reasoning_tokens") or None if out else None,  # 0: not a thinker
+    usage = want(usage, Mapping, "usage")
+    where = "usage.prompt_tokens_details"
+    cached = count(
+        want(usage.get("prompt_tokens_details") or {}, Mapping, where), where, "cached_tokens"
     )
+    if cached is None:  # DeepSeek counts its context cache apart
+        cached = count(usage, "usage", "prompt_cache_hit_tokens")
+    where = "usage.completion_tokens_details"
+    out = want(usage.get("completion_tokens_details") or {}, Mapping, where)
+    return make_usage(
+        count(usage, "usage", "prompt_tokens") or 0,
+        count(usage, "usage", "completion_tokens") or 0,
+        cache_read_tokens=cached,
+        reasoning_tokens=count(out, where, "reasoning_tokens") or None,  # 0: not a thinker
+    )
+
+
+def count(fields: Mapping[str, Any], where: str, key: str) -> int | None:
+    """Return the token count *fields* (at path *where*, "" at the top) holds under *key*
+    (None if absent); anything but an integer is a :class:`~conduit.errors.ShapeError` naming
+    the field.
+
+    >>> count({"prompt_tokens": 3}, "usage", "prompt_tokens"), count({}, "usage", "x")
+    (3, None)
+    >>> count({"prompt_tokens": "3"}, "usage", "prompt_tokens")
+    Traceback (most recent call last):
+    conduit.errors.ShapeError: usage.prompt_tokens is a string, not an integer
+    """
+    value = fields.get(key)
+    if value is None or type(value) is int:
+        return value
+    name = f"{where}.{key}" if where else key
+    raise ShapeError(f"{name} is {kind(value)}, not an integer")
 
 
 def _decode_call(call: Any, where: str) -> PMap[str, Any]:
@@ -694,15 +718,16 @@ def stream_steps(state: StreamState, sses: Any) -> tuple[StreamState, list[Event
                 chunk = loads(data)
             except ValueError:
                 chunk = decode_event(state.provider, data)  # raises the right error
-            choices = chunk.get("choices")
-            if state.started and choices and len(choices) == 1 and "usage" not in chunk:
-                choice = choices[0]  # fast path: a plain text delta of choice 0
-                delta = choice.get("delta")
-                if delta and not choice.get("finish_reason") and not choice.get("index"):
-                    piece = delta.get("content")
-                    if type(piece) is str and piece and (len(delta) == 1 or _plain(delta)):
-                        out.append(Event(type="content_delta", text=piece))
-                        continue
+            # fast path: a plain text delta of choice 0 (any other shape: _chunk_step checks it)
+            choices = chunk.get("choices") if type(chunk) is dict else None
+            choice: Any = choices[0] if type(choices) is list and len(choices) == 1 else None
+            delta: Any = choice.get("delta") if type(choice) is dict else None
+            plain = state.started and type(delta) is dict and delta and "usage" not in chunk
+            if plain and not choice.get("finish_reason") and not choice.get("index"):
+                piece = delta.get("content")
+                if type(piece) is str and piece and (len(delta) == 1 or _plain(delta)):
+                    out.append(Event(type="content_delta", text=piece))
+                    continue
             state, events = _chunk_step(state, chunk)
             out += events
     except ConduitError:
@@ -853,7 +878,7 @@ def encode_embeddings(req: Request) -> dict[str, Any]:
     }
 
 
-def decode_embeddings(req: Request, body: Mapping[str, Any]) -> Request:
+def decode_embeddings(req: Request, body: Mapping[str, Any], provider: str = "openai") -> Request:
     """Return *req* with the response of an embeddings *body* (base64 or float rows, any order).
 
     >>> import conduit as c
@@ -863,45 +888,63 @@ def decode_embeddings(req: Request, body: Mapping[str, Any]) -> Request:
     ([[1.0, 0.0]], 1)
     """
     try:
-        return _decode_embeddings(req, body)
+        return _decode_embeddings(req, body, provider)
     except ConduitError:
         raise
     except Exception as exc:
-        raise malformed("openai", "embeddings answer", body, exc) from exc
+        raise malformed(provider, "embeddings answer", body, exc) from exc
 
 
-def _decode_embeddings(req: Request, body: Any) -> Request:
+def _decode_embeddings(req: Request, body: Any, provider: str) -> Request:
     want(body, Mapping, "the answer")
     if "data" not in body:
         raise (
-            error_from_response("openai", None, {}, body)
+            error_from_response(provider, None, {}, body)
             if "error" in body
-            else malformed("openai", "embeddings answer", body, "it has no data")
+            else malformed(provider, "embeddings answer", body, "it has no data")
         )
     rows = [want(r, Mapping, f"data[{i}]") for i, r in enumerate(_list(body["data"], "data"))]
-    rows.sort(key=lambda d: want(d.get("index", 0), int, "data[].index"))
+    for i, r in enumerate(rows):
+        want(r.get("index", 0), int, f"data[{i}].index")
+    rows.sort(key=lambda d: d.get("index", 0))
     vectors = [_row(r.get("embedding"), f"data[{i}].embedding") for i, r in enumerate(rows)]
     if len({type(v) for v in vectors}) > 1:
         raise ShapeError("data mixes base64 and number rows")
+    if len({_width(v) for v in vectors}) > 1:
+        raise ShapeError("data holds embeddings of different lengths")
     usage = want(body.get("usage") or {}, Mapping, "usage")
     resp = embedding_response(
         _text(body.get("model"), "model") or req["model"],
         vectors,
-        make_usage(usage.get("prompt_tokens") or 0, 0),
+        make_usage(count(usage, "usage", "prompt_tokens") or 0, 0),
     )
     return req.set("response", resp)
 
 
 def _row(value: Any, where: str) -> Any:
-    """One embedding: base64 text of float32s, or a list of numbers."""
+    """One embedding: base64 text of float32s, or a list of finite numbers."""
     if type(value) is str:
-        if len(value) % 4:
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except ValueError:  # binascii.Error, or text that is not ASCII
+            raise ShapeError(f"{where} is not base64") from None
+        if len(raw) % 4:
             raise ShapeError(f"{where} is not base64 of float32 numbers")
         return value
     row = _list(value, where)
-    if not all(type(x) in (int, float) for x in row):
-        raise ShapeError(f"{where} holds something other than numbers")
+    if not all(type(x) in (int, float) and abs(x) <= _FLOAT32_MAX for x in row):
+        raise ShapeError(f"{where} holds something other than float32 numbers")
     return row
+
+
+_FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _width(row: Any) -> int:
+    """The number of floats in a row (base64 text of float32s, or a list)."""
+    if type(row) is not str:
+        return len(row)
+    return (len(row) // 4 * 3 - row[-2:].count("=")) // 4  # checked base64: its bytes, counted
 
 
 # --- the wire: the shared HTTP shell around this codec ---------------------------------------
@@ -927,7 +970,7 @@ def compatible(
         auth=_http.bearer,
         embed_path="/embeddings",
         encode_embed=encode_embeddings,
-        decode_embed=decode_embeddings,
+        decode_embed=partial(decode_embeddings, provider=name),
     )
 
 

@@ -32,13 +32,14 @@ from conduit.errors import (
     ValidationError,
     decode_event,
     error_from_response,
+    kind,
     malformed,
     want,
 )
 from conduit.errors import want_list as _list
 from conduit.errors import want_text as _text
 from conduit.providers import _http
-from conduit.providers.openai import dialect_for
+from conduit.providers.openai import count, dialect_for
 from conduit.registry import lookup
 from conduit.response import make_response, make_tool_call, make_usage
 from conduit.schema import is_strict_schema
@@ -380,10 +381,11 @@ def decode_usage(usage: Mapping[str, Any] | None) -> PMap[str, Any]:
     inputs = want(usage.get("input_tokens_details") or {}, Mapping, "usage.input_tokens_details")
     outputs = want(usage.get("output_tokens_details") or {}, Mapping, "usage.output_tokens_details")
     return make_usage(
-        want(usage.get("input_tokens") or 0, int, "usage.input_tokens"),
-        want(usage.get("output_tokens") or 0, int, "usage.output_tokens"),
-        cache_read_tokens=inputs.get("cached_tokens"),
-        reasoning_tokens=outputs.get("reasoning_tokens") or None,  # 0: not a reasoning model
+        count(usage, "usage", "input_tokens") or 0,
+        count(usage, "usage", "output_tokens") or 0,
+        cache_read_tokens=count(inputs, "usage.input_tokens_details", "cached_tokens"),
+        # 0: not a reasoning model
+        reasoning_tokens=count(outputs, "usage.output_tokens_details", "reasoning_tokens") or None,
     )
 
 
@@ -400,7 +402,8 @@ def _call(item: Mapping[str, Any], where: str) -> PMap[str, Any]:
 def _stop(body: Mapping[str, Any], calls: bool) -> str:
     if body.get("status") == "incomplete":
         details = want(body.get("incomplete_details") or {}, Mapping, "incomplete_details")
-        return INCOMPLETE.get(details.get("reason") or "", "end_turn")
+        reason = _text(details.get("reason"), "incomplete_details.reason")
+        return INCOMPLETE.get(reason or "", "end_turn")
     return "tool_use" if calls else "end_turn"
 
 
@@ -573,7 +576,7 @@ def _step(state: StreamState, data: Mapping[str, Any]) -> tuple[StreamState, lis
     if kind_ == "response.reasoning_summary_part.added" and data.get("summary_index"):
         return _thought(state, data, "\n\n")
     if kind_ == "response.function_call_arguments.delta":
-        index = state.calls.get(int(data.get("output_index") or 0))
+        index = state.calls.get(_at(data) or 0)
         piece = _text(data.get("delta"), "delta")
         if index is None or not piece:
             return state, []
@@ -598,10 +601,18 @@ def _step(state: StreamState, data: Mapping[str, Any]) -> tuple[StreamState, lis
     return state, []
 
 
+def _at(data: Mapping[str, Any]) -> int | None:
+    """The event's ``output_index`` (None if absent); anything but an integer is named."""
+    at = data.get("output_index")
+    if at is None or type(at) is int:
+        return at
+    raise ShapeError(f"output_index is {kind(at)}, not an integer")
+
+
 def _thought(
     state: StreamState, data: Mapping[str, Any], text: str
 ) -> tuple[StreamState, list[Event]]:
-    at: Any = data.get("output_index")
+    at: Any = _at(data)
     if not text or type(at) is not int:
         return state, []
     thoughts = state.thoughts.set(at, state.thoughts.get(at, "") + text)
@@ -610,7 +621,7 @@ def _thought(
 
 def _added(state: StreamState, data: Mapping[str, Any]) -> tuple[StreamState, list[Event]]:
     item = want(data.get("item") or {}, Mapping, "item")
-    at: Any = data.get("output_index")
+    at: Any = _at(data)
     if item.get("type") != "function_call" or at in state.calls:
         return state, []
     index = len(state.calls)
@@ -623,7 +634,7 @@ def _added(state: StreamState, data: Mapping[str, Any]) -> tuple[StreamState, li
 
 def _item_done(state: StreamState, data: Mapping[str, Any]) -> tuple[StreamState, list[Event]]:
     item = want(data.get("item") or {}, Mapping, "item")
-    at: Any = data.get("output_index")
+    at: Any = _at(data)
     if item.get("type") == "reasoning":
         full, sent = _summary(item, "item"), state.thoughts.get(at, "")
         rest = full[len(sent) :] if full.startswith(sent) else ""
