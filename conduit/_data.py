@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import unicodedata
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote
 
 import attrs
 from pyrsistent import PMap, PVector, pmap, pvector
@@ -20,6 +22,7 @@ __all__ = [
     "peek",
     "reveal",
     "secret_problem",
+    "split_userinfo",
     "thaw",
 ]
 
@@ -192,6 +195,25 @@ def mask_url(url: str) -> str:
     if "@" not in authority:
         return url
     return f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}"
+
+
+def split_userinfo(url: str) -> tuple[str, str | None]:
+    """Return (*url* without ``user:password@``, the ``Authorization: Basic`` value it stands
+    for, or None): what httpx would send for it, without a URL that logs the password.
+
+    >>> split_userinfo("http://bob:p%40ss@proxy:8080/v1")
+    ('http://proxy:8080/v1', 'Basic Ym9iOnBAc3M=')
+    >>> split_userinfo("http://localhost:11434/v1")
+    ('http://localhost:11434/v1', None)
+    """
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if not sep or "@" not in authority:
+        return url, None
+    userinfo, _, host = authority.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    pair = f"{unquote(user)}:{unquote(password)}".encode()
+    return f"{scheme}://{host}{slash}{path}", "Basic " + base64.b64encode(pair).decode("ascii")
 
 
 def masked(value: Any) -> Any:

@@ -3,7 +3,8 @@
 ``c.batch(c.openai_batch, requests, checkpoint="run.jsonl")`` sends the unfinished requests as
 provider batches instead of one call each: the provider answers within 24 hours at half the
 price. Requests are grouped by provider (the model's prefix picks it, as for a call), base URL
-and key; each group becomes one batch, or several for very large groups. A batch's id is
+and credentials (key and credential headers); each group becomes one batch, or several for very
+large groups. A batch's id is
 written to the checkpoint before polling starts, so a run killed while it waits resumes
 polling the same batch; each answer is then recorded per item as in any ``c.batch`` run.
 
@@ -26,10 +27,16 @@ import attrs
 import httpx
 from pyrsistent import freeze
 
-from conduit._data import reveal
 from conduit._types import Request
+from conduit.cache import tenant
 from conduit.cost import call_cost, price_for
-from conduit.errors import ConduitError, ProviderError, ValidationError, error_from_response
+from conduit.errors import (
+    ConduitError,
+    ProviderError,
+    ValidationError,
+    error_from_response,
+    redact_error,
+)
 from conduit.providers import _http
 from conduit.providers._http import Provider
 from conduit.request import as_request
@@ -183,7 +190,9 @@ def _groups(
         except Exception as exc:
             finish(index, exc)
             continue
-        group = (spec.name, _http.base_of(spec, sent), reveal(sent.get("api_key")) or "")
+        # a batch goes out with its first request's credentials: only requests sent with the
+        # same ones (key, credential headers, token function) share it
+        group = (spec.name, _http.base_of(spec, sent), tenant(sent) or "")
         firsts.setdefault(group, (spec, sent))
         item = (index, custom_id(index, keys[index]), sent, reqs[index])
         found.setdefault(group, []).append(item)
@@ -250,8 +259,10 @@ async def _resume(
         _fail_all(group, exc, finish)
         return
     status = str(final.get("status") or final.get("processing_status"))
-    for index, cid, _, req in group.items:
-        finish(index, _item(group, req, batch_id, status, answers.get(cid, answers.get("*"))))
+    hidden = _http.secrets(spec, group.req)  # the server's words (a failed batch's reasons, an
+    for index, cid, _, req in group.items:  # item's error) may quote the key back
+        out = _item(group, req, batch_id, status, answers.get(cid, answers.get("*")))
+        finish(index, redact_error(out, hidden) if isinstance(out, BaseException) else out)
     note({"event": "collected", "provider": spec.name, "batch_id": batch_id, "status": status})
 
 

@@ -18,7 +18,6 @@ import base64
 import concurrent.futures
 import inspect
 import json
-import os
 import sys
 import threading
 import time
@@ -29,12 +28,12 @@ from urllib.parse import urlsplit
 
 from pyrsistent import PVector, pvector
 
-from conduit._data import freeze_map, reveal, thaw
+from conduit._data import Secret, freeze_map, is_credential, reveal, thaw
 from conduit._files import append_line, corrupt, open_append, read_jsonl
 from conduit._types import Request
 from conduit.cache import cache_key
 from conduit.errors import ConduitError, ValidationError
-from conduit.registry import PROVIDERS
+from conduit.registry import secret_values
 from conduit.request import as_request
 
 __all__ = ["Progress", "abatch", "batch", "error_record", "load_checkpoint", "load_notes"]
@@ -126,10 +125,10 @@ def _secrets(req: Request) -> list[str]:
     sends). Errors should never hold them; this is the last line of defence."""
     found = [reveal(req.get("api_key"))]
     for name, value in (req.get("headers") or {}).items():
-        if any(word in str(name).lower() for word in ("auth", "key", "token", "secret")):
+        if isinstance(value, Secret) or is_credential(str(name)):
             found += [reveal(value), *_basic_password(reveal(value))]
     found.append(urlsplit(str(req.get("base_url") or "")).password)
-    found += [os.environ.get(info.env_key) for info in PROVIDERS if info.env_key]
+    found += secret_values()
     plain = {s for raw in found if isinstance(raw, str) for s in (raw, raw.strip())}
     return sorted((s for s in plain if len(s) >= 8), key=len, reverse=True)
 

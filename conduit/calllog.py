@@ -75,11 +75,9 @@ def default_path(environ: Mapping[str, str] | None = None) -> Path | None:
 
 
 def _secrets(environ: Mapping[str, str], extra: Iterable[str]) -> list[str]:
-    from conduit.registry import PROVIDERS
+    from conduit.registry import secret_values
 
-    names = {p.env_key for p in PROVIDERS if p.env_key}
-    names |= {"AZURE_OPENAI_AD_TOKEN", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
-    found = [environ[n] for n in names if environ.get(n)]
+    found = secret_values(environ)
     return sorted({s for s in [*found, *extra] if s and len(s) >= 6}, key=len, reverse=True)
 
 
@@ -101,8 +99,9 @@ class Log:
     def _mask(self, text: str | None) -> str | None:
         if text is None:
             return None
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
+        for secret in self._secrets:  # as given, and as the messages' JSON escapes it
+            for form in (secret, json.dumps(secret)[1:-1]):
+                text = text.replace(form, "***")
         return text
 
     def record(

@@ -27,10 +27,11 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar, cast
+from urllib.parse import unquote
 
 from pyrsistent import PMap
 
-from conduit._data import freeze, freeze_map, is_credential, mask_url, thaw
+from conduit._data import freeze, freeze_map, is_credential, mask_url, split_userinfo, thaw
 from conduit.errors import (
     ConduitError,
     ConnectionError,
@@ -244,11 +245,29 @@ def _require() -> None:
         raise ValidationError(f"MCP tools need the MCP SDK ({exc}): {_INSTALL}") from None
 
 
+def _http_target(spec: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+    """The URL and headers to reach an HTTP server: a ``user:password@`` in its URL is sent as
+    ``Authorization: Basic`` (as httpx would), so the URL the SDK and httpx log holds none.
+
+    >>> _http_target(server_spec("https://bob:pw@example.com/mcp"))
+    ('https://example.com/mcp', {'Authorization': 'Basic Ym9iOnB3'})
+    """
+    url, basic = split_userinfo(spec["url"])
+    headers = dict(thaw(spec["headers"]))
+    if basic is not None and not any(k.lower() == "authorization" for k in headers):
+        headers["Authorization"] = basic
+    return url, headers
+
+
 def _secrets(spec: Mapping[str, Any]) -> list[str]:
-    found = {k: v for k, v in (spec.get("headers") or {}).items() if is_credential(k)}
     if spec["transport"] == "stdio":
-        found = {k: v for k, v in (spec.get("env") or {}).items() if is_credential(k)}
-    return [str(v) for v in found.values()]
+        return [str(v) for k, v in (spec.get("env") or {}).items() if is_credential(k)]
+    headers = _http_target(spec)[1]
+    found = [str(v) for k, v in headers.items() if is_credential(k)]
+    found += [v.partition(" ")[2] for v in found]  # a scheme's token
+    userinfo = spec["url"].partition("://")[2].partition("/")[0].rpartition("@")[0]
+    pair = unquote(userinfo)
+    return [*found, userinfo, pair, *pair.split(":", 1)]
 
 
 def _root_cause(exc: BaseException) -> BaseException:
@@ -286,14 +305,14 @@ async def _transport(spec: Mapping[str, Any], stack: contextlib.AsyncExitStack) 
         return await stack.enter_async_context(stdio_client(params, errlog=errlog))
     from mcp.client import streamable_http
 
-    headers = dict(thaw(spec["headers"]))
+    url, headers = _http_target(spec)
     if not hasattr(streamable_http, "streamable_http_client"):  # mcp < 1.24
         old = streamable_http.streamablehttp_client  # type: ignore[attr-defined,unused-ignore]
-        return await stack.enter_async_context(old(spec["url"], headers=headers))
+        return await stack.enter_async_context(old(url, headers=headers))
     from mcp.shared._httpx_utils import create_mcp_http_client
 
     client = await stack.enter_async_context(create_mcp_http_client(headers=headers))
-    transport = streamable_http.streamable_http_client(spec["url"], http_client=client)
+    transport = streamable_http.streamable_http_client(url, http_client=client)
     return await stack.enter_async_context(transport)
 
 

@@ -8,8 +8,12 @@ provider of the handler that was called (OpenAI for ``c.call``).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
 import attrs
 
+from conduit._data import is_credential
 from conduit.errors import ValidationError
 
 __all__ = [
@@ -18,6 +22,7 @@ __all__ = [
     "bare_model",
     "lookup",
     "provider_names",
+    "secret_values",
     "split_model",
 ]
 
@@ -140,6 +145,7 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
         prefixes=("azure",),
         codec="conduit.providers.azure",
         env_key="AZURE_OPENAI_API_KEY",
+        credential_env=("AZURE_OPENAI_AD_TOKEN",),
         base_url=None,
         base_url_env="AZURE_OPENAI_ENDPOINT",
         default_model="gpt-4o-mini",
@@ -270,6 +276,32 @@ def provider_names() -> tuple[str, ...]:
     ('openai', 'anthropic')
     """
     return tuple(info.name for info in PROVIDERS)
+
+
+def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Return the values of the environment variables that hold provider credentials, for the
+    sinks that mask them in text they did not build (the call log, a batch checkpoint): every
+    provider's key variable and the credentials among its other variables (a second key name,
+    AWS's keys and tokens; not a profile's name nor a file's path), longest first.
+
+    >>> secret_values({"GOOGLE_API_KEY": "AIza-1234", "AWS_PROFILE": "dev", "HOME": "/h"})
+    ['AIza-1234']
+    """
+    env = os.environ if environ is None else environ
+    found = {env[n] for n in _SECRET_VARIABLES if env.get(n)}
+    return sorted(found, key=len, reverse=True)
+
+
+_SECRET_VARIABLES = tuple(
+    sorted(
+        {
+            v
+            for p in PROVIDERS
+            for v in (p.env_key, *p.credential_env)
+            if v and is_credential(v) and not v.endswith("_FILE")
+        }
+    )
+)
 
 
 def lookup(name: str) -> ProviderInfo:

@@ -34,7 +34,7 @@ import attrs
 import httpcore
 import httpx
 
-from conduit._data import Secret, is_credential, peek, reveal, secret_problem
+from conduit._data import Secret, is_credential, peek, reveal, secret_problem, split_userinfo
 from conduit._drive import Effect, bounded, overdue, time_left
 from conduit._types import Flow, Request
 from conduit.errors import (
@@ -107,8 +107,10 @@ class Provider:
     credentials: Callable[[Request], dict[str, str]] | None = None
     #: A factory of the stream's framing (default: server-sent events).
     framing: Callable[[], Framer] | None = None
-    #: ``hidden(req)``: secrets the request relies on but never sends (an AWS secret key),
-    #: masked in errors like the ones it sends.
+    #: ``hidden(req)``: every secret to mask in errors for *req* beyond its ``api_key``, the
+    #: ``env_key`` variable and credential headers: the ones it relies on but never sends (an
+    #: AWS secret key) and the ones ``credentials`` would have to fetch again (an Entra ID
+    #: token: the ones already issued). When set, masking does not call ``credentials``.
     hidden: Callable[[Request], list[str]] | None = None
 
 
@@ -141,10 +143,19 @@ def _api_key(spec: Provider, req: Request) -> str | None:
     return None  # a custom base URL (a local OpenAI-compatible server) may need no key
 
 
-def base_of(spec: Provider, req: Request) -> str:
-    """The base URL *req* goes to: its ``base_url``, the provider's variable, or the default."""
+def _given_base(spec: Provider, req: Request) -> str:
     base = req.get("base_url") or (spec.base_url_env and os.environ.get(spec.base_url_env))
     return str(base or spec.base_url).rstrip("/")
+
+
+def base_of(spec: Provider, req: Request) -> str:
+    """The base URL *req* goes to: its ``base_url``, the provider's variable, or the default.
+
+    A ``user:password@`` in it (the variable's: the request's own is taken out at the door)
+    is not part of it: it is sent as ``Authorization: Basic``, as the door does, so the URL
+    httpx logs and ``c.wire`` shows never holds a password.
+    """
+    return split_userinfo(_given_base(spec, req))[0]
 
 
 def _custom_base(spec: Provider) -> bool:
@@ -189,6 +200,9 @@ def _headers(spec: Provider, req: Request) -> dict[str, str]:
         key = _api_key(spec, req)
         if key:
             headers.update(spec.auth(key))
+    basic = split_userinfo(_given_base(spec, req))[1]
+    if basic is not None:  # a base URL variable's user:password@, sent as httpx would send it
+        headers["Authorization"] = basic
     for name, value in (req.get("headers") or {}).items():
         if isinstance(value, Secret) or is_credential(name):
             value = _checked_key(reveal(value) or "", f"headers[{name!r}]", spec.name)
@@ -232,18 +246,17 @@ def secrets(spec: Provider, req: Request) -> list[str]:
     key = reveal(req.get("api_key")) or (spec.env_key and os.environ.get(spec.env_key))
     if isinstance(key, str) and key:
         found += [key, *spec.auth(key).values()]
-    if spec.credentials is not None:
+    if spec.hidden is not None:  # what the provider says to mask, without fetching anything
         with contextlib.suppress(Exception):  # masking must not fail the error it masks
-            found += [t for v in spec.credentials(req).values() for t in _credential(v)]
-    if spec.hidden is not None:
-        with contextlib.suppress(Exception):
             found += spec.hidden(req)
+    elif spec.credentials is not None:
+        with contextlib.suppress(Exception):
+            found += [t for v in spec.credentials(req).values() for t in _credential(v)]
     for name, value in (req.get("headers") or {}).items():
         text = reveal(value)
         if isinstance(text, str) and (isinstance(value, Secret) or is_credential(name)):
             found += _credential(text)
-    base = req.get("base_url") or (spec.base_url_env and os.environ.get(spec.base_url_env))
-    return found + (_userinfo(base) if isinstance(base, str) else [])
+    return found + _userinfo(_given_base(spec, req))
 
 
 _URLS: dict[str, httpx.URL] = {}
@@ -525,6 +538,8 @@ def _checked(spec: Provider, req: Request, what: str, exc: Exception) -> Excepti
     error as it is, anything else (a codec meeting an answer of the wrong shape) as a
     malformed-answer ``ProviderError``; the request's secrets masked either way."""
     err = exc if isinstance(exc, ConduitError) else malformed(spec.name, what, None, exc)
+    if err is not exc:
+        err.__cause__ = exc  # raised later (a stream's decoder raises it on the next call)
     return redact_error(err, secrets(spec, req))  # type: ignore[return-value]
 
 
@@ -639,7 +654,8 @@ def preview(spec: Provider, req: Request, stream: bool = False) -> dict[str, Any
     """Return the HTTP request a call for *req* would send, without sending it: method, URL,
     headers with every secret masked, and the JSON body (of an embedding request, when *req*
     has ``"input"``). A missing key is reported under ``"missing"`` rather than raised; a
-    signature made at send time (SigV4) is not computed."""
+    signature made at send time (SigV4) is not computed: its header reads ``(signed when
+    sent)`` (a header the request already carries, a Bedrock API key's, is masked)."""
     if peek(req, "input") is None:
         url, body = chat_url(spec, req, stream), spec.encode(req, stream)
     elif spec.encode_embed is None:
@@ -652,12 +668,10 @@ def preview(spec: Provider, req: Request, stream: bool = False) -> dict[str, Any
     except AuthenticationError as exc:
         headers = {"Content-Type": "application/json", **spec.headers}
         out["missing"] = str(exc)
-    if spec.sign is not None:
-        headers = {**headers, "Authorization": "(signed when sent)"}
     hidden = secrets(spec, req)
     masked = {k: "***" if is_credential(k) else redact(str(v), hidden) for k, v in headers.items()}
-    if masked.get("Authorization") == "***" and spec.sign is not None:
-        masked["Authorization"] = "(signed when sent)"
+    if spec.sign is not None and not any(k.lower() == "authorization" for k in headers):
+        masked["Authorization"] = "(signed when sent)"  # SigV4: a bearer key is not signed
     return {**out, "headers": masked, "body": body}
 
 

@@ -29,12 +29,12 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import attrs
 
-from conduit._data import reveal
+from conduit._data import Secret, reveal
 from conduit._types import Request
 from conduit.errors import AuthenticationError, ValidationError
 from conduit.providers import _http, openai
 
-__all__ = ["AZURE", "WIRE", "azure_url", "credentials"]
+__all__ = ["AZURE", "WIRE", "azure_url", "credentials", "hidden_secrets"]
 
 VERSION_VARIABLES = ("AZURE_OPENAI_API_VERSION", "OPENAI_API_VERSION")
 TOKEN_VARIABLE = "AZURE_OPENAI_AD_TOKEN"
@@ -84,12 +84,26 @@ def _embed_url(base: str, req: Request) -> str:
 
 @attrs.define
 class _Cached:
-    token: str
+    token: str = attrs.field(repr=False)
     until: float
 
 
 _tokens: dict[int, tuple[Any, _Cached]] = {}
+# The last tokens each token provider gave, masked in errors without asking it for another
+# (a provider that refreshes would give a token that was never sent).
+_issued: dict[int, tuple[Any, list[Secret]]] = {}  # Secret: no repr shows them
 _lock = threading.Lock()
+
+
+def _remember(provider: Any, token: str) -> None:
+    with _lock:
+        hit = _issued.get(id(provider))
+        if hit is None or hit[0] is not provider:
+            if len(_issued) >= 64:
+                _issued.clear()
+            hit = _issued[id(provider)] = (provider, [])
+        if Secret(token) not in hit[1]:
+            hit[1][:] = [*hit[1][-7:], Secret(token)]
 
 
 def _token(provider: Any) -> str:
@@ -106,6 +120,7 @@ def _token(provider: Any) -> str:
             f"token_provider returned {type(got).__name__}, not a token: give a function "
             "returning the bearer token (a string) or an AccessToken"
         )
+    _remember(provider, token)
     expires = getattr(got, "expires_on", None)
     if isinstance(expires, int | float):
         with _lock:
@@ -143,10 +158,31 @@ def credentials(req: Request) -> dict[str, str]:
     )
 
 
+def hidden_secrets(req: Request) -> list[str]:
+    """Return the credentials to mask in errors for *req* beyond its ``api_key`` and
+    ``AZURE_OPENAI_API_KEY``: ``AZURE_OPENAI_AD_TOKEN`` and the tokens its ``token_provider``
+    gave (never asking it for a new one).
+
+    >>> import conduit as c
+    >>> req = c.request("d", token_provider=lambda: "tok-1")
+    >>> _ = credentials(req); hidden_secrets(req)
+    ['tok-1']
+    """
+    found = [os.environ.get(TOKEN_VARIABLE) or ""]
+    provider = req.get("token_provider")
+    if provider is not None:
+        with _lock:
+            hit = _issued.get(id(provider))
+        if hit is not None and hit[0] is provider:
+            found += [t.value for t in hit[1]]
+    return [s for s in found if s]
+
+
 AZURE = attrs.evolve(
     openai.from_registry("azure"),
     url=_chat_url,
     embed_url=_embed_url,
     credentials=credentials,
+    hidden=hidden_secrets,
 )
 WIRE = _http.wire(AZURE)

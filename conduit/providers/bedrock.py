@@ -15,6 +15,7 @@ import base64
 import importlib
 import logging
 import os
+import re
 import threading
 from collections.abc import Mapping
 from functools import partial
@@ -34,6 +35,7 @@ from conduit.errors import (
     ValidationError,
     decode_event,
     error_from_response,
+    kind,
     malformed,
     want,
 )
@@ -411,6 +413,14 @@ def encode_chat(req: Request, stream: bool = False) -> dict[str, Any]:
 # --- answers --------------------------------------------------------------------------------
 
 
+def _count(fields: Mapping[str, Any], where: str, key: str) -> int | None:
+    """The token count under *key* (None if absent); anything but an integer is named."""
+    value = fields.get(key)
+    if value is None or type(value) is int:
+        return value
+    raise ShapeError(f"{where}.{key} is {kind(value)}, not an integer")
+
+
 def decode_usage(usage: Mapping[str, Any] | None) -> PMap[str, Any]:
     """Return Conduit's usage: ``input_tokens`` counts cached prompt tokens too (Bedrock's
     ``inputTokens`` does not; its ``totalTokens`` does).
@@ -421,12 +431,12 @@ def decode_usage(usage: Mapping[str, Any] | None) -> PMap[str, Any]:
     (1517, 1504, 1522)
     """
     usage = want(usage or {}, Mapping, "usage")
-    read = usage.get("cacheReadInputTokens")
-    written = usage.get("cacheWriteInputTokens")
-    prompt = (usage.get("inputTokens") or 0) + (read or 0) + (written or 0)
+    read = _count(usage, "usage", "cacheReadInputTokens")
+    written = _count(usage, "usage", "cacheWriteInputTokens")
+    prompt = (_count(usage, "usage", "inputTokens") or 0) + (read or 0) + (written or 0)
     return make_usage(
         prompt,
-        usage.get("outputTokens") or 0,
+        _count(usage, "usage", "outputTokens") or 0,
         cache_read_tokens=read,
         cache_creation_tokens=written,
     )
@@ -522,6 +532,7 @@ class StreamState(NamedTuple):
     usage: PMap[str, Any] = pmap()
     stop_reason: str | None = None
     done: bool = False
+    metered: bool = False  # the closing ``metadata`` (the usage) arrived
 
 
 def stream_start(provider: str = "bedrock") -> StreamState:
@@ -532,7 +543,9 @@ def stream_start(provider: str = "bedrock") -> StreamState:
 def _exception(state: StreamState, message: Message) -> ConduitError:
     headers = message.headers
     if headers.get(":message-type") == "error":  # the framing's own error message
-        body = {"message": headers.get(":error-message"), "code": headers.get(":error-code")}
+        # string headers, as AWS sends them; a header of another type is shown as text
+        said = {k: headers.get(f":error-{k}") for k in ("message", "code")}
+        body = {k: v if v is None or type(v) is str else str(v) for k, v in said.items()}
         return error_from_response(state.provider, None, {}, body)
     kind = str(headers.get(":exception-type") or "")
     upper = kind[:1].upper() + kind[1:]
@@ -612,15 +625,18 @@ def _step(
         reason = _text(data.get("stopReason"), "stopReason") or ""
         return state._replace(stop_reason=STOP_REASONS.get(reason, "end_turn"), done=True), []
     if kind == "metadata":
-        return state._replace(usage=pmap(want(data.get("usage") or {}, Mapping, "usage"))), []
+        usage = pmap(want(data.get("usage") or {}, Mapping, "usage"))
+        return state._replace(usage=usage, metered=True), []
     return state, []
 
 
 def stream_end(state: StreamState) -> list[Event]:
-    """Return the closing event of a finished stream; raise if it was cut short."""
-    if not state.done:
+    """Return the closing event of a finished stream; raise if it was cut short: before
+    ``messageStop``, or before the ``metadata`` (the usage) ConverseStream always ends with."""
+    if not (state.done and state.metered):
+        missing = "messageStop" if not state.done else "its closing metadata (the usage)"
         raise ConnectionError(
-            f"{state.provider} stream ended before messageStop; the connection was probably "
+            f"{state.provider} stream ended before {missing}; the connection was probably "
             "cut: retry the call",
             data={"provider": state.provider},
         )
@@ -691,8 +707,30 @@ def chat_url(base: str, req: Request, stream: bool) -> str:
     )
 
 
+class _MaskToken(logging.Filter):
+    """botocore logs the canonical request it signs at DEBUG, and the session token is one of
+    its signed headers: masked in the record, which is botocore's only one holding a secret."""
+
+    LINE = re.compile(r"^(x-amz-security-token:).*$", re.IGNORECASE | re.MULTILINE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self.LINE.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = self.LINE.sub(r"\1***", record.msg)
+        return True
+
+
+_MASK_TOKEN = _MaskToken()
+
+
 def _botocore() -> Any:
     """botocore, imported when first needed (it is optional, and has no type stubs)."""
+    signer = logging.getLogger("botocore.auth")
+    if _MASK_TOKEN not in signer.filters:
+        signer.addFilter(_MASK_TOKEN)
     try:
         for module in ("botocore.auth", "botocore.awsrequest", "botocore.session"):
             importlib.import_module(module)
@@ -760,7 +798,17 @@ def _frozen() -> Any:
             f"AWS_PROFILE (SSO, roles), or a Bedrock API key in {TOKEN_ENV} (or api_key=...)",
             provider="bedrock",
         )
-    return found.get_frozen_credentials()
+    frozen = found.get_frozen_credentials()
+    given = (frozen.access_key, frozen.secret_key, frozen.token)
+    for value, name in zip(given, _AWS_NAMES, strict=True):
+        problem = secret_problem(value, name) if value else None
+        if problem is not None:  # sent (or signed with), it would fail, or leak in h11's error
+            raise ValidationError(problem, data={"provider": "bedrock"})
+    return frozen
+
+
+#: How errors name the AWS credentials (from the environment, or a profile's file).
+_AWS_NAMES = ("the AWS access key id", "the AWS secret access key", "the AWS session token")
 
 
 def _token(req: Request) -> str | None:
@@ -783,12 +831,13 @@ def credentials(req: Request) -> dict[str, str]:
 
 
 def hidden_secrets(req: Request) -> list[str]:
-    """Return the secrets a signed request relies on but never sends (the AWS secret key, the
-    session token), for masking in errors; none with a Bedrock API key (sent, so masked)."""
+    """Return the AWS credentials a signed request relies on, for masking in errors: the
+    secret key (never sent), the session token and the access key id (sent, the id inside the
+    signature, which AWS's errors quote); none with a Bedrock API key (masked as a key)."""
     if _token(req):
         return []
     frozen = _frozen()
-    return [s for s in (frozen.secret_key, frozen.token) if s]
+    return [s for s in (frozen.secret_key, frozen.token, frozen.access_key) if s]
 
 
 def sign(req: Request, url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import logging
 import threading
@@ -193,17 +194,25 @@ class _Sinks:
         assert not leaks, "secret found in: " + ", ".join(leaks)
 
 
+@functools.cache
+def _shell() -> Any:
+    """One IPython shell for the whole run, without a history database: a shell per display
+    left a history-saving thread behind each time, and exiting took minutes."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    config = Config()
+    config.HistoryManager.enabled = False
+    return InteractiveShell.instance(config=config)
+
+
 def _ipython(value: Any) -> str:
     try:
-        from IPython.core.interactiveshell import InteractiveShell
+        shell = _shell()
     except ImportError:  # pragma: no cover - IPython is a dev dependency
         return ""
-    shell = InteractiveShell.instance()
-    try:
-        c.display.install()
-        return str(shell.display_formatter.format(value)[0]["text/plain"])
-    finally:
-        InteractiveShell.clear_instance()
+    c.display.install()
+    return str(shell.display_formatter.format(value)[0]["text/plain"])
 
 
 def _canary() -> str:
