@@ -428,6 +428,10 @@ def error_from_response(
         cls = _BY_STATUS[status]
     else:
         cls = ServerError if status >= 500 else ProviderError
+    if issubclass(cls, BadRequestError | PermissionDeniedError) and _rejects_credentials(
+        err_type, parsed
+    ):
+        cls = AuthenticationError  # Gemini's 400 and AWS's 403 for a key that is not valid
     if issubclass(cls, BadRequestError) and (
         code == "context_length_exceeded" or _CONTEXT_PATTERNS.search(message)
     ):
@@ -448,6 +452,40 @@ def error_from_response(
         should_retry=_should_retry(h),
         data={"error_type": err_type, "error_code": code, "hint": hint},
     )
+
+
+#: Answers that say the credentials themselves were not accepted, although their status says
+#: "bad request" (Gemini: 400 with reason API_KEY_INVALID) or "forbidden" (AWS: 403 with these
+#: error types); a permission error proper (AccessDeniedException) stays PermissionDeniedError.
+_CREDENTIAL_TYPES = frozenset(
+    (
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "IncompleteSignatureException",
+        "MissingAuthenticationTokenException",
+        "ExpiredTokenException",
+        "InvalidClientTokenId",
+    )
+)
+_CREDENTIAL_REASONS = frozenset(("API_KEY_INVALID",))
+
+
+def _rejects_credentials(err_type: str | None, body: Any) -> bool:
+    """Whether an error answer says the key or signature was not accepted.
+
+    >>> _rejects_credentials("UnrecognizedClientException", {}), _rejects_credentials(
+    ...     None, {"error": {"details": [{"reason": "API_KEY_INVALID"}]}})
+    (True, True)
+    >>> _rejects_credentials("AccessDeniedException", {"message": "not authorized"})
+    False
+    """
+    if err_type in _CREDENTIAL_TYPES:
+        return True
+    err = body.get("error") if isinstance(body, Mapping) else None
+    details = err.get("details") if isinstance(err, Mapping) else None
+    if isinstance(details, str | bytes | Mapping) or not isinstance(details, Iterable):
+        return False
+    return any(isinstance(d, Mapping) and d.get("reason") in _CREDENTIAL_REASONS for d in details)
 
 
 _HINTS: dict[type[ProviderError], str] = {

@@ -791,7 +791,7 @@ def test_credentials_never_appear_in_a_failed_calls_error(creds):
         )
 
     respx.post(URL).mock(side_effect=answer)
-    with pytest.raises(c.PermissionDeniedError) as caught:
+    with pytest.raises(c.AuthenticationError) as caught:  # the signature, not a permission
         c.call(c.request(f"bedrock:{MODEL}", "hello"))
     err = caught.value
     shown = f"{err} {err!r} {err.body!r} {err.data!r}"
@@ -823,3 +823,29 @@ def test_document_titles_become_names_bedrock_accepts():
     req = c.request("m", [c.user("read", c.document_base64("QUJD", title="Q3 report.pdf"))])
     doc = bedrock.encode_chat(req)["messages"][0]["content"][1]["document"]
     assert doc["name"] == "Q3 report-pdf"
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("bedrock/error_403_unrecognized_client.json", c.AuthenticationError),
+        ("gemini/error_400_api_key_invalid.json", c.AuthenticationError),
+    ],
+)
+def test_a_key_the_provider_does_not_accept_is_an_authentication_error(answer, expected):
+    """Gemini says 400 and AWS 403 for a key that is not valid; both mean the credentials."""
+    recorded = json.loads(raw(answer))
+    status, headers, body = (
+        (recorded["status"], recorded["headers"], recorded["body"])
+        if "status" in recorded
+        else (400, {}, recorded)
+    )
+    provider = answer.split("/")[0]
+    err = c.errors.error_from_response(provider, status, headers, json.dumps(body).encode())
+    assert type(err) is expected and err.status_code == status
+    plain = c.errors.error_from_response(provider, status, {}, b'{"message": "no"}')
+    assert type(plain) is not expected  # the status alone says bad request / forbidden
+    denied = {"x-amzn-ErrorType": "AccessDeniedException:http://internal.amazon.com/coral/"}
+    assert (
+        type(c.errors.error_from_response("bedrock", 403, denied, b"{}")) is c.PermissionDeniedError
+    )
