@@ -743,21 +743,8 @@ def _botocore() -> Any:
     return importlib.import_module("botocore")
 
 
-# Credentials are resolved once per set of AWS variables (profiles, SSO and instance roles
-# cost file reads or network calls); botocore refreshes temporary ones itself.
-_AWS_ENV = (
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_CONFIG_FILE",
-    "AWS_SHARED_CREDENTIALS_FILE",
-    "AWS_ROLE_ARN",
-    "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-)
+# Credentials are resolved once per set of AWS variables (``_AWS_ENV``, below: profiles, SSO and
+# instance roles cost file reads or network calls); botocore refreshes temporary ones itself.
 _lock = threading.Lock()
 _sessions: dict[tuple[str | None, ...], Any] = {}
 _credentials: dict[tuple[str | None, ...], Any] = {}
@@ -857,6 +844,8 @@ from conduit.providers import _http  # noqa: E402  (the codec above stays import
 from conduit.registry import lookup  # noqa: E402
 
 _INFO = lookup("bedrock")
+#: The AWS variables that choose the credentials (the registry's list, less the API key's).
+_AWS_ENV = tuple(v for v in _INFO.credential_env if v != TOKEN_ENV)
 BEDROCK = _http.Provider(
     name=_INFO.name,
     base_url=_INFO.base_url or "",
