@@ -16,7 +16,6 @@ import base64
 import functools
 import json
 import logging
-import threading
 import traceback
 import uuid
 from collections import Counter
@@ -33,6 +32,7 @@ from conduit._data import is_credential, reveal
 from conduit._types import Request
 from conduit.middleware import middlewares
 from conduit.request import as_request
+from tests.serving import serving
 
 CHAT = {
     "id": "chatcmpl-s",
@@ -109,13 +109,7 @@ class _Server(ThreadingHTTPServer):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[_Server]:
-    srv = _Server()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(5)
+    yield from serving(_Server())
 
 
 class _Records(logging.Handler):

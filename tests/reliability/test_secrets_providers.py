@@ -23,7 +23,6 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -54,6 +53,7 @@ from tests.reliability.test_secrets import (
     _stack,
 )
 from tests.reliability.test_secrets import sinks as _sinks_fixture
+from tests.serving import serving
 
 sinks = _sinks_fixture  # the scan's fixture: every logger at DEBUG, tmp_path, stdout/stderr
 
@@ -252,13 +252,7 @@ class _Server(ThreadingHTTPServer):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[_Server]:
-    srv = _Server()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(5)
+    yield from serving(_Server())
 
 
 # --- the credentials, provider by provider ------------------------------------------------
