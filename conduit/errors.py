@@ -630,6 +630,8 @@ def want(value: Any, types: type | tuple[type, ...], where: str) -> Any:
     Traceback (most recent call last):
     conduit.errors.ShapeError: choices[0] is null, not an object
     """
+    if type(value) is dict and types is Mapping:  # the common case, without an ABC check
+        return value
     if isinstance(value, types):
         return value
     expected = types if isinstance(types, tuple) else (types,)

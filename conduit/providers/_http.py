@@ -20,6 +20,7 @@ import atexit
 import base64
 import binascii
 import contextlib
+import functools
 import json
 import os
 import threading
@@ -144,8 +145,14 @@ def _api_key(spec: Provider, req: Request) -> str | None:
 
 
 def _given_base(spec: Provider, req: Request) -> str:
-    base = req.get("base_url") or (spec.base_url_env and os.environ.get(spec.base_url_env))
+    base = peek(req, "base_url") or (spec.base_url_env and os.environ.get(spec.base_url_env))
     return str(base or spec.base_url).rstrip("/")
+
+
+@functools.lru_cache(maxsize=64)
+def _split_base(base: str) -> tuple[str, str | None]:
+    """:func:`split_userinfo` of a base URL, once per distinct URL (it is read on every call)."""
+    return split_userinfo(base)
 
 
 def base_of(spec: Provider, req: Request) -> str:
@@ -155,7 +162,7 @@ def base_of(spec: Provider, req: Request) -> str:
     is not part of it: it is sent as ``Authorization: Basic``, as the door does, so the URL
     httpx logs and ``c.wire`` shows never holds a password.
     """
-    return split_userinfo(_given_base(spec, req))[0]
+    return _split_base(_given_base(spec, req))[0]
 
 
 def _custom_base(spec: Provider) -> bool:
@@ -200,7 +207,7 @@ def _headers(spec: Provider, req: Request) -> dict[str, str]:
         key = _api_key(spec, req)
         if key:
             headers.update(spec.auth(key))
-    basic = split_userinfo(_given_base(spec, req))[1]
+    basic = _split_base(_given_base(spec, req))[1]
     if basic is not None:  # a base URL variable's user:password@, sent as httpx would send it
         headers["Authorization"] = basic
     for name, value in (req.get("headers") or {}).items():
