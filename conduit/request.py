@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NoReturn
-from urllib.parse import unquote
 
 from pyrsistent import PMap, PVector, pmap, pvector
 
 from conduit._content import text
-from conduit._data import Secret, freeze, freeze_map, is_credential, reveal, secret_problem
+from conduit._data import (
+    Secret,
+    freeze,
+    freeze_map,
+    is_credential,
+    reveal,
+    secret_problem,
+    split_userinfo,
+)
 from conduit._types import Request, Transform
 from conduit.errors import ValidationError
 
@@ -405,28 +411,19 @@ def _headers(value: Any) -> PMap[str, Any]:
     return pmap(checked)
 
 
-def _basic(userinfo: str) -> Secret:
-    user, _, password = userinfo.partition(":")
-    pair = f"{unquote(user)}:{unquote(password)}".encode()
-    return Secret("Basic " + base64.b64encode(pair).decode("ascii"))
-
-
 def _base_url(value: Any, headers: PMap[str, Any]) -> tuple[str, PMap[str, Any]]:
     if not isinstance(value, str):
         _fail("base_url", _problem(value, "a string"), "give the server's URL, e.g. http://host/v1")
     if value != value.strip() or not value.isprintable():
         _fail("base_url", "holds whitespace or control characters", "strip it, e.g. url.strip()")
-    scheme, sep, rest = value.partition("://")
-    authority, slash, path = rest.partition("/")
-    if not sep or "@" not in authority:
+    url, basic = split_userinfo(value)
+    if basic is None:
         return value, headers
     # Sent the way httpx sends URL userinfo (Basic auth), held as a Secret, never in the URL.
     if any(name.lower() == "authorization" for name in headers):
         fix = "give the credentials once: in the URL or in headers, not both"
         _fail("base_url", "holds user:password and headers holds Authorization too", fix)
-    userinfo, _, host = authority.rpartition("@")
-    headers = headers.set("Authorization", _basic(userinfo))
-    return f"{scheme}://{host}{slash}{path}", headers
+    return url, headers.set("Authorization", Secret(basic))
 
 
 def _connection(top: dict[str, Any]) -> dict[str, Any]:
