@@ -638,6 +638,23 @@ def want(value: Any, types: type | tuple[type, ...], where: str) -> Any:
     raise ShapeError(f"{where} is {kind(value)}, not {' or '.join(map(_noun, expected))}")
 
 
+def want_count(fields: Mapping[str, Any], where: str, key: str) -> int | None:
+    """Return the token count *fields* (at path *where*, "" at the top) holds under *key*
+    (None if absent); anything but an integer is a :class:`ShapeError` naming the field.
+
+    >>> want_count({"prompt_tokens": 3}, "usage", "prompt_tokens"), want_count({}, "usage", "x")
+    (3, None)
+    >>> want_count({"prompt_tokens": "3"}, "usage", "prompt_tokens")
+    Traceback (most recent call last):
+    conduit.errors.ShapeError: usage.prompt_tokens is a string, not an integer
+    """
+    value = fields.get(key)
+    if value is None or type(value) is int:
+        return value
+    name = f"{where}.{key}" if where else key
+    raise ShapeError(f"{name} is {kind(value)}, not an integer")
+
+
 def want_text(value: Any, where: str) -> Any:
     """Return *value* if it is text or absent (None); a number or a map where text belongs is
     a :class:`ShapeError`.

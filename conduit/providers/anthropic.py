@@ -26,6 +26,7 @@ from conduit.errors import (
     malformed,
     want,
 )
+from conduit.errors import want_count as _count
 from conduit.errors import want_list as _list
 from conduit.errors import want_text as _text
 from conduit.response import joined_content, make_response, make_tool_call, make_usage
@@ -335,14 +336,6 @@ def decode_usage(usage: Mapping[str, Any] | None) -> PMap[str, Any]:
         cache_creation_tokens=created,
         reasoning_tokens=thinking or None,  # 0: not a thinker (as on OpenAI's wire)
     )
-
-
-def _count(fields: Mapping[str, Any], where: str, key: str) -> int | None:
-    """The token count under *key* (None if absent); anything but an integer is named."""
-    value = fields.get(key)
-    if value is None or type(value) is int:
-        return value
-    raise ShapeError(f"{where}.{key} is {kind(value)}, not an integer")
 
 
 def decode_chat(req: Request, body: Mapping[str, Any], provider: str = "anthropic") -> Request:

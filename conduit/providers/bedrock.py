@@ -35,10 +35,10 @@ from conduit.errors import (
     ValidationError,
     decode_event,
     error_from_response,
-    kind,
     malformed,
     want,
 )
+from conduit.errors import want_count as _count
 from conduit.errors import want_list as _list
 from conduit.errors import want_text as _text
 from conduit.providers._eventstream import EventStreamDecoder, Message
@@ -178,8 +178,6 @@ def _document_name(title: Any, n: int) -> str:
     >>> _document_name("Q3 report.pdf", 1), _document_name(None, 2), _document_name("...", 3)
     ('Q3 report-pdf', 'document-2', 'document-3')
     """
-    import re
-
     name = re.sub(r"[^A-Za-z0-9\s\-()\[\]]", "-", str(title or ""))
     name = re.sub(r"\s+", " ", name).strip()[:200]
     return name if name.strip("-") else f"document-{n}"
@@ -411,14 +409,6 @@ def encode_chat(req: Request, stream: bool = False) -> dict[str, Any]:
 
 
 # --- answers --------------------------------------------------------------------------------
-
-
-def _count(fields: Mapping[str, Any], where: str, key: str) -> int | None:
-    """The token count under *key* (None if absent); anything but an integer is named."""
-    value = fields.get(key)
-    if value is None or type(value) is int:
-        return value
-    raise ShapeError(f"{where}.{key} is {kind(value)}, not an integer")
 
 
 def decode_usage(usage: Mapping[str, Any] | None) -> PMap[str, Any]:

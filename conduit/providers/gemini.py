@@ -35,10 +35,10 @@ from conduit.errors import (
     ValidationError,
     decode_event,
     error_from_response,
-    kind,
     malformed,
     want,
 )
+from conduit.errors import want_count as _count
 from conduit.errors import want_list as _list
 from conduit.errors import want_text as _text
 from conduit.response import make_usage
@@ -425,14 +425,6 @@ def stop_reason(finish: str | None, has_calls: bool) -> str:
     if finish == "MAX_TOKENS":
         return "max_tokens"
     return "tool_use" if has_calls else "end_turn"
-
-
-def _count(fields: Mapping[str, Any], where: str, key: str) -> int | None:
-    """The token count under *key* (None if absent); anything but an integer is named."""
-    value = fields.get(key)
-    if value is None or type(value) is int:
-        return value
-    raise ShapeError(f"{where}.{key} is {kind(value)}, not an integer")
 
 
 def decode_usage(usage: Mapping[str, Any] | None) -> PMap[str, Any]:

@@ -11,7 +11,7 @@ import attrs
 from conduit._data import thaw
 from conduit._types import Request
 from conduit.embeddings import embedding_response
-from conduit.errors import ConduitError, ShapeError, malformed, want, want_list
+from conduit.errors import ConduitError, ShapeError, malformed, want, want_count, want_list
 from conduit.providers import _http, openai
 from conduit.response import make_response, make_tool_call, make_usage
 
@@ -84,8 +84,8 @@ def _native_chat(req: Request, body: Any) -> Request:
         model=want(body.get("model") or req["model"], str, "model"),
         stop_reason="tool_use" if calls else _STOP.get(reason, "end_turn"),
         usage=make_usage(
-            openai.count(body, "", "prompt_eval_count") or 0,
-            openai.count(body, "", "eval_count") or 0,
+            want_count(body, "", "prompt_eval_count") or 0,
+            want_count(body, "", "eval_count") or 0,
         ),
         tool_calls=calls,
     )
@@ -127,7 +127,7 @@ def decode_embed(req: Request, body: Mapping[str, Any]) -> Request:
         resp = embedding_response(
             want(body.get("model") or req["model"], str, "model"),
             rows,
-            make_usage(openai.count(body, "", "prompt_eval_count") or 0, 0),
+            make_usage(want_count(body, "", "prompt_eval_count") or 0, 0),
         )
     except ConduitError:
         raise

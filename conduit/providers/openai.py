@@ -34,6 +34,7 @@ from conduit.errors import (
     malformed,
     want,
 )
+from conduit.errors import want_count as count
 from conduit.errors import want_list as _list
 from conduit.errors import want_text as _text
 from conduit.registry import lookup
@@ -471,24 +472,6 @@ def decode_usage(usage: Mapping[str, Any] | None) -> PMap[str, Any]:
         cache_read_tokens=cached,
         reasoning_tokens=count(out, where, "reasoning_tokens") or None,  # 0: not a thinker
     )
-
-
-def count(fields: Mapping[str, Any], where: str, key: str) -> int | None:
-    """Return the token count *fields* (at path *where*, "" at the top) holds under *key*
-    (None if absent); anything but an integer is a :class:`~conduit.errors.ShapeError` naming
-    the field.
-
-    >>> count({"prompt_tokens": 3}, "usage", "prompt_tokens"), count({}, "usage", "x")
-    (3, None)
-    >>> count({"prompt_tokens": "3"}, "usage", "prompt_tokens")
-    Traceback (most recent call last):
-    conduit.errors.ShapeError: usage.prompt_tokens is a string, not an integer
-    """
-    value = fields.get(key)
-    if value is None or type(value) is int:
-        return value
-    name = f"{where}.{key}" if where else key
-    raise ShapeError(f"{name} is {kind(value)}, not an integer")
 
 
 def _decode_call(call: Any, where: str) -> PMap[str, Any]:

@@ -36,10 +36,11 @@ from conduit.errors import (
     malformed,
     want,
 )
+from conduit.errors import want_count as count
 from conduit.errors import want_list as _list
 from conduit.errors import want_text as _text
 from conduit.providers import _http
-from conduit.providers.openai import count, dialect_for
+from conduit.providers.openai import dialect_for
 from conduit.registry import lookup
 from conduit.response import make_response, make_tool_call, make_usage
 from conduit.schema import is_strict_schema
