@@ -24,6 +24,7 @@ __all__ = [
     "secret_problem",
     "split_userinfo",
     "thaw",
+    "userinfo_secrets",
 ]
 
 
@@ -214,6 +215,21 @@ def split_userinfo(url: str) -> tuple[str, str | None]:
     user, _, password = userinfo.partition(":")
     pair = f"{unquote(user)}:{unquote(password)}".encode()
     return f"{scheme}://{host}{slash}{path}", "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+def userinfo_secrets(url: str) -> list[str]:
+    """Return the secrets a URL's ``user:password@`` holds, as written and decoded, whole and
+    in parts, for masking in text that may quote them (none when it has no userinfo).
+
+    >>> userinfo_secrets("https://bob:p%40ss@h/v1"), userinfo_secrets("https://h/v1")
+    (['bob:p%40ss', 'bob:p@ss', 'bob', 'p@ss', 'bob', 'p%40ss'], [])
+    """
+    authority = url.partition("://")[2].partition("/")[0]
+    if "@" not in authority:
+        return []
+    raw = authority.rpartition("@")[0]
+    pair = unquote(raw)
+    return [raw, pair, *pair.split(":", 1), *raw.split(":", 1)]
 
 
 def masked(value: Any) -> Any:

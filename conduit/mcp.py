@@ -27,11 +27,18 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar, cast
-from urllib.parse import unquote
 
 from pyrsistent import PMap
 
-from conduit._data import freeze, freeze_map, is_credential, mask_url, split_userinfo, thaw
+from conduit._data import (
+    freeze,
+    freeze_map,
+    is_credential,
+    mask_url,
+    split_userinfo,
+    thaw,
+    userinfo_secrets,
+)
 from conduit.errors import (
     ConduitError,
     ConnectionError,
@@ -265,9 +272,7 @@ def _secrets(spec: Mapping[str, Any]) -> list[str]:
     headers = _http_target(spec)[1]
     found = [str(v) for k, v in headers.items() if is_credential(k)]
     found += [v.partition(" ")[2] for v in found]  # a scheme's token
-    userinfo = spec["url"].partition("://")[2].partition("/")[0].rpartition("@")[0]
-    pair = unquote(userinfo)
-    return [*found, userinfo, pair, *pair.split(":", 1)]
+    return [*found, *userinfo_secrets(spec["url"])]
 
 
 def _root_cause(exc: BaseException) -> BaseException:

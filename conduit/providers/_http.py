@@ -29,13 +29,20 @@ import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from functools import partial
 from typing import Any
-from urllib.parse import unquote
 
 import attrs
 import httpcore
 import httpx
 
-from conduit._data import Secret, is_credential, peek, reveal, secret_problem, split_userinfo
+from conduit._data import (
+    Secret,
+    is_credential,
+    peek,
+    reveal,
+    secret_problem,
+    split_userinfo,
+    userinfo_secrets,
+)
 from conduit._drive import Effect, bounded, overdue, time_left
 from conduit._types import Flow, Request
 from conduit.errors import (
@@ -232,15 +239,6 @@ def _credential(value: str) -> list[str]:
     return found
 
 
-def _userinfo(url: str) -> list[str]:
-    authority = url.partition("://")[2].partition("/")[0]
-    if "@" not in authority:
-        return []
-    raw = authority.rpartition("@")[0]
-    pair = unquote(raw)
-    return [raw, pair, *pair.split(":", 1), *raw.split(":", 1)]
-
-
 def secrets(spec: Provider, req: Request) -> list[str]:
     """Return every secret *req* sends to *spec* (key, credential headers, URL userinfo), for
     masking in errors. Read only when an error is built, so a call that succeeds pays nothing.
@@ -263,7 +261,7 @@ def secrets(spec: Provider, req: Request) -> list[str]:
         text = reveal(value)
         if isinstance(text, str) and (isinstance(value, Secret) or is_credential(name)):
             found += _credential(text)
-    return found + _userinfo(_given_base(spec, req))
+    return found + userinfo_secrets(_given_base(spec, req))
 
 
 _URLS: dict[str, httpx.URL] = {}
