@@ -18,7 +18,7 @@ import attrs
 from pyrsistent import PMap, pmap, pvector
 
 from conduit._types import Request
-from conduit.errors import ValidationError
+from conduit.errors import ShapeError, ValidationError, want_list
 from conduit.request import as_request, request
 
 if TYPE_CHECKING:
@@ -68,6 +68,38 @@ def encode_rows(rows: Any) -> tuple[str, ...]:
     if matrix.ndim == 1:
         matrix = matrix.reshape(len(matrix) and 1, -1)
     return tuple(base64.b64encode(row.tobytes()).decode("ascii") for row in matrix)
+
+
+#: The largest float32; NaN and infinity are not float32 numbers a decoder accepts either.
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def number_row(value: Any, where: str) -> Sequence[Any]:
+    """Return *value*, one embedding given as numbers, if it is a list of finite float32
+    numbers; else a :class:`~conduit.errors.ShapeError` naming *where* (for the codecs).
+
+    >>> number_row([0.5, 1], "data[0]")
+    [0.5, 1]
+    >>> number_row([1e300], "data[0]")
+    Traceback (most recent call last):
+    conduit.errors.ShapeError: data[0] holds something other than float32 numbers
+    """
+    row: Sequence[Any] = want_list(value, where)
+    if not all(type(x) in (int, float) and abs(x) <= FLOAT32_MAX for x in row):
+        raise ShapeError(f"{where} holds something other than float32 numbers")
+    return row
+
+
+def one_width(widths: Any, where: str) -> None:
+    """Raise a :class:`~conduit.errors.ShapeError` unless every row of *where* has one width.
+
+    >>> one_width([3, 3], "embeddings")
+    >>> one_width([3, 2], "embeddings")
+    Traceback (most recent call last):
+    conduit.errors.ShapeError: embeddings holds rows of different lengths
+    """
+    if len(set(widths)) > 1:
+        raise ShapeError(f"{where} holds rows of different lengths")
 
 
 def embedding_response(model: str, rows: Any, usage: Mapping[str, Any]) -> PMap[str, Any]:

@@ -27,7 +27,7 @@ from pyrsistent import PMap
 from conduit._data import reveal, secret_problem, thaw
 from conduit._event import Event, event
 from conduit._types import Request
-from conduit.embeddings import embedding_response
+from conduit.embeddings import embedding_response, number_row, one_width
 from conduit.errors import (
     AuthenticationError,
     ConduitError,
@@ -630,9 +630,6 @@ def encode_embeddings(req: Request) -> dict[str, Any]:
     }
 
 
-_FLOAT32_MAX = 3.4028234663852886e38  # NaN and infinity are not float32 numbers either
-
-
 def decode_embeddings(req: Request, body: Mapping[str, Any]) -> Request:
     """Return *req* with the response of a ``batchEmbedContents`` *body* (float rows, in
     input order; Gemini reports no token usage for it).
@@ -650,13 +647,9 @@ def decode_embeddings(req: Request, body: Mapping[str, Any]) -> Request:
         rows = _list(body.get("embeddings"), "embeddings")
         vectors = []
         for i, row in enumerate(rows):
-            where = f"embeddings[{i}].values"
-            values = _list(want(row, Mapping, f"embeddings[{i}]").get("values"), where)
-            if not all(type(x) in (int, float) and abs(x) <= _FLOAT32_MAX for x in values):
-                raise ShapeError(f"{where} holds something other than float32 numbers")
-            vectors.append(values)
-        if len({len(v) for v in vectors}) > 1:
-            raise ShapeError("embeddings holds rows of different lengths")
+            values = want(row, Mapping, f"embeddings[{i}]").get("values")
+            vectors.append(number_row(values, f"embeddings[{i}].values"))
+        one_width(map(len, vectors), "embeddings")
         if len(vectors) != len(req["input"]):
             raise ShapeError(f"{len(vectors)} embeddings for {len(req['input'])} texts")
     except ConduitError:

@@ -10,7 +10,7 @@ import attrs
 
 from conduit._data import thaw
 from conduit._types import Request
-from conduit.embeddings import embedding_response
+from conduit.embeddings import embedding_response, number_row, one_width
 from conduit.errors import ConduitError, ShapeError, malformed, want, want_count, want_list
 from conduit.providers import _http, openai
 from conduit.response import make_response, make_tool_call, make_usage
@@ -102,13 +102,6 @@ def encode_embed(req: Request) -> dict[str, Any]:
     return {"model": req["model"], "input": list(req["input"]), **thaw(req["options"])}
 
 
-def _number(x: Any) -> bool:
-    return type(x) in (int, float) and abs(x) <= _FLOAT32_MAX  # NaN and infinity are not
-
-
-_FLOAT32_MAX = 3.4028234663852886e38
-
-
 def decode_embed(req: Request, body: Mapping[str, Any]) -> Request:
     """Return *req* with the response of a native ``/api/embed`` answer.
 
@@ -119,11 +112,8 @@ def decode_embed(req: Request, body: Mapping[str, Any]) -> Request:
     try:
         want(body, Mapping, "the answer")
         rows = want(body.get("embeddings") or [], list, "embeddings")
-        for i, row in enumerate(rows):
-            if not isinstance(row, list) or not all(_number(x) for x in row):
-                raise ShapeError(f"embeddings[{i}] is not a list of float32 numbers")
-        if len({len(row) for row in rows}) > 1:
-            raise ShapeError("embeddings holds rows of different lengths")
+        rows = [number_row(row, f"embeddings[{i}]") for i, row in enumerate(rows)]
+        one_width(map(len, rows), "embeddings")
         resp = embedding_response(
             want(body.get("model") or req["model"], str, "model"),
             rows,

@@ -23,7 +23,7 @@ from conduit import catalog
 from conduit._data import freeze_map, peek, thaw
 from conduit._event import Event, event
 from conduit._types import Request
-from conduit.embeddings import embedding_response
+from conduit.embeddings import embedding_response, number_row, one_width
 from conduit.errors import (
     ConduitError,
     ShapeError,
@@ -893,8 +893,7 @@ def _decode_embeddings(req: Request, body: Any, provider: str) -> Request:
     vectors = [_row(r.get("embedding"), f"data[{i}].embedding") for i, r in enumerate(rows)]
     if len({type(v) for v in vectors}) > 1:
         raise ShapeError("data mixes base64 and number rows")
-    if len({_width(v) for v in vectors}) > 1:
-        raise ShapeError("data holds embeddings of different lengths")
+    one_width(map(_width, vectors), "data")
     usage = want(body.get("usage") or {}, Mapping, "usage")
     resp = embedding_response(
         _text(body.get("model"), "model") or req["model"],
@@ -914,13 +913,7 @@ def _row(value: Any, where: str) -> Any:
         if len(raw) % 4:
             raise ShapeError(f"{where} is not base64 of float32 numbers")
         return value
-    row = _list(value, where)
-    if not all(type(x) in (int, float) and abs(x) <= _FLOAT32_MAX for x in row):
-        raise ShapeError(f"{where} holds something other than float32 numbers")
-    return row
-
-
-_FLOAT32_MAX = 3.4028234663852886e38
+    return number_row(value, where)
 
 
 def _width(row: Any) -> int:
