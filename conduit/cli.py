@@ -722,12 +722,13 @@ def cmd_logs(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) ->
         return 0
     log = calllog.open_log(path)
     assert log is not None
+    text = " ".join(args.text)  # several words need no quotes
     if args.action == "show":
-        if not args.text:
+        if not text:
             raise UsageError("logs show needs a call's id (from `conduit logs`)")
-        row = log.show(" ".join(args.text))
+        row = log.show(text)
         if row is None:
-            raise UsageError(f"no single logged call has an id starting {' '.join(args.text)!r}")
+            raise UsageError(f"no single logged call has an id starting {text!r}")
         if args.json:
             out.write(calllog.as_json(row) + "\n")
             return 0
@@ -741,9 +742,9 @@ def cmd_logs(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) ->
         out.write(f"error:\n{row['error']}\n" if row["error"] else f"answer:\n{row['answer']}\n")
         return 0
     if args.action == "search":
-        if not args.text:
+        if not text:
             raise UsageError("logs search needs text to look for")
-        rows = log.search(" ".join(args.text), args.n)
+        rows = log.search(text, args.n)
     else:
         rows = log.recent(args.n)
     if args.json:  # JSON Lines: one compact object a line, for jq and log tools
