@@ -16,7 +16,6 @@ checkpoint) and MCP servers (their environment, their errors).
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import re
@@ -35,7 +34,7 @@ import pytest
 from toolz import pipe
 
 import conduit as c
-from conduit import calllog, cli
+from conduit import calllog
 from conduit._data import is_credential
 from conduit.middleware import middlewares
 from conduit.providers import azure
@@ -54,6 +53,7 @@ from tests.reliability.test_secrets import (
 )
 from tests.reliability.test_secrets import sinks as _sinks_fixture
 from tests.serving import serving
+from tests.test_cli import run as run_cli
 
 sinks = _sinks_fixture  # the scan's fixture: every logger at DEBUG, tmp_path, stdout/stderr
 
@@ -684,13 +684,7 @@ ENV_CREDS = [name for name, cred in CREDS.items() if cred.env("x")]
 
 
 def _cli(sinks: _Sinks, label: str, *argv: str, stdin: str = "") -> tuple[int, str, str]:
-    old = sys.stdin
-    sys.stdin = io.StringIO(stdin)
-    try:
-        status = cli.main(list(argv))
-    finally:
-        sys.stdin = old
-    out, err = sinks.capsys.readouterr()
+    status, out, err = run_cli(sinks.capsys, *argv, stdin=stdin)
     sinks.texts[f"cli {label}"] = out + err
     return status, out, err
 
