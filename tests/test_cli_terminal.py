@@ -24,12 +24,16 @@ class Terminal:
     def __init__(self, cwd):
         assert TMUX, "tmux is required in CI: apt-get install tmux"
         self.name = f"conduit-{uuid.uuid4().hex[:8]}"
+        # A tmux server of its own: with the shared default server, the session a test kills
+        # last takes the server down while the next test's new-session is connecting to it
+        # ("server exited unexpectedly", seen once in CI).
+        self.tmux = [TMUX, "-L", self.name]
         env_cmd = " ".join(
             f"{k}={v}" for k, v in {"PYTHONPATH": os.getcwd(), "TERM": "xterm"}.items()
         )
         subprocess.run(
             [
-                TMUX,
+                *self.tmux,
                 "new-session",
                 "-d",
                 "-s",
@@ -46,13 +50,13 @@ class Terminal:
         )
 
     def type(self, text, enter=True):
-        subprocess.run([TMUX, "send-keys", "-t", self.name, "-l", text], check=True)
+        subprocess.run([*self.tmux, "send-keys", "-t", self.name, "-l", text], check=True)
         if enter:
-            subprocess.run([TMUX, "send-keys", "-t", self.name, "Enter"], check=True)
+            subprocess.run([*self.tmux, "send-keys", "-t", self.name, "Enter"], check=True)
 
     def screen(self):
         return subprocess.run(
-            [TMUX, "capture-pane", "-p", "-J", "-t", self.name],
+            [*self.tmux, "capture-pane", "-p", "-J", "-t", self.name],
             capture_output=True,
             text=True,
             check=True,
@@ -68,7 +72,7 @@ class Terminal:
         raise AssertionError(f"{text!r} never appeared; the screen:\n{self.screen()}")
 
     def close(self):
-        subprocess.run([TMUX, "kill-session", "-t", self.name], check=False)
+        subprocess.run([*self.tmux, "kill-server"], check=False)
 
 
 @pytest.fixture
@@ -113,7 +117,7 @@ def test_ctrl_c_stops_the_answer_not_the_chat_on_a_real_terminal(term, tmp_path)
     words = [f"long{i:03d}" for i in range(200)]  # the echo streams 40 ms a chunk: 8 s
     term.type(" ".join(words))
     term.wait_for("assistant> long000 long001 long002")
-    subprocess.run([TMUX, "send-keys", "-t", term.name, "C-c"], check=True)
+    subprocess.run([*term.tmux, "send-keys", "-t", term.name, "C-c"], check=True)
     screen = term.wait_for("(interrupted: the turn was not kept")
     assert screen.count("long199") == 1  # what was typed; the answer stopped where it was
     term.type("after the interrupt")
@@ -197,7 +201,7 @@ def test_a_chat_killed_after_its_first_answer_keeps_that_turn(term, server, tmp_
     term.type("remember this")
     term.wait_for("w19", timeout=60)
     shell = subprocess.run(
-        [TMUX, "display", "-p", "-t", term.name, "#{pane_pid}"],
+        [*term.tmux, "display", "-p", "-t", term.name, "#{pane_pid}"],
         capture_output=True,
         text=True,
         check=True,
