@@ -446,6 +446,27 @@ def _bound(pooled: httpx.Client | httpx.AsyncClient, wrap: Callable[[Any], Any])
             pool._network_backend = wrap(inner)  # type: ignore[union-attr]
 
 
+class _NoCookies(httpx.Cookies):
+    """The pooled clients' cookie jar, which keeps nothing.
+
+    One client serves every request of the process, whoever's key it carries: a cookie one
+    answer sets (a CDN's session cookie, say) must not ride on another caller's request. No
+    provider API needs cookies, and httpx's reading of them costs about 10 us a call.
+    """
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+    def set_cookie_header(self, request: httpx.Request) -> None:
+        return None
+
+
+def _stateless(pooled: httpx.Client | httpx.AsyncClient) -> None:
+    """Give *pooled* the jar that keeps nothing (httpx reads ``client.cookies`` on every answer;
+    ``tests/reliability/test_cookies.py`` fails if a new httpx stops honouring this)."""
+    pooled._cookies = _NoCookies()
+
+
 _lock = threading.Lock()
 _client: httpx.Client | None = None
 _aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
@@ -464,6 +485,7 @@ def client() -> httpx.Client:
             if _client is None:
                 _client = httpx.Client(timeout=DEFAULT_TIMEOUT, limits=LIMITS)
                 _bound(_client, _Backend)
+                _stateless(_client)
                 atexit.register(_client.close)
     return _client
 
@@ -487,6 +509,7 @@ async def aclient() -> httpx.AsyncClient:
     if found is None:
         found = httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, limits=LIMITS)
         _bound(found, _ABackend)
+        _stateless(found)
         closer = _closer(found)
         await closer.asend(None)
         _aclients[loop] = found
