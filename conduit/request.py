@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import weakref
 from collections.abc import Iterable, Mapping
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 from pyrsistent import PMap, PVector, pmap, pvector
 
@@ -360,6 +361,17 @@ def _checked(msgs: PVector[Any]) -> PVector[Any]:
     return msgs
 
 
+#: Requests that came through the door, by identity, while they live (a weak reference: the
+#: table keeps nothing alive). The identical object sent again has nothing left to check.
+_PASSED: dict[int, weakref.ref[Request]] = {}
+
+
+def _passed(req: Request) -> Request:
+    key = id(req)
+    _PASSED[key] = weakref.ref(req, lambda _: _PASSED.pop(key, None))
+    return req
+
+
 def _recheck(req: Request) -> Request:
     """*req* with its messages checked: those set past the door (``req.set("messages", ...)``)."""
     msgs = req["messages"]
@@ -499,7 +511,7 @@ def request(model: str, messages: Any = (), **options: Any) -> Request:
         "options": freeze(opts),
         **{k: freeze(v) for k, v in top.items()},
     }
-    return pmap(fields)
+    return _passed(pmap(fields))
 
 
 def as_request(req: Any) -> Request:
@@ -515,13 +527,16 @@ def as_request(req: Any) -> Request:
     >>> req = request("m", "hi"); as_request(req) is req
     True
     """
+    seen = _PASSED.get(id(req))
+    if seen is not None and seen() is req:
+        return cast(Request, req)  # the identical object, checked at the door: nothing to check
     if isinstance(req, PMap) and "options" in req and "messages" in req:
         frozen: Request = req
         if _CHECKED.get(id(req["messages"])) is not req["messages"]:  # set after the door
             frozen = _recheck(frozen)
         if "api_key" in frozen and type(frozen["api_key"]) is not Secret:  # set after the door
             frozen = frozen.set("api_key", _api_key(frozen["api_key"]))
-        return frozen
+        return _passed(frozen)
     if not isinstance(req, Mapping) or "model" not in req:
         got = f"a map with keys {sorted(map(str, req))}" if isinstance(req, Mapping) else None
         raise ValidationError(

@@ -106,10 +106,12 @@ def make_response(
     >>> r["stop_reason"], r["refusal"]
     ('refusal', "I can't help with that.")
     """
-    if isinstance(tool_calls, PVector):
+    if not tool_calls:
+        calls = _NO_CALLS
+    elif isinstance(tool_calls, PVector):
         calls = tool_calls
     else:
-        calls = pvector(map(freeze, tool_calls)) if tool_calls else _NO_CALLS
+        calls = pvector(map(freeze, tool_calls))
     reason = stop_reason or (
         "refusal" if refusal is not None else "tool_use" if calls else "end_turn"
     )
@@ -123,8 +125,9 @@ def make_response(
         "stop_reason": reason,
         "usage": _usage(usage),
         "tool_calls": calls,
-        **{k: freeze(v) for k, v in extra.items()},
     }
+    if extra:
+        fields.update({k: freeze(v) for k, v in extra.items()})
     if refusal is not None:
         if not isinstance(refusal, str):
             raise ValidationError(f"refusal must be the refusal's text, not {refusal!r:.60}")

@@ -350,3 +350,26 @@ def test_messages_set_past_the_door_are_checked_when_next_used():
     assert not script.calls
     fine = c.request("m", "hi").set("messages", [{"role": "user", "content": "ok"}])
     assert c.content(c.mock_call(fine)) == "ok"
+
+
+def test_a_request_checked_once_is_not_checked_again_and_nothing_is_kept_alive():
+    """The door remembers the requests it passed by identity, weakly: the identical object comes
+    back as it is; a key set past the door is still checked; a request dropped is forgotten."""
+    import gc
+    import importlib
+    import weakref
+
+    request_module = importlib.import_module("conduit.request")
+
+    req = c.request("m", "hi", api_key="sk-1")
+    assert as_request(req) is req
+    later = req.set("api_key", "sk-2\n")  # a new object: not passed yet, so checked
+    with pytest.raises(c.ValidationError, match="api_key ends with a newline"):
+        as_request(later)
+    fixed = as_request(req.set("api_key", "sk-2"))
+    assert isinstance(fixed["api_key"], c.Secret) and as_request(fixed) is fixed
+    gone = weakref.ref(fixed)
+    key = id(fixed)
+    del fixed
+    gc.collect()
+    assert gone() is None and key not in request_module._PASSED

@@ -9,6 +9,7 @@ common shapes and the decoder's own exception as the reason otherwise.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -614,21 +615,33 @@ def _decode_chat(req: Request, body: Any, provider: str) -> Request:
     return req.set("response", resp)
 
 
+@functools.lru_cache(maxsize=16)
+def _paths(i: int) -> tuple[str, str, str, str]:
+    """Where choice *i*, its message, its finish reason and its refusal are, for errors."""
+    at = f"choices[{i}]"
+    return at, f"{at}.message", f"{at}.finish_reason", f"{at}.message.refusal"
+
+
 def _choice(choice: Any, i: int, model: str, rid: str | None, usage: Any) -> PMap[str, Any]:
-    where = f"choices[{i}]"
+    where, at_msg, at_finish, at_refusal = _paths(i)
     want(choice, Mapping, where)
-    msg = want(choice.get("message") or {}, Mapping, f"{where}.message")
-    calls = [
-        _decode_call(c, f"{where}.message.tool_calls[{j}]")
-        for j, c in enumerate(_list(msg.get("tool_calls") or (), f"{where}.message.tool_calls"))
-    ]
-    finish = _text(choice.get("finish_reason"), f"{where}.finish_reason")
+    msg = want(choice.get("message") or {}, Mapping, at_msg)
+    given = msg.get("tool_calls")
+    calls = (
+        [
+            _decode_call(c, f"{at_msg}.tool_calls[{j}]")
+            for j, c in enumerate(_list(given, f"{at_msg}.tool_calls"))
+        ]
+        if given
+        else ()
+    )
+    finish = _text(choice.get("finish_reason"), at_finish)
     reason = STOP_REASONS.get(finish or "", "end_turn")
     if calls and reason == "end_turn":
         reason = "tool_use"  # some compatible servers say "stop" after a tool call
-    refusal = _text(msg.get("refusal"), f"{where}.message.refusal") or None
+    refusal = _text(msg.get("refusal"), at_refusal) or None
     return make_response(
-        _answer_content(msg, f"{where}.message"),
+        _answer_content(msg, at_msg),
         model=model,
         id=rid,
         stop_reason="refusal" if refusal is not None else reason,
