@@ -217,7 +217,7 @@ def _headers(spec: Provider, req: Request) -> dict[str, str]:
     basic = _split_base(_given_base(spec, req))[1]
     if basic is not None:  # a base URL variable's user:password@, sent as httpx would send it
         headers["Authorization"] = basic
-    for name, value in (req.get("headers") or {}).items():
+    for name, value in (peek(req, "headers") or {}).items():
         if isinstance(value, Secret) or is_credential(name):
             value = _checked_key(reveal(value) or "", f"headers[{name!r}]", spec.name)
         headers[name] = value
