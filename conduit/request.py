@@ -16,6 +16,7 @@ from conduit._data import (
     freeze,
     freeze_map,
     is_credential,
+    peek,
     reveal,
     secret_problem,
     split_userinfo,
@@ -423,6 +424,19 @@ def _headers(value: Any) -> PMap[str, Any]:
     return pmap(checked)
 
 
+def _unmasked(req: Request) -> bool:
+    """Whether *req* holds a credential its door has not masked: a credential header that is
+    not a :class:`Secret`, or a ``user:password@`` in its ``base_url``."""
+    headers = peek(req, "headers")
+    if headers is not None and (
+        not isinstance(headers, Mapping)
+        or any(is_credential(k) and type(v) is not Secret for k, v in headers.items())
+    ):
+        return True
+    base = peek(req, "base_url")
+    return base is not None and (not isinstance(base, str) or split_userinfo(base)[1] is not None)
+
+
 def _base_url(value: Any, headers: PMap[str, Any]) -> tuple[str, PMap[str, Any]]:
     if not isinstance(value, str):
         _fail("base_url", _problem(value, "a string"), "give the server's URL, e.g. http://host/v1")
@@ -536,6 +550,9 @@ def as_request(req: Any) -> Request:
             frozen = _recheck(frozen)
         if "api_key" in frozen and type(frozen["api_key"]) is not Secret:  # set after the door
             frozen = frozen.set("api_key", _api_key(frozen["api_key"]))
+        if _unmasked(frozen):  # headers or a base URL with credentials set after the door
+            given = {k: frozen[k] for k in ("headers", "base_url") if k in frozen}
+            frozen = frozen.update(connection(given))
         return _passed(frozen)
     if not isinstance(req, Mapping) or "model" not in req:
         got = f"a map with keys {sorted(map(str, req))}" if isinstance(req, Mapping) else None

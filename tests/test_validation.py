@@ -373,3 +373,19 @@ def test_a_request_checked_once_is_not_checked_again_and_nothing_is_kept_alive()
     del fixed
     gc.collect()
     assert gone() is None and key not in request_module._PASSED
+
+
+def test_credentials_set_past_the_door_are_masked_at_the_next_door():
+    """A credential header or a base URL's user:password@ given with .set after c.request is
+    masked (and checked) when the request is next used, like one given to c.request."""
+    req = c.request("mock:m", "hi", mock=c.mock_script("ok"))
+    later = req.set("headers", {"Cookie": "session=s3cret", "X-Trace": "t1"}).set(
+        "base_url", "https://user:pw-s3cret@proxy.example/v1"
+    )
+    ctx = c.call(later)
+    shown = repr(ctx) + repr(c.reply(ctx, "next"))
+    assert "s3cret" not in shown and "t1" in shown
+    assert ctx["base_url"] == "https://proxy.example/v1"
+    bad = req.set("headers", {"Authorization": "Bearer sk-1\n"})
+    with pytest.raises(c.ValidationError, match="ends with a newline"):
+        c.call(bad)

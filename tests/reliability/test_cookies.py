@@ -84,3 +84,11 @@ def test_the_async_client_keeps_none_either(server):
 
     assert asyncio.run(turns()) == ["ok", "ok", "ok"]
     assert server.seen == [None, None, None]
+
+
+def test_a_cookie_the_caller_gives_is_sent_with_that_request_only(server):
+    given = _req(server, "sk-tenant-a").set("headers", {"Cookie": "session=mine"})
+    assert c.content(c.openai_call(given)) == "ok"
+    assert c.content(c.openai_call(_req(server, "sk-tenant-b"))) == "ok"
+    assert server.seen == ["session=mine", None]
+    assert "session=mine" not in repr(c.reply(c.openai_call(given), "next"))  # masked
