@@ -102,6 +102,20 @@ def one_width(widths: Any, where: str) -> None:
         raise ShapeError(f"{where} holds rows of different lengths")
 
 
+def one_per_text(rows: int, req: Request) -> None:
+    """Raise a :class:`~conduit.errors.ShapeError` unless an answer's *rows* are one per text
+    the embedding request *req* sent (a short answer must not pair vectors with wrong texts).
+
+    >>> one_per_text(2, embedding_request("m", ["a", "b"]))
+    >>> one_per_text(1, embedding_request("m", ["a", "b"]))
+    Traceback (most recent call last):
+    conduit.errors.ShapeError: 1 embeddings for 2 texts
+    """
+    sent = len(req["input"])
+    if rows != sent:
+        raise ShapeError(f"{rows} embeddings for {sent} texts")
+
+
 def embedding_response(model: str, rows: Any, usage: Mapping[str, Any]) -> PMap[str, Any]:
     """Return the response of an embedding call: base64 rows (strings pass through), usage.
 

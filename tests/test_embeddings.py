@@ -118,8 +118,16 @@ def test_rows_out_of_order_in_data_come_back_in_input_order(form):
 def test_decoding_does_not_mutate_the_body():
     for body in (B64, as_float_body(B64), FLOATS):
         before = copy.deepcopy(body)
-        decoded({**body, "data": list(reversed(body["data"]))})
+        decoded({**body, "data": list(reversed(body["data"]))}, TEXTS[: len(body["data"])])
         assert body == before
+
+
+@pytest.mark.parametrize("texts", [TEXTS[:1], [*TEXTS, "third"]])
+def test_an_answer_with_a_row_per_text_too_few_or_too_many_is_refused(texts):
+    """Vectors are paired with texts by position: an answer whose rows do not match the texts
+    sent is a malformed answer, never vectors silently paired with the wrong texts."""
+    with pytest.raises(c.ProviderError, match=f"2 embeddings for {len(texts)} texts"):
+        decoded(B64, texts)
 
 
 # --- every middleware applies to embedding requests ------------------------------------------

@@ -241,18 +241,17 @@ EMBEDDERS = [i.name for i in registry.PROVIDERS if i.embeddings and i.name != "m
 def test_wire_of_an_embedding_request_is_what_embed_then_sends(name):
     """c.wire shows an embedding request's own URL and body, not a chat call's."""
     extra = {"base_url": "https://r.openai.azure.com"} if name == "azure" else {}
-    req = c.embedding_request(f"{name}:emb-model", ["first text", "second"], api_key=KEY, **extra)
+    answer = raw(EMBED_OK.get(name, "openai/embeddings_float.json"))
+    rows = json.loads(answer).get("data") or json.loads(answer)["embeddings"]
+    texts = ["first text", "second"][: len(rows)]  # a text per row the recording holds
+    req = c.embedding_request(f"{name}:emb-model", texts, api_key=KEY, **extra)
     shown = c.wire(req)
     assert "messages" not in shown["body"] and "contents" not in shown["body"]
-    route = respx.post(shown["url"]).mock(
-        return_value=httpx.Response(
-            200, content=raw(EMBED_OK.get(name, "openai/embeddings_float.json"))
-        )
-    )
+    route = respx.post(shown["url"]).mock(return_value=httpx.Response(200, content=answer))
     c.embed(req)
     sent = route.calls.last.request
     assert str(sent.url) == shown["url"] and json.loads(sent.content) == shown["body"]
-    assert "second" in json.dumps(shown["body"]) and KEY not in json.dumps(shown)
+    assert texts[-1] in json.dumps(shown["body"]) and KEY not in json.dumps(shown)
 
 
 def test_wire_of_an_embedding_request_to_a_chat_only_provider_says_so():

@@ -27,7 +27,7 @@ from pyrsistent import PMap
 from conduit._data import reveal, secret_problem, thaw
 from conduit._event import Event, event
 from conduit._types import Request
-from conduit.embeddings import embedding_response, number_row, one_width
+from conduit.embeddings import embedding_response, number_row, one_per_text, one_width
 from conduit.errors import (
     AuthenticationError,
     ConduitError,
@@ -650,8 +650,7 @@ def decode_embeddings(req: Request, body: Mapping[str, Any]) -> Request:
             values = want(row, Mapping, f"embeddings[{i}]").get("values")
             vectors.append(number_row(values, f"embeddings[{i}].values"))
         one_width(map(len, vectors), "embeddings")
-        if len(vectors) != len(req["input"]):
-            raise ShapeError(f"{len(vectors)} embeddings for {len(req['input'])} texts")
+        one_per_text(len(vectors), req)
     except ConduitError:
         raise
     except Exception as exc:

@@ -10,7 +10,7 @@ import attrs
 
 from conduit._data import thaw
 from conduit._types import Request
-from conduit.embeddings import embedding_response, number_row, one_width
+from conduit.embeddings import embedding_response, number_row, one_per_text, one_width
 from conduit.errors import ConduitError, ShapeError, malformed, want, want_count, want_list
 from conduit.providers import _http, openai
 from conduit.response import make_response, make_tool_call, make_usage
@@ -114,6 +114,7 @@ def decode_embed(req: Request, body: Mapping[str, Any]) -> Request:
         rows = want(body.get("embeddings") or [], list, "embeddings")
         rows = [number_row(row, f"embeddings[{i}]") for i, row in enumerate(rows)]
         one_width(map(len, rows), "embeddings")
+        one_per_text(len(rows), req)
         resp = embedding_response(
             want(body.get("model") or req["model"], str, "model"),
             rows,

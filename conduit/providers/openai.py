@@ -24,7 +24,7 @@ from conduit import catalog
 from conduit._data import freeze_map, peek, thaw
 from conduit._event import Event, event
 from conduit._types import Request
-from conduit.embeddings import embedding_response, number_row, one_width
+from conduit.embeddings import embedding_response, number_row, one_per_text, one_width
 from conduit.errors import (
     ConduitError,
     ShapeError,
@@ -907,6 +907,7 @@ def _decode_embeddings(req: Request, body: Any, provider: str) -> Request:
     if len({type(v) for v in vectors}) > 1:
         raise ShapeError("data mixes base64 and number rows")
     one_width(map(_width, vectors), "data")
+    one_per_text(len(vectors), req)
     usage = want(body.get("usage") or {}, Mapping, "usage")
     resp = embedding_response(
         _text(body.get("model"), "model") or req["model"],
