@@ -509,7 +509,7 @@ def chunk_events(state: StreamState, chunk: Any) -> tuple[StreamState, list[Even
     (['message_start', 'content_delta'], 'STOP')
     """
     body = want(chunk, Mapping, "the answer")
-    if "error" in body:
+    if body.get("error") is not None:
         err = body["error"]
         code = err.get("code") if isinstance(err, Mapping) else None
         raise error_from_response(state.provider, code if type(code) is int else None, {}, body)
@@ -642,7 +642,7 @@ def decode_embeddings(req: Request, body: Mapping[str, Any]) -> Request:
     """
     try:
         want(body, Mapping, "the answer")
-        if "error" in body:
+        if body.get("error") is not None:
             raise error_from_response("gemini", None, {}, body)
         rows = _list(body.get("embeddings"), "embeddings")
         vectors = []

@@ -601,7 +601,7 @@ def _decode_chat(req: Request, body: Any, provider: str) -> Request:
     if not choices:
         raise (
             error_from_response(provider, None, {}, body)
-            if "error" in body
+            if body.get("error") is not None
             else malformed(provider, "chat completion", body, "it has no choices")
         )
     choices = _list(choices, "choices")
@@ -744,7 +744,7 @@ def _plain(delta: Mapping[str, Any]) -> bool:
 
 def _chunk_step(state: StreamState, chunk: Any) -> tuple[StreamState, list[Event]]:
     want(chunk, Mapping, "the event")
-    if "error" in chunk:
+    if chunk.get("error") is not None:  # some servers send "error": null on every chunk
         raise error_from_response(state.provider, None, {}, chunk)
     events: list[Event] = []
     model, id_ = _text(chunk.get("model"), "model"), _text(chunk.get("id"), "id")
@@ -896,7 +896,7 @@ def _decode_embeddings(req: Request, body: Any, provider: str) -> Request:
     if "data" not in body:
         raise (
             error_from_response(provider, None, {}, body)
-            if "error" in body
+            if body.get("error") is not None
             else malformed(provider, "embeddings answer", body, "it has no data")
         )
     rows = [want(r, Mapping, f"data[{i}]") for i, r in enumerate(_list(body["data"], "data"))]

@@ -699,3 +699,28 @@ def test_a_local_openai_base_url_needs_no_key(monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", "https://api.openai.com/v1")  # OpenAI's own: a key
     with pytest.raises(c.AuthenticationError, match="OPENAI_API_KEY"):
         c.call(c.request("gpt-4o-mini", "hi"))
+
+
+def test_an_error_field_that_is_null_is_no_error():
+    """Some OpenAI-compatible servers send ``"error": null`` beside a good answer (and on every
+    stream chunk): it decodes as the answer; a present error still raises."""
+    answer = {**load("openai/chat_text.json"), "error": None}
+    assert c.content(openai.decode_chat(c.request("m"), answer)) == c.content(
+        openai.decode_chat(c.request("m"), load("openai/chat_text.json"))
+    )
+    chunks = [
+        {"id": "c", "model": "m", "error": None, "choices": [{"delta": {"content": "Hi"}}]},
+        {
+            "id": "c",
+            "model": "m",
+            "error": None,
+            "choices": [{"delta": {}, "finish_reason": "stop"}],
+        },
+    ]
+    data = "".join(f"data: {json.dumps(ch)}\n\n" for ch in chunks).encode() + b"data: [DONE]\n\n"
+    assert collect(stream_events("openai", data))["content"] == "Hi"
+    bad = [{"error": {"message": "overloaded", "type": "server_error"}}]
+    with pytest.raises(c.ServerError, match="overloaded"):
+        stream_events("openai", f"data: {json.dumps(bad[0])}\n\n".encode())
+    with pytest.raises(c.ProviderError, match="it has no choices"):
+        openai.decode_chat(c.request("m"), {"id": "x", "error": None})
