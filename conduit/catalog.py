@@ -32,6 +32,8 @@ __all__ = [
     "CAPABILITIES",
     "ModelInfo",
     "asked_output",
+    "sent_output",
+    "thinking_budget",
     "context_window",
     "drop_unsupported",
     "lookup",
@@ -77,6 +79,37 @@ def asked_output(options: Mapping[str, Any] | None) -> int | None:
         return None
     asked = options.get("max_completion_tokens") or options.get("max_tokens")
     return int(asked) if asked else None
+
+
+def thinking_budget(options: Mapping[str, Any] | None) -> int | None:
+    """Return the thinking budget *options* set (``{"thinking": {"budget_tokens": N}}``), or None.
+
+    >>> thinking_budget({"thinking": {"type": "enabled", "budget_tokens": 2048}})
+    2048
+    """
+    thinking = options.get("thinking") if options else None
+    budget = thinking.get("budget_tokens") if isinstance(thinking, Mapping) else None
+    return budget if type(budget) is int else None
+
+
+def sent_output(model: str, options: Mapping[str, Any] | None) -> int | None:
+    """Return the output limit a call of *model* with *options* sends: the one asked for, else
+    its provider's default (Anthropic requires one) with room for a thinking budget, else None.
+
+    >>> sent_output("anthropic:claude-haiku-4-5", {}), sent_output("gpt-4o", {})
+    (4096, None)
+    >>> sent_output("anthropic:claude-sonnet-4-5", {"thinking": {"budget_tokens": 1024}})
+    5120
+    >>> sent_output("anthropic:claude-haiku-4-5", {"max_tokens": 300})
+    300
+    """
+    asked = asked_output(options)
+    if asked is not None:
+        return asked
+    default = split_model(model)[0].default_max_tokens
+    if default is None:
+        return None
+    return default + (thinking_budget(options) or 0)
 
 
 @attrs.frozen(kw_only=True)

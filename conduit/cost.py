@@ -227,7 +227,8 @@ def estimate(req: Mapping[str, Any]) -> dict[str, Any]:
         }
     usage = estimate_usage(sent)
     info = catalog.lookup(model)
-    largest = catalog.asked_output(sent.get("options")) or (info.max_output if info else None)
+    sent_output = catalog.sent_output(str(sent.get("model") or model), sent.get("options"))
+    largest = sent_output or (info.max_output if info else None)
     if info is not None and info.max_output is not None:
         largest = min(largest or info.max_output, info.max_output)  # the model stops there
     if largest is None:

@@ -51,6 +51,9 @@ class ProviderInfo:
     #: other environment variables that carry or choose its credentials (a second key name,
     #: AWS's keys and profiles); with ``env_key`` they name the tenant of a cached answer
     credential_env: tuple[str, ...] = ()
+    #: the output limit its wire sends when a request sets none (Anthropic requires one), to
+    #: which a thinking budget is added; None: the request's limit, or none, is sent
+    default_max_tokens: int | None = None
 
     @property
     def needs(self) -> tuple[str, ...]:
@@ -91,6 +94,7 @@ PROVIDERS: tuple[ProviderInfo, ...] = (
         default_model="claude-haiku-4-5",
         vision=True,
         json_schema=True,
+        default_max_tokens=4096,  # fits every current model's output limit
     ),
     ProviderInfo(
         name="groq",

@@ -109,6 +109,18 @@ def test_the_output_limit_counts_under_either_name_and_stops_at_the_models_maxim
     assert huge["output_tokens"] == huge["max_output_tokens"] == 16_384  # the model stops there
 
 
+def test_the_largest_answer_is_what_the_wire_sends_when_the_request_sets_no_limit():
+    """Anthropic requires max_tokens, so an unset limit is sent as 4,096 (plus a thinking
+    budget): the estimate's largest answer is that number, not the model's 64,000."""
+    for options in ({}, {"thinking": {"type": "enabled", "budget_tokens": 2048}}):
+        req = c.request("anthropic:claude-sonnet-4-5", "hi", api_key="sk-ant-x", **options)
+        sent = c.wire(req)["body"]["max_tokens"]
+        assert sent == 4096 + options.get("thinking", {}).get("budget_tokens", 0)
+        assert c.estimate(req)["max_output_tokens"] == sent
+    asked = c.request("anthropic:claude-sonnet-4-5", "hi", api_key="sk-ant-x", max_tokens=300)
+    assert c.estimate(asked)["max_output_tokens"] == c.wire(asked)["body"]["max_tokens"] == 300
+
+
 def test_a_budget_reserves_max_completion_tokens():
     """Two calls each allowed 900 tokens under a 1,000-token budget: the second waits for none
     and is refused while the first is in flight (with max_tokens unread it reserved 256)."""

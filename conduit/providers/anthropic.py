@@ -29,6 +29,7 @@ from conduit.errors import (
 from conduit.errors import want_count as _count
 from conduit.errors import want_list as _list
 from conduit.errors import want_text as _text
+from conduit.registry import lookup as provider_info
 from conduit.response import joined_content, make_response, make_tool_call, make_usage
 from conduit.sse import SSE
 
@@ -52,8 +53,9 @@ __all__ = [
 
 log = logging.getLogger("conduit")
 
-#: ``max_tokens`` is required by Anthropic; this fits every current model's output limit.
-DEFAULT_MAX_TOKENS = 4096
+#: ``max_tokens`` is required by Anthropic: what is sent when a request sets none (the registry's
+#: number, which ``c.estimate`` reads too).
+DEFAULT_MAX_TOKENS: int = provider_info("anthropic").default_max_tokens or 4096
 
 STOP_REASONS = {
     "end_turn": "end_turn",
@@ -251,9 +253,7 @@ def _thinking(body: Mapping[str, Any]) -> bool:
 
 def _default_max_tokens(options: Mapping[str, Any]) -> int:
     """``max_tokens`` must exceed the thinking budget: room for the budget and an answer."""
-    thinking = options.get("thinking")
-    budget = thinking.get("budget_tokens") if isinstance(thinking, Mapping) else None
-    return DEFAULT_MAX_TOKENS + budget if type(budget) is int else DEFAULT_MAX_TOKENS
+    return DEFAULT_MAX_TOKENS + (catalog.thinking_budget(options) or 0)
 
 
 def _with_instruction(system: Any, name: str) -> Any:
