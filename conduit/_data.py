@@ -24,6 +24,7 @@ __all__ = [
     "secret_problem",
     "split_userinfo",
     "thaw",
+    "url_secrets",
     "userinfo_secrets",
 ]
 
@@ -188,14 +189,35 @@ def mask_url(url: str) -> str:
     'https://***@proxy.example/v1'
     >>> mask_url("http://localhost:11434/v1")
     'http://localhost:11434/v1'
+    >>> mask_url("https://mcp.example/sse?key=sk-1&team=a")
+    'https://mcp.example/sse?key=***&team=a'
     """
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
     authority, slash, path = rest.partition("/")
-    if "@" not in authority:
+    if "@" in authority:
+        url = f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}"
+    head, mark, query = url.partition("?")
+    if not mark or not _query_values(query):
         return url
-    return f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}"
+    query, hash_, fragment = query.partition("#")
+    pairs = [p.partition("=") for p in query.split("&")]
+    shown = "&".join(
+        f"{name}=***" if eq and value and is_credential(unquote(name)) else name + eq + value
+        for name, eq, value in pairs
+    )
+    return f"{head}?{shown}{hash_}{fragment}"
+
+
+def _query_values(query: str) -> list[str]:
+    """The values of a URL query's credential-named parameters (``?key=...``), as written."""
+    out = []
+    for part in query.partition("#")[0].split("&"):
+        name, eq, value = part.partition("=")
+        if eq and value and is_credential(unquote(name)):
+            out.append(value)
+    return out
 
 
 def split_userinfo(url: str) -> tuple[str, str | None]:
@@ -217,6 +239,19 @@ def split_userinfo(url: str) -> tuple[str, str | None]:
     return f"{scheme}://{host}{slash}{path}", "Basic " + base64.b64encode(pair).decode("ascii")
 
 
+def url_secrets(url: str) -> list[str]:
+    """Return the secrets a URL holds: its ``user:password@`` (:func:`userinfo_secrets`) and
+    the values of credential-named query parameters (``?key=...``), as written and decoded.
+
+    >>> url_secrets("https://h/mcp?api_key=sk%2B1&v=2")
+    ['sk%2B1', 'sk+1']
+    """
+    found = userinfo_secrets(url)
+    for value in _query_values(url.partition("?")[2]):
+        found += [value, unquote(value)]
+    return found
+
+
 def userinfo_secrets(url: str) -> list[str]:
     """Return the secrets a URL's ``user:password@`` holds, as written and decoded, whole and
     in parts, for masking in text that may quote them (none when it has no userinfo).
@@ -236,7 +271,8 @@ def masked(value: Any) -> Any:
     """Return *value* (plain or frozen data) with credentials masked, for display only.
 
     A string under a credential-named key (:func:`is_credential`) becomes a :class:`Secret`, a
-    URL's ``user:password@`` becomes ``***@``; with nothing to mask, *value* itself comes back.
+    URL's ``user:password@`` becomes ``***@`` and its credential-named query parameters
+    ``name=***``; with nothing to mask, *value* itself comes back.
 
     >>> masked({"api_key": "sk-1", "base_url": "https://u:p@h/v1", "n": [1]})
     {'api_key': Secret('***'), 'base_url': 'https://***@h/v1', 'n': [1]}
@@ -250,7 +286,7 @@ def masked(value: Any) -> Any:
     if isinstance(value, PVector | list | tuple):
         parts = [masked(v) for v in value]
         return value if all(a is b for a, b in zip(parts, value, strict=True)) else parts
-    if isinstance(value, str) and "@" in value:
+    if isinstance(value, str) and ("@" in value or "?" in value) and "://" in value:
         return mask_url(value)
     return value
 

@@ -37,7 +37,7 @@ from conduit._data import (
     mask_url,
     split_userinfo,
     thaw,
-    userinfo_secrets,
+    url_secrets,
 )
 from conduit.errors import (
     ConduitError,
@@ -45,6 +45,7 @@ from conduit.errors import (
     TimeoutError,
     ToolError,
     ValidationError,
+    redact,
     redact_error,
 )
 from conduit.tools import tool
@@ -137,7 +138,30 @@ def describe_server(spec: Mapping[str, Any]) -> str:
     """
     if spec["transport"] == "http":
         return mask_url(spec["url"])
-    return shlex.join([spec["command"], *spec["args"]])
+    return str(redact(shlex.join([spec["command"], *spec["args"]]), _arg_secrets(spec["args"])))
+
+
+def _arg_secrets(args: Sequence[str]) -> list[str]:
+    """The secrets a server's command line holds: the value of a credential-named option
+    (``--api-key VALUE``, ``--token=VALUE``) and what URLs in it hold (``?key=``, ``user:pw@``).
+
+    >>> _arg_secrets(["server.py", "--api-key", "sk-1", "--token=t2", "-v", "https://h/?key=k3"])
+    ['sk-1', 't2', 'k3', 'k3']
+    """
+    found: list[str] = []
+    for i, arg in enumerate(args):
+        if "://" in arg:
+            found += url_secrets(arg)
+        if not arg.startswith("-"):
+            continue
+        name, eq, value = arg.lstrip("-").partition("=")
+        if not is_credential(name):
+            continue
+        if eq and value:
+            found.append(value)
+        elif not eq and i + 1 < len(args) and not args[i + 1].startswith("-"):
+            found.append(args[i + 1])
+    return found
 
 
 def tool_name(name: str, prefix: str = "") -> str:
@@ -268,11 +292,12 @@ def _http_target(spec: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
 
 def _secrets(spec: Mapping[str, Any]) -> list[str]:
     if spec["transport"] == "stdio":
-        return [str(v) for k, v in (spec.get("env") or {}).items() if is_credential(k)]
+        env = [str(v) for k, v in (spec.get("env") or {}).items() if is_credential(k)]
+        return [*env, *_arg_secrets(spec["args"])]
     headers = _http_target(spec)[1]
     found = [str(v) for k, v in headers.items() if is_credential(k)]
     found += [v.partition(" ")[2] for v in found]  # a scheme's token
-    return [*found, *userinfo_secrets(spec["url"])]
+    return [*found, *url_secrets(spec["url"])]
 
 
 def _root_cause(exc: BaseException) -> BaseException:

@@ -183,9 +183,10 @@ def test_the_server_stops_on_an_exception(error):
 
 
 def test_timeouts_and_a_dead_server_become_tool_errors():
-    with c.mcp_tools(SERVER, timeout=0.5) as tools:
+    # the timeout bounds the start too: 1.5 s leaves a loaded machine room to start Python
+    with c.mcp_tools(SERVER, timeout=1.5) as tools:
         fns = by_name(tools)
-        with pytest.raises(ToolError, match=r"did not answer within 0.5 s"):
+        with pytest.raises(ToolError, match=r"did not answer within 1.5 s"):
             fns["sleep"]["fn"](seconds=5)
         assert fns["add"]["fn"](a=1) == "2"  # the session goes on after a timeout
         pid = int(pid_tool(tools)["fn"]())
@@ -235,6 +236,31 @@ def test_http_headers_are_masked_in_errors(http_url, value):
         cause = cause.__cause__ or cause.__context__
     assert not any(TOKEN in text for text in seen)
     assert "check the URL and the headers" in str(err)
+
+
+def _chain_text(err: BaseException) -> list[str]:
+    seen = [str(err), repr(err), str(getattr(err, "data", ""))]
+    cause = err.__cause__ or err.__context__
+    while cause is not None:
+        seen.append(str(cause))
+        cause = cause.__cause__ or cause.__context__
+    return seen
+
+
+def test_a_key_in_a_servers_command_line_or_url_query_is_masked_in_errors(http_url):
+    """A key given as a server's option (``--api-key KEY``, ``--token=KEY``) or in its URL's
+    query (``?key=KEY``) never appears in the error naming that server."""
+    for argv in (
+        [sys.executable, "-c", "pass", "--api-key", TOKEN],
+        [sys.executable, "-c", "pass", f"--token={TOKEN}"],
+    ):
+        with pytest.raises(ConnectionError, match=r"could not start .*--(api-key|token)") as info:
+            start(argv)
+        assert not any(TOKEN in text for text in _chain_text(info.value))
+    with pytest.raises(ConnectionError) as info:
+        start(f"{http_url}?key={TOKEN}", timeout=5)  # the server wants a header: refused
+    assert "?key=***" in str(info.value)
+    assert not any(TOKEN in text for text in _chain_text(info.value))
 
 
 # --- pure parts ------------------------------------------------------------------------------

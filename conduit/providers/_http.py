@@ -41,7 +41,7 @@ from conduit._data import (
     reveal,
     secret_problem,
     split_userinfo,
-    userinfo_secrets,
+    url_secrets,
 )
 from conduit._drive import Effect, bounded, overdue, time_left
 from conduit._types import Flow, Request
@@ -261,7 +261,7 @@ def secrets(spec: Provider, req: Request) -> list[str]:
         text = reveal(value)
         if isinstance(text, str) and (isinstance(value, Secret) or is_credential(name)):
             found += _credential(text)
-    return found + userinfo_secrets(_given_base(spec, req))
+    return found + url_secrets(_given_base(spec, req))
 
 
 _URLS: dict[str, httpx.URL] = {}
