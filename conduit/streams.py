@@ -44,9 +44,14 @@ def _tool_call(call: Mapping[str, Any]) -> PMap[str, Any]:
     return make_tool_call(call["id"], call["name"] or "unknown", args, **extra)
 
 
+#: What a reasoning event may carry besides its text: the signature that ends a block, an
+#: opaque (redacted) block, and the format OpenRouter names its reasoning in.
+_REASONING_KEYS = ("signature", "redacted", "format")
+
+
 def _reasoning(parts: list[str], e: Mapping[str, Any]) -> PMap[str, Any]:
     block: dict[str, Any] = {"type": "reasoning", "text": "".join(parts)}
-    for key in ("signature", "redacted"):
+    for key in _REASONING_KEYS:
         if e.get(key) is not None:
             block[key] = e[key]
     return pmap(block)
@@ -55,12 +60,13 @@ def _reasoning(parts: list[str], e: Mapping[str, Any]) -> PMap[str, Any]:
 class _Blocks:
     """The content of a stream that carries reasoning: blocks in the order they arrived."""
 
-    __slots__ = ("blocks", "open", "parts")
+    __slots__ = ("blocks", "format", "open", "parts")
 
     def __init__(self) -> None:
         self.blocks: list[PMap[str, Any]] = []
         self.parts: list[str] = []  # the text of the reasoning block being assembled
         self.open = False
+        self.format: str | None = None  # the open block's format, when its events name one
 
     def text(self, parts: list[str]) -> None:
         """Close the open reasoning block, and move the text gathered so far into a block."""
@@ -73,8 +79,8 @@ class _Blocks:
 
     def close(self) -> None:
         if self.open:
-            self.blocks.append(_reasoning(self.parts, {}))
-        self.parts, self.open = [], False
+            self.blocks.append(_reasoning(self.parts, {"format": self.format}))
+        self.parts, self.open, self.format = [], False, None
 
     def reasoning(self, e: Mapping[str, Any], text_parts: list[str]) -> None:
         if text_parts:
@@ -85,9 +91,10 @@ class _Blocks:
             return
         self.parts.append(e.get("text") or "")
         self.open = True
+        self.format = e.get("format") or self.format
         if e.get("signature") is not None:  # the signature ends the block it signs
-            self.blocks.append(_reasoning(self.parts, e))
-            self.parts, self.open = [], False
+            self.blocks.append(_reasoning(self.parts, {**e, "format": self.format}))
+            self.parts, self.open, self.format = [], False, None
 
 
 def collect(events: Iterable[Mapping[str, Any]]) -> PMap[str, Any]:
@@ -181,13 +188,16 @@ def _content_events(content: Any) -> Iterator[Event]:
             for piece in _chunks(block.get("text") or ""):
                 yield event("content_delta", text=piece)
         elif kind == "reasoning" and block.get("redacted") is not None:
-            yield event("reasoning_delta", text=block.get("text") or "", redacted=block["redacted"])
+            extra = {"format": block["format"]} if block.get("format") is not None else {}
+            text_ = block.get("text") or ""
+            yield event("reasoning_delta", text=text_, redacted=block["redacted"], **extra)
         elif kind == "reasoning":
             pieces = list(_chunks(block.get("text") or "")) or [""]
+            extra = {"format": block["format"]} if block.get("format") is not None else {}
             for piece in pieces:
-                yield event("reasoning_delta", text=piece)
+                yield event("reasoning_delta", text=piece, **extra)
             if block.get("signature") is not None:
-                yield event("reasoning_delta", text="", signature=block["signature"])
+                yield event("reasoning_delta", text="", signature=block["signature"], **extra)
 
 
 def response_events(response: Mapping[str, Any]) -> Iterator[Event]:

@@ -45,3 +45,40 @@ responses = st.builds(
     st.integers(0, 10_000),
     st.integers(0, 10_000),
 )
+_formats = st.none() | st.sampled_from(["anthropic-claude-v1", "openai-responses-v1"])
+_signed = st.builds(
+    lambda text, sig, fmt: {
+        "type": "reasoning",
+        "text": text,
+        "signature": sig,
+        **({"format": fmt} if fmt else {}),
+    },
+    texts,
+    st.text(min_size=1, max_size=8),
+    _formats,
+)
+_redacted = st.builds(
+    lambda data, fmt: {
+        "type": "reasoning",
+        "text": "",
+        "redacted": data,
+        **({"format": fmt} if fmt else {}),
+    },
+    st.text(min_size=1, max_size=8),
+    _formats,
+)
+_unsigned = st.builds(
+    lambda text, fmt: {"type": "reasoning", "text": text, **({"format": fmt} if fmt else {})},
+    st.text(min_size=1, max_size=30),
+    _formats,
+)
+#: Responses whose content is reasoning blocks (signed or opaque; the last may be unsigned, as
+#: only a signature or the answer's text ends a block) and then the answer's text.
+reasoned_responses = st.builds(
+    lambda blocks, last, answer: c.make_response(
+        [*blocks, *([last] if last else []), {"type": "text", "text": answer}], model="m"
+    ),
+    st.lists(_signed | _redacted, max_size=3),
+    st.none() | _unsigned,
+    st.text(min_size=1, max_size=30),
+).filter(lambda r: any(b["type"] == "reasoning" for b in r["content"]))

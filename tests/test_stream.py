@@ -2,11 +2,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import conduit as c
-from tests.strategies import responses
+from tests.strategies import reasoned_responses, responses
 
 
 @given(responses)
 def test_collect_inverts_response_events(resp):
+    assert c.collect(c.response_events(resp)) == resp
+
+
+@given(reasoned_responses)
+def test_collect_inverts_response_events_of_reasoning(resp):
+    """Reasoning blocks come back whole from a replay: text, signature, opaque data, format."""
     assert c.collect(c.response_events(resp)) == resp
 
 

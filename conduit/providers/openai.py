@@ -247,12 +247,16 @@ def _assistant_blocks(body: Any, out: dict[str, Any], wire: Dialect, calls: bool
 
 
 def _detail(block: Mapping[str, Any], index: int) -> dict[str, Any]:
-    """A reasoning block as an OpenRouter ``reasoning_details`` item."""
+    """A reasoning block as an OpenRouter ``reasoning_details`` item, as it was received: its
+    text or encrypted data, its signature and the format it was written in."""
     if block.get("redacted") is not None:
-        return {"type": "reasoning.encrypted", "data": block["redacted"], "index": index}
-    out = {"type": "reasoning.text", "text": block.get("text") or "", "index": index}
+        out = {"type": "reasoning.encrypted", "data": block["redacted"], "index": index}
+    else:
+        out = {"type": "reasoning.text", "text": block.get("text") or "", "index": index}
     if block.get("signature") is not None:
         out["signature"] = block["signature"]
+    if block.get("format") is not None:
+        out["format"] = block["format"]
     return out
 
 
@@ -549,12 +553,17 @@ def reasoning_details(details: Any, where: str) -> list[dict[str, Any]]:
         kind_ = item.get("type")
         if kind_ == "reasoning.encrypted":
             data = _text(item.get("data"), f"{where}[{i}].data") or ""
-            blocks.append({"type": "reasoning", "text": "", "redacted": data})
+            secret = {"type": "reasoning", "text": "", "redacted": data}
+            if item.get("format"):
+                secret["format"] = _text(item["format"], f"{where}[{i}].format")
+            blocks.append(secret)
             continue
         text_ = item.get("text") if kind_ == "reasoning.text" else item.get("summary")
         block: dict[str, Any] = {"type": "reasoning", "text": _text(text_, f"{where}[{i}]") or ""}
         if item.get("signature"):
             block["signature"] = _text(item["signature"], f"{where}[{i}].signature")
+        if item.get("format"):  # which model family wrote it: goes back with it
+            block["format"] = _text(item["format"], f"{where}[{i}].format")
         blocks.append(block)
     return blocks
 

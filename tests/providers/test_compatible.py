@@ -605,8 +605,11 @@ def test_openrouter_sends_attribution_and_signed_reasoning_back(monkeypatch):
             "index": 0,
             "signature": first["content"][0]["signature"],
             "text": "This is a simple arithmetic question. 2+2 equals 4.",
+            "format": "anthropic-claude-v1",  # as received: which family wrote it
         }
     ]
+    replayed = collect(c.response_events(first))  # a replayed stream keeps the format too
+    assert replayed["content"][0]["format"] == "anthropic-claude-v1"
 
 
 def test_a_request_s_own_attribution_header_wins(monkeypatch):
@@ -724,3 +727,38 @@ def test_an_error_field_that_is_null_is_no_error():
         stream_events("openai", f"data: {json.dumps(bad[0])}\n\n".encode())
     with pytest.raises(c.ProviderError, match="it has no choices"):
         openai.decode_chat(c.request("m"), {"id": "x", "error": None})
+
+
+def test_openrouter_reasoning_details_go_back_as_received():
+    """Text and encrypted reasoning items, with their signature and format, decode to reasoning
+    blocks that encode to the same items (OpenRouter: pass reasoning_details back unmodified)."""
+    items = [
+        {
+            "type": "reasoning.text",
+            "text": "Hm.",
+            "signature": "sig",
+            "format": "anthropic-claude-v1",
+            "index": 0,
+        },
+        {
+            "type": "reasoning.encrypted",
+            "data": "opaque",
+            "format": "openai-responses-v1",
+            "index": 1,
+        },
+        {"type": "reasoning.text", "text": "plain", "index": 2},
+    ]
+    answer = {
+        "id": "x",
+        "model": "m",
+        "choices": [
+            {
+                "message": {"role": "assistant", "content": "4", "reasoning_details": items},
+                "finish_reason": "stop",
+            }
+        ],
+    }
+    ctx = openai.decode_chat(c.request("openrouter:m"), answer, "openrouter")
+    body = openai.encode_chat(c.reply(ctx, "next"), provider="openrouter")
+    assistant = next(m for m in body["messages"] if m["role"] == "assistant")
+    assert assistant["reasoning_details"] == items
