@@ -24,6 +24,7 @@ __all__ = [
     "secret_problem",
     "split_userinfo",
     "thaw",
+    "is_secret_name",
     "url_secrets",
     "userinfo_secrets",
 ]
@@ -149,6 +150,28 @@ def is_credential(name: str) -> bool:
     return _CREDENTIAL.search(name) is not None
 
 
+#: The words that make a query parameter or command-line option a credential, matched whole
+#: (``api_key``, ``subscription-key``, ``accessToken``), not inside other words (``keyword``,
+#: ``--tokens``); a name ending in file, path or dir names where a secret is, not the secret.
+_SECRET_WORDS = frozenset(
+    ("key", "apikey", "token", "auth", "password", "passwd", "secret", "sig", "signature")
+)
+_NOT_SECRET = frozenset(("file", "path", "dir"))
+
+
+def is_secret_name(name: str) -> bool:
+    """Return True when a query parameter or an option called *name* holds a credential.
+
+    >>> [is_secret_name(n) for n in ("key", "api_key", "accessToken", "X-Goog-Api-Key")]
+    [True, True, True, True]
+    >>> [is_secret_name(n) for n in ("keyword", "tokens", "auth-file", "page")]
+    [False, False, False, False]
+    """
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name.strip("-"))
+    words = [w for w in re.split(r"[\s_.\-]+", spaced.lower()) if w]
+    return bool(words) and any(w in _SECRET_WORDS for w in words) and words[-1] not in _NOT_SECRET
+
+
 def secret_problem(value: str, name: str = "api_key") -> str | None:
     """Return what is wrong with the secret text *value* as an HTTP header, or None if nothing.
 
@@ -192,22 +215,28 @@ def mask_url(url: str) -> str:
     >>> mask_url("https://mcp.example/sse?key=sk-1&team=a")
     'https://mcp.example/sse?key=***&team=a'
     """
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    authority, slash, path = rest.partition("/")
-    if "@" in authority:
-        url = f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}"
+    url = _mask_userinfo(url)
     head, mark, query = url.partition("?")
     if not mark or not _query_values(query):
         return url
     query, hash_, fragment = query.partition("#")
     pairs = [p.partition("=") for p in query.split("&")]
     shown = "&".join(
-        f"{name}=***" if eq and value and is_credential(unquote(name)) else name + eq + value
+        f"{name}=***" if eq and value and is_secret_name(unquote(name)) else name + eq + value
         for name, eq, value in pairs
     )
     return f"{head}?{shown}{hash_}{fragment}"
+
+
+def _mask_userinfo(text: str) -> str:
+    """*text* with the ``user:password@`` of the URL it starts with (or holds) as ``***@``."""
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return text
+    authority, slash, path = rest.partition("/")
+    if "@" not in authority:
+        return text
+    return f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}"
 
 
 def _query_values(query: str) -> list[str]:
@@ -215,7 +244,7 @@ def _query_values(query: str) -> list[str]:
     out = []
     for part in query.partition("#")[0].split("&"):
         name, eq, value = part.partition("=")
-        if eq and value and is_credential(unquote(name)):
+        if eq and value and is_secret_name(unquote(name)):
             out.append(value)
     return out
 
@@ -267,6 +296,9 @@ def userinfo_secrets(url: str) -> list[str]:
     return [raw, pair, *pair.split(":", 1), *raw.split(":", 1)]
 
 
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://\S+")
+
+
 def masked(value: Any) -> Any:
     """Return *value* (plain or frozen data) with credentials masked, for display only.
 
@@ -287,7 +319,8 @@ def masked(value: Any) -> Any:
         parts = [masked(v) for v in value]
         return value if all(a is b for a, b in zip(parts, value, strict=True)) else parts
     if isinstance(value, str) and ("@" in value or "?" in value) and "://" in value:
-        return mask_url(value)
+        # a URL, whole: its userinfo and query keys; text quoting a URL: its userinfo only
+        return mask_url(value) if _URL.fullmatch(value) else _mask_userinfo(value)
     return value
 
 

@@ -34,6 +34,7 @@ from conduit._data import (
     freeze,
     freeze_map,
     is_credential,
+    is_secret_name,
     mask_url,
     split_userinfo,
     thaw,
@@ -143,23 +144,36 @@ def describe_server(spec: Mapping[str, Any]) -> str:
 
 def _arg_secrets(args: Sequence[str]) -> list[str]:
     """The secrets a server's command line holds: the value of a credential-named option
-    (``--api-key VALUE``, ``--token=VALUE``) and what URLs in it hold (``?key=``, ``user:pw@``).
+    (``--api-key VALUE``, ``--token=VALUE``), of a ``NAME=VALUE`` setting (``docker -e
+    GITHUB_PERSONAL_ACCESS_TOKEN=...``), of a ``Name: value`` header (``mcp-remote --header
+    "Authorization: Bearer ..."``), and what URLs in it hold (``?key=``, ``user:pw@``).
 
     >>> _arg_secrets(["server.py", "--api-key", "sk-1", "--token=t2", "-v", "https://h/?key=k3"])
     ['sk-1', 't2', 'k3', 'k3']
+    >>> _arg_secrets(["-e", "GITHUB_TOKEN=ghp_1", "--header", "Authorization: Bearer b2"])
+    ['ghp_1', 'Bearer b2', 'b2']
+    >>> _arg_secrets(["--tokens", "4096", "--auth-file", "a.json", "--keyword", "x"])
+    []
     """
     found: list[str] = []
     for i, arg in enumerate(args):
         if "://" in arg:
             found += url_secrets(arg)
-        if not arg.startswith("-"):
+        name, colon, value = arg.partition(":")
+        if colon and value.strip() and is_credential(name) and " " not in name.strip():
+            value = value.strip()  # a header: its value, and a scheme's token
+            found += [value, value.partition(" ")[2]] if " " in value else [value]
             continue
-        name, eq, value = arg.lstrip("-").partition("=")
-        if not is_credential(name):
-            continue
-        if eq and value:
+        name, eq, value = arg.partition("=")
+        if eq and value and is_secret_name(name):
             found.append(value)
-        elif not eq and i + 1 < len(args) and not args[i + 1].startswith("-"):
+        elif (
+            arg.startswith("-")
+            and not eq
+            and is_secret_name(arg)
+            and i + 1 < len(args)
+            and not args[i + 1].startswith("-")
+        ):
             found.append(args[i + 1])
     return found
 

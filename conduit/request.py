@@ -424,13 +424,38 @@ def _headers(value: Any) -> PMap[str, Any]:
     return pmap(checked)
 
 
+_NO_HEADERS: PMap[str, Any] = pmap()
+
+
+def _given_connection(req: Request) -> dict[str, Any]:
+    """*req*'s headers and base URL, to check again; a new ``user:password@`` in the base URL
+    replaces the Basic credentials an earlier one became (they are not given twice)."""
+    given = {k: req[k] for k in ("headers", "base_url") if k in req}
+    base = given.get("base_url")
+    if isinstance(base, str) and split_userinfo(base)[1] is not None and "headers" in given:
+        given["headers"] = {
+            k: v
+            for k, v in given["headers"].items()
+            if not (
+                isinstance(k, str)
+                and k.lower() == "authorization"
+                and type(v) is Secret
+                and (reveal(v) or "").startswith("Basic ")
+            )
+        }
+    return given
+
+
 def _unmasked(req: Request) -> bool:
     """Whether *req* holds a credential its door has not masked: a credential header that is
     not a :class:`Secret`, or a ``user:password@`` in its ``base_url``."""
     headers = peek(req, "headers")
     if headers is not None and (
-        not isinstance(headers, Mapping)
-        or any(is_credential(k) and type(v) is not Secret for k, v in headers.items())
+        type(headers) is not type(_NO_HEADERS)  # a plain (mutable) map: frozen and checked
+        or any(
+            not isinstance(k, str) or (is_credential(k) and type(v) is not Secret)
+            for k, v in headers.items()
+        )
     ):
         return True
     base = peek(req, "base_url")
@@ -531,8 +556,10 @@ def request(model: str, messages: Any = (), **options: Any) -> Request:
 def as_request(req: Any) -> Request:
     """Return *req* frozen and checked: a plain ``dict`` is accepted anywhere a request is.
 
-    A frozen request comes back as the identical object; result keys of a plain context
-    (``response``, ``parsed``, ...) are kept.
+    A request that came through the door (or was checked before) comes back as the identical
+    object; one changed with ``.set`` since is checked again (messages, key, headers, base
+    URL) and comes back checked. Result keys of a plain context (``response``, ``parsed``,
+    ...) are kept.
 
     >>> as_request({"model": "m", "messages": [{"role": "user", "content": "hi"}]})["options"]
     pmap({})
@@ -551,8 +578,7 @@ def as_request(req: Any) -> Request:
         if "api_key" in frozen and type(frozen["api_key"]) is not Secret:  # set after the door
             frozen = frozen.set("api_key", _api_key(frozen["api_key"]))
         if _unmasked(frozen):  # headers or a base URL with credentials set after the door
-            given = {k: frozen[k] for k in ("headers", "base_url") if k in frozen}
-            frozen = frozen.update(connection(given))
+            frozen = frozen.update(connection(_given_connection(frozen)))
         return _passed(frozen)
     if not isinstance(req, Mapping) or "model" not in req:
         got = f"a map with keys {sorted(map(str, req))}" if isinstance(req, Mapping) else None

@@ -96,3 +96,23 @@ def test_show_prints_a_wire_request_as_http_with_secrets_masked():
     assert "x-api-key: ***" in lines and "sk-ant-display-secret" not in shown
     body = json.loads(shown.split("\n\n", 1)[1])
     assert body["messages"] == [{"role": "user", "content": "Hi"}]
+
+
+def test_a_url_s_query_key_is_masked_but_text_mentioning_urls_is_left_alone():
+    """A value that is a URL has its userinfo and credential-named query parameters masked
+    (``key``, ``api_key``, ``subscription-key``; not ``keyword``); text that quotes a URL is the
+    user's own and keeps all but a password."""
+    from conduit._data import masked
+
+    assert masked("https://h/v1?subscription-key=s3cret&page=2") == (
+        "https://h/v1?subscription-key=***&page=2"
+    )
+    assert masked({"url": "https://u:pw@h/x?api_key=s3cret#top"}) == {
+        "url": "https://***@h/x?api_key=***#top"
+    }
+    for text in (
+        "What does https://api.x.com/v1?key=abc do? Also explain y.",
+        "https://x.example/?keyword=llm&page=2",
+    ):
+        assert masked(text) == text
+    assert masked("see https://bob:pw@h/x and more") == "see https://***@h/x and more"

@@ -253,8 +253,12 @@ def test_a_key_in_a_servers_command_line_or_url_query_is_masked_in_errors(http_u
     for argv in (
         [sys.executable, "-c", "pass", "--api-key", TOKEN],
         [sys.executable, "-c", "pass", f"--token={TOKEN}"],
+        [sys.executable, "-c", "pass", "-e", f"GITHUB_PERSONAL_ACCESS_TOKEN={TOKEN}"],
+        [sys.executable, "-c", "pass", "--header", f"Authorization: Bearer {TOKEN}"],
     ):
-        with pytest.raises(ConnectionError, match=r"could not start .*--(api-key|token)") as info:
+        with pytest.raises(
+            ConnectionError, match=r"could not start .*(api-key|token|TOKEN|Auth)"
+        ) as info:
             start(argv)
         assert not any(TOKEN in text for text in _chain_text(info.value))
     with pytest.raises(ConnectionError) as info:

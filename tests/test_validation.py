@@ -1,5 +1,6 @@
 """Input checked at the door: every bad field of a message is named by its path."""
 
+import base64
 import copy
 
 import pytest
@@ -362,7 +363,13 @@ def test_a_request_checked_once_is_not_checked_again_and_nothing_is_kept_alive()
     request_module = importlib.import_module("conduit.request")
 
     req = c.request("m", "hi", api_key="sk-1")
-    assert as_request(req) is req
+    assert id(req) in request_module._PASSED  # the door remembers it ...
+    checks = request_module._recheck, request_module._unmasked
+    try:  # ... so sending it again checks nothing
+        request_module._recheck = request_module._unmasked = None
+        assert as_request(req) is req
+    finally:
+        request_module._recheck, request_module._unmasked = checks
     later = req.set("api_key", "sk-2\n")  # a new object: not passed yet, so checked
     with pytest.raises(c.ValidationError, match="api_key ends with a newline"):
         as_request(later)
@@ -389,3 +396,21 @@ def test_credentials_set_past_the_door_are_masked_at_the_next_door():
     bad = req.set("headers", {"Authorization": "Bearer sk-1\n"})
     with pytest.raises(c.ValidationError, match="ends with a newline"):
         c.call(bad)
+
+
+def test_headers_set_past_the_door_are_frozen_checked_and_new_url_credentials_replace_old():
+    """A plain headers map set with .set is frozen (a later change to the dict cannot reach the
+    request), a header name that is not text is a ValidationError, and a base URL given new
+    user:password@ replaces the Basic credentials the old one became."""
+    from conduit._data import reveal
+
+    given = {"X-Trace": "t"}
+    req = as_request(c.request("m").set("headers", given))
+    given["Authorization"] = "Bearer sk-late"
+    assert dict(as_request(req)["headers"]) == {"X-Trace": "t"}
+    with pytest.raises(c.ValidationError, match="header name is not an HTTP token"):
+        as_request(c.request("m").set("headers", {1: "x"}))
+    old = c.request("m", base_url="http://u:p@host/v1")
+    new = as_request(old.set("base_url", "http://u2:p2@host/v1"))
+    basic = reveal(new["headers"]["Authorization"]).split()[1]
+    assert new["base_url"] == "http://host/v1" and base64.b64decode(basic) == b"u2:p2"
