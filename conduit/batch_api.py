@@ -267,7 +267,7 @@ async def _resume(
 
 
 def _fail_all(group: _Group, exc: Exception, finish: Callable[[int, Any], None]) -> None:
-    err = _http._checked(group.spec, group.req, "batch answer", exc)
+    err = _http.decode_failure(group.spec, group.req, "batch answer", exc)
     for index, *_ in group.items:
         finish(index, err)
 
@@ -329,20 +329,20 @@ def _report(api: BatchAPI, provider: str, batch_id: str, found: Mapping[str, Any
 
 async def _send(group: _Group, method: str, url: str, **kwargs: Any) -> httpx.Response:
     spec, req = group.spec, group.req
-    headers = _http._headers(spec, req)
+    headers = _http.request_headers(spec, req)
     if "files" in kwargs:
         headers.pop("Content-Type")  # httpx writes the multipart boundary
     try:
         r = await (await _http.aclient()).request(method, url, headers=headers, **kwargs)
     except httpx.HTTPError as exc:
-        raise _http._transport_error(spec, exc, req) from exc
+        raise _http.transport_error(spec, exc, req) from exc
     if r.status_code >= 400:
-        raise _http._fail(spec, req, r.status_code, r.headers, r.content, r.request.headers)
+        raise _http.status_error(spec, req, r.status_code, r.headers, r.content, r.request.headers)
     return r
 
 
 async def _get_json(group: _Group, url: str) -> Any:
-    found = _http._json(group.spec, await _send(group, "GET", url))
+    found = _http.json_body(group.spec, await _send(group, "GET", url))
     if not isinstance(found, dict):
         raise ProviderError(f"{group.spec.name} answered {url} with {type(found).__name__}")
     return found
@@ -384,14 +384,14 @@ async def _openai_submit(group: _Group) -> dict[str, Any]:
         data={"purpose": "batch"},
         files={"file": ("batch.jsonl", "\n".join(lines).encode() + b"\n", "application/jsonl")},
     )
-    file_id = _http._json(group.spec, upload)["id"]
+    file_id = _http.json_body(group.spec, upload)["id"]
     body = {
         "input_file_id": file_id,
         "endpoint": "/v1/chat/completions",
         "completion_window": "24h",
     }
     made = await _send(group, "POST", f"{_base(group)}/batches", json=body)
-    found = _http._json(group.spec, made)
+    found = _http.json_body(group.spec, made)
     return {"provider": "openai", "batch_id": found["id"], "input_file_id": file_id}
 
 
@@ -417,7 +417,7 @@ async def _anthropic_submit(group: _Group) -> dict[str, Any]:
     made = await _send(
         group, "POST", f"{_base(group)}/messages/batches", json={"requests": requests}
     )
-    return {"provider": "anthropic", "batch_id": _http._json(group.spec, made)["id"]}
+    return {"provider": "anthropic", "batch_id": _http.json_body(group.spec, made)["id"]}
 
 
 async def _anthropic_results(group: _Group, final: Mapping[str, Any]) -> dict[str, Any]:
@@ -459,7 +459,7 @@ def _item(group: _Group, sent: Request, batch_id: str, status: str, line: Any) -
         else:
             ctx = _anthropic_item(group, sent, where, line, facts)
     except Exception as exc:
-        return _http._checked(spec, group.req, "batch result", exc)
+        return _http.decode_failure(spec, group.req, "batch result", exc)
     return ctx if isinstance(ctx, BaseException) else _priced(ctx)
 
 

@@ -66,12 +66,18 @@ __all__ = [
     "apost",
     "bearer",
     "call_flow",
+    "checked_key",
     "client",
+    "decode_failure",
     "embed_flow",
+    "json_body",
     "open_stream",
     "post",
     "prepare",
+    "request_headers",
     "secrets",
+    "status_error",
+    "transport_error",
     "wire",
 ]
 
@@ -127,7 +133,7 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def _checked_key(key: str, where: str, provider: str) -> str:
+def checked_key(key: str, where: str, provider: str) -> str:
     """Refuse a key that HTTP cannot carry (whitespace, control or non-ASCII characters): sent,
     it would fail in the transport with the key in the message, or be sent again by a retry."""
     problem = secret_problem(key, where)
@@ -139,9 +145,9 @@ def _checked_key(key: str, where: str, provider: str) -> str:
 def _api_key(spec: Provider, req: Request) -> str | None:
     key = reveal(req.get("api_key"))
     if key:
-        return _checked_key(key, "api_key", spec.name)
+        return checked_key(key, "api_key", spec.name)
     if spec.env_key and os.environ.get(spec.env_key):
-        return _checked_key(os.environ[spec.env_key], spec.env_key, spec.name)
+        return checked_key(os.environ[spec.env_key], spec.env_key, spec.name)
     if spec.env_key and not (req.get("base_url") or _custom_base(spec)):
         raise AuthenticationError(
             f"no API key for {spec.name}: set the {spec.env_key} environment variable or pass "
@@ -202,11 +208,14 @@ def embed_url(spec: Provider, req: Request) -> str:
 
 
 def _sent(spec: Provider, req: Request, url: str, body: bytes) -> dict[str, str]:
-    headers = _headers(spec, req)
+    headers = request_headers(spec, req)
     return headers if spec.sign is None else spec.sign(req, url, headers, body)
 
 
-def _headers(spec: Provider, req: Request) -> dict[str, str]:
+def request_headers(spec: Provider, req: Request) -> dict[str, str]:
+    """Return the headers a call of *req* to *spec* sends (before any signing): the provider's
+    own, its credentials (the key, checked), Basic auth for a base URL's userinfo, and the
+    request's ``headers`` (credential ones checked)."""
     headers = {"Content-Type": "application/json", **spec.headers}
     if spec.credentials is not None:
         headers.update(spec.credentials(req))
@@ -219,7 +228,7 @@ def _headers(spec: Provider, req: Request) -> dict[str, str]:
         headers["Authorization"] = basic
     for name, value in (peek(req, "headers") or {}).items():
         if isinstance(value, Secret) or is_credential(name):
-            value = _checked_key(reveal(value) or "", f"headers[{name!r}]", spec.name)
+            value = checked_key(reveal(value) or "", f"headers[{name!r}]", spec.name)
         headers[name] = value
     return headers
 
@@ -517,7 +526,7 @@ async def aclient() -> httpx.AsyncClient:
     return found
 
 
-def _transport_error(spec: Provider, exc: httpx.HTTPError, req: Request | None = None) -> Exception:
+def transport_error(spec: Provider, exc: httpx.HTTPError, req: Request | None = None) -> Exception:
     """Return the Conduit error for a transport failure; the request's secrets are masked in it
     and in *exc*'s chain (h11 puts an illegal header's value in its message)."""
     hidden = secrets(spec, req) if req is not None else []
@@ -547,7 +556,7 @@ def _sent_credentials(sent: httpx.Headers | None) -> list[str]:
     return [t for k, v in (sent or {}).items() if is_credential(k) for t in _credential(v)]
 
 
-def _fail(
+def status_error(
     spec: Provider,
     req: Request,
     status: int,
@@ -555,13 +564,15 @@ def _fail(
     content: bytes,
     sent: httpx.Headers | None = None,
 ) -> ProviderError:
+    """Return the error for an HTTP *status* >= 400 answer to *req* (its kind from the status
+    and the provider's error body); every secret sent (*sent*: the request's headers) masked."""
     hidden = secrets(spec, req) + _sent_credentials(sent)
     return error_from_response(
         spec.name, status, dict(headers), content, now=time.time(), secrets=hidden
     )
 
 
-def _checked(spec: Provider, req: Request, what: str, exc: Exception) -> Exception:
+def decode_failure(spec: Provider, req: Request, what: str, exc: Exception) -> Exception:
     """Return the error to raise for *exc*, raised while decoding *spec*'s answer: a Conduit
     error as it is, anything else (a codec meeting an answer of the wrong shape) as a
     malformed-answer ``ProviderError``; the request's secrets masked either way."""
@@ -571,7 +582,8 @@ def _checked(spec: Provider, req: Request, what: str, exc: Exception) -> Excepti
     return redact_error(err, secrets(spec, req))  # type: ignore[return-value]
 
 
-def _json(spec: Provider, response: httpx.Response) -> Any:
+def json_body(spec: Provider, response: httpx.Response) -> Any:
+    """Return *response*'s JSON body; a body that is not JSON is a ``ProviderError`` quoting it."""
     try:
         return json.loads(response.content)
     except ValueError:
@@ -589,7 +601,7 @@ def post(spec: Provider, req: Request, url: str, headers: dict[str, str], body: 
     try:
         return client().post(_parsed(url), content=body, headers=headers, timeout=_timeout(req))
     except httpx.HTTPError as exc:
-        raise _transport_error(spec, exc, req) from exc
+        raise transport_error(spec, exc, req) from exc
 
 
 async def apost(
@@ -601,13 +613,13 @@ async def apost(
             _parsed(url), content=body, headers=headers, timeout=_timeout(req)
         )
     except httpx.HTTPError as exc:
-        raise _transport_error(spec, exc, req) from exc
+        raise transport_error(spec, exc, req) from exc
 
 
 def _answer(spec: Provider, req: Request, r: httpx.Response) -> Any:
     if r.status_code >= 400:
-        raise _fail(spec, req, r.status_code, r.headers, r.content, r.request.headers)
-    return _json(spec, r)
+        raise status_error(spec, req, r.status_code, r.headers, r.content, r.request.headers)
+    return json_body(spec, r)
 
 
 def _post(spec: Provider, req: Request, url: str, body: bytes) -> Effect:
@@ -621,7 +633,7 @@ def call_flow(spec: Provider, req: Request) -> Flow:
     try:
         return spec.decode(req, _answer(spec, req, r), spec.name)
     except Exception as exc:
-        err = _checked(spec, req, "chat completion", exc)
+        err = decode_failure(spec, req, "chat completion", exc)
         if err is exc:
             raise
         raise err from exc
@@ -635,7 +647,7 @@ def embed_flow(spec: Provider, req: Request) -> Flow:
     try:
         return spec.decode_embed(req, _answer(spec, req, r))
     except Exception as exc:
-        err = _checked(spec, req, "embeddings answer", exc)
+        err = decode_failure(spec, req, "embeddings answer", exc)
         if err is exc:
             raise
         raise err from exc
@@ -649,10 +661,10 @@ def open_stream(spec: Provider, req: Request) -> Iterator[bytes]:
             "POST", _parsed(url), content=body, headers=headers, timeout=_timeout(req)
         ) as r:
             if r.status_code >= 400:
-                raise _fail(spec, req, r.status_code, r.headers, r.read(), r.request.headers)
+                raise status_error(spec, req, r.status_code, r.headers, r.read(), r.request.headers)
             yield from r.iter_bytes()
     except httpx.HTTPError as exc:
-        raise _transport_error(spec, exc, req) from exc
+        raise transport_error(spec, exc, req) from exc
 
 
 async def aopen_stream(spec: Provider, req: Request) -> AsyncIterator[bytes]:
@@ -663,16 +675,18 @@ async def aopen_stream(spec: Provider, req: Request) -> AsyncIterator[bytes]:
             "POST", _parsed(url), content=body, headers=headers, timeout=_timeout(req)
         ) as r:
             if r.status_code >= 400:
-                raise _fail(spec, req, r.status_code, r.headers, await r.aread(), r.request.headers)
+                raise status_error(
+                    spec, req, r.status_code, r.headers, await r.aread(), r.request.headers
+                )
             async for chunk in r.aiter_bytes():
                 yield chunk
     except httpx.HTTPError as exc:
-        raise _transport_error(spec, exc, req) from exc
+        raise transport_error(spec, exc, req) from exc
 
 
 def decoder(spec: Provider, req: Request) -> Decoder:
     """Return the stream decoder for *spec*'s server-sent events."""
-    guard = partial(_checked, spec, req, "stream event")
+    guard = partial(decode_failure, spec, req, "stream event")
     start = spec.stream_start(spec.name)
     steps, end = spec.stream_steps, spec.stream_end
     return Decoder(req, start, steps, end, sse=True, guard=guard, framing=spec.framing)
@@ -692,7 +706,7 @@ def preview(spec: Provider, req: Request, stream: bool = False) -> dict[str, Any
         url, body = embed_url(spec, req), spec.encode_embed(req)
     out: dict[str, Any] = {"provider": spec.name, "method": "POST", "url": url}
     try:
-        headers = _headers(spec, req)
+        headers = request_headers(spec, req)
     except AuthenticationError as exc:
         headers = {"Content-Type": "application/json", **spec.headers}
         out["missing"] = str(exc)

@@ -141,15 +141,15 @@ def credentials(req: Request) -> dict[str, str]:
     """
     key = reveal(req.get("api_key"))
     if key:
-        return {"api-key": _http._checked_key(key, "api_key", "azure")}
+        return {"api-key": _http.checked_key(key, "api_key", "azure")}
     provider = req.get("token_provider")
     if provider is not None:
-        token = _http._checked_key(_token(provider), "token_provider's token", "azure")
+        token = _http.checked_key(_token(provider), "token_provider's token", "azure")
         return {"Authorization": f"Bearer {token}"}
     for var, header in (("AZURE_OPENAI_API_KEY", "api-key"), (TOKEN_VARIABLE, "Authorization")):
         value = os.environ.get(var)
         if value:
-            value = _http._checked_key(value, var, "azure")
+            value = _http.checked_key(value, var, "azure")
             return {header: value if header == "api-key" else f"Bearer {value}"}
     raise AuthenticationError(
         "no credentials for azure: set AZURE_OPENAI_API_KEY (or AZURE_OPENAI_AD_TOKEN), or pass "

@@ -496,7 +496,7 @@ def test_a_transport_error_holding_a_credential_is_cleaned_down_its_chain():
         except ValueError as inner:
             raise httpx.LocalProtocolError(f"bad header {key} for user:{password}") from inner
     except httpx.LocalProtocolError as exc:
-        err = _http._transport_error(OPENAI, exc, req)
+        err = _http.transport_error(OPENAI, exc, req)
         err.__cause__ = exc
     text = _all_text(err)
     assert isinstance(err, c.ConnectionError)
