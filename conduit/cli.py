@@ -209,14 +209,28 @@ def _slash(text: str, state: dict[str, Any], err: TextIO, out: TextIO) -> bool |
         err.write("(history cleared)\n")
     elif word == "/save":
         target = rest or "conversation.json"
+        folder = Path(target).expanduser().resolve().parent
+        if not folder.is_dir():
+            err.write(f"error: {folder} is not a folder (nothing was saved; try another path)\n")
+            return True
         c.save_conversation(state["history"], target, model=state["model"] or "mock:echo")
         err.write(f"(saved to {target})\n")
     elif word == "/model":
         if not rest:
             err.write(f"(model: {state['model'] or 'mock:echo'})\n")
-        else:
-            state["model"] = rest
-            err.write(f"(model: {rest})\n")
+            return True
+        from conduit.registry import split_model
+
+        try:
+            split_model(rest)
+        except c.ValidationError as exc:
+            err.write(
+                f"error: {_one_line(exc)} (the model is still {state['model'] or 'mock:echo'})\n"
+            )
+            return True
+        state["model"] = rest
+        err.write(f"(model: {rest})\n")
+        _prefix_note(rest, err)
     elif word == "/history":
         for m in state["history"]:
             out.write(f"{m['role']}: {c.content(m)}\n")
@@ -255,7 +269,7 @@ def _turn(state: dict[str, Any], text: str, args: argparse.Namespace, io: Any) -
                     error=failure,
                     started=started,
                     latency=time.monotonic() - clock,
-                    system=args.system,
+                    system=_system_of(sent),
                 )
             except Exception as exc:  # the log is a convenience: the answer still counts
                 out.flush()
@@ -263,6 +277,26 @@ def _turn(state: dict[str, Any], text: str, args: argparse.Namespace, io: Any) -
     state["history"] = [*sent, response_message(ctx["response"])]
     if args.history:  # written after every turn, atomically: a crash keeps what was answered
         c.save_conversation(state["history"], args.history, model=state["model"] or "mock:echo")
+
+
+def _system_of(messages: Sequence[Any]) -> str | None:
+    """The system prompt a turn sent (what the log records), or None."""
+    first = messages[0] if messages else None
+    return str(first["content"]) if first is not None and first["role"] == "system" else None
+
+
+def _prefix_note(model: str, err: TextIO) -> None:
+    """Say so when a model named without a provider prefix is known as another provider's:
+    unprefixed, it goes to OpenAI (or the server OPENAI_BASE_URL names)."""
+    from conduit import catalog
+    from conduit.registry import split_model
+
+    info, goes = catalog.lookup(model), split_model(model)[0].name
+    if info is not None and info.provider != goes:
+        err.write(
+            f"(note: {model} has no provider prefix, so it goes to {goes}; "
+            f"for {info.provider}'s, use -m {info.provider}:{model})\n"
+        )
 
 
 def _stdin_text(inp: TextIO) -> str | None:
@@ -297,9 +331,14 @@ def cmd_chat(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) ->
         kept = saved.get("model")  # the chat goes on with its model, unless -m says otherwise
         if not args.model and kept and not str(kept).startswith("mock:"):
             state["model"] = kept
+    if args.system and (args.continue_ or args.history):  # -s wins over the resumed prompt
+        rest = [m for m in state["history"] if m["role"] != "system"]
+        state["history"] = [c.system(args.system), *rest]
     if state["model"] is None:
         err.write("(offline: the mock echoes what you type)\n")
         _offline_note(err)
+    else:
+        _prefix_note(str(state["model"]), err)
     prompt = " ".join(args.prompt).strip()
     interactive = inp.isatty() or args.interactive
     piped = None if interactive else _stdin_text(inp)
@@ -313,12 +352,14 @@ def cmd_chat(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) ->
     if inp.isatty():
         _readline()
         err.write("Conduit chat — /help for commands, /exit to leave.\n")
+    prompted = inp.isatty() and inp is sys.stdin
+    status = 0  # a scripted chat (input not a terminal) ends with its last turn's status
     while True:
         try:
-            line = input("you> ") if inp.isatty() and inp is sys.stdin else inp.readline()
+            line = input("you> ") if prompted else inp.readline()
         except EOFError:
             break
-        if not line:
+        if not line and not prompted:  # readline's end of input ("" from input() is Enter)
             break
         text = line.strip()
         if not text:
@@ -338,14 +379,21 @@ def cmd_chat(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) ->
             out.write("assistant> ")
         try:
             _turn(state, text, args, (out, err))
+            status = 0
         except KeyboardInterrupt:  # Ctrl-C stops the answer, not the chat
             out.flush()
             err.write("\n(interrupted: the turn was not kept; Ctrl-D or /exit leaves)\n")
         except c.ConduitError as exc:  # the turn failed: say so, keep the chat going
-            err.write(f"error: {_one_line(exc)} (the turn was not kept; try again)\n")
+            again = "" if isinstance(exc, c.AuthenticationError) else "; try again"
+            err.write(f"error: {_one_line(exc)} (the turn was not kept{again})\n")
+            status = exit_code(exc)
         except OSError as exc:  # the answer came, the history file could not be written
             err.write(f"error: {_one_line(exc)} (the answer is in the chat, not in the file)\n")
-    return 0
+            status = exit_code(exc)
+    if prompted:
+        err.write("\n")  # Ctrl-D leaves the prompt's line: the shell starts on its own
+        return 0
+    return status
 
 
 #: What to do about a provider's failure at the command line (the library's own advice, "add
@@ -357,8 +405,19 @@ _CLI_HINTS = {
 }
 
 
+#: The library's advice in error messages, as a command-line user acts on it.
+_CLI_WORDS = (
+    ("or pass api_key=... to c.request", "or choose another model with -m (conduit models)"),
+    ("use openai with base_url", "use -m openai:MODEL with OPENAI_BASE_URL set"),
+    ("check base_url and the network, or add c.with_retry", "check the network and the URL"),
+    ("raise the request's timeout or add c.with_retry", "try again, or raise --retries"),
+)
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
+    for library, cli in _CLI_WORDS:
+        text = text.replace(library, cli)
     data = getattr(exc, "data", None)
     hint = data.get("hint") if isinstance(data, Mapping) else None
     if hint and text.endswith(f" ({hint})"):
@@ -637,6 +696,8 @@ def cmd_ask(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -> 
         )
     meta = _settings(_meta_path(store_path))
     question = " ".join(args.question).strip()
+    if not question:
+        question = (_stdin_text(inp) or "").strip()  # echo "how do retries work?" | conduit ask
     if not question:
         raise UsageError('ask needs a question: conduit ask "How do retries work?"')
     store = c.load_store(store_path)

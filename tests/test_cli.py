@@ -318,7 +318,7 @@ def test_a_failed_turn_keeps_the_turns_before_it(capsys, tmp_path, monkeypatch, 
     status, _, err = run(
         capsys, "chat", "-i", "--retries", "1", "--history", str(history), stdin=typed
     )
-    assert status == 0 and "error:" in err and "the turn was not kept" in err
+    assert status == 4 and "error:" in err and "the turn was not kept" in err  # its last turn
     assert err.count("retrying)") == 1  # attempt 1 of 2 said so; the last is the error line
     assert "c.with_retry" not in err and "try again later, or raise --retries" in err
     assert len(c.load_conversation(history)["messages"]) == 2  # the first turn, answered
@@ -435,3 +435,38 @@ def test_a_history_file_goes_on_with_its_own_model(capsys, monkeypatch, tmp_path
     assert status == 0 and route.called  # not groq: the file's model
     assert c.load_conversation(history)["model"] == "openai:gpt-4o-mini"
     assert len(c.load_conversation(history)["messages"]) == 4
+
+
+def test_a_resumed_chat_takes_a_new_system_prompt_and_the_log_records_the_one_sent(
+    capsys, tmp_path, logged
+):
+    history = tmp_path / "h.json"
+    run(capsys, "chat", "-s", "Be brief.", "--history", str(history), "first")
+    status, _, _ = run(capsys, "chat", "-s", "Be very brief.", "--history", str(history), "second")
+    kept = c.load_conversation(history)["messages"]
+    assert status == 0 and [m["content"] for m in kept if m["role"] == "system"] == [
+        "Be very brief."
+    ]
+    assert [m["content"] for m in kept if m["role"] == "user"] == ["first", "second"]
+    run(capsys, "chat", "-c", "third")  # -c without -s: the system prompt the chat has
+    _, shown, _ = run(capsys, "logs", "--json", "-n", "3")
+    systems = [json.loads(line)["system"] for line in shown.splitlines()]
+    assert systems == ["Be very brief.", "Be very brief.", "Be brief."]  # newest first
+
+
+def test_slips_a_newcomer_makes_get_answers_not_surprises(capsys, tmp_path, notes):
+    """An empty line, a misspelt /model, /save to a missing folder, a piped question to ask,
+    a model without its provider prefix: each gets a clear answer and loses nothing."""
+    typed = "\n   \n/model antropic:claude-haiku-4-5\nhello\n/save /no/such/dir/x.json\n"
+    status, out, err = run(capsys, "chat", "-i", stdin=typed)
+    assert status == 0 and out == "hello\n"  # the mock still answers: the model did not change
+    assert "did you mean 'anthropic'" in err and "the model is still mock:echo" in err
+    assert "/no/such/dir is not a folder (nothing was saved" in err
+    store = tmp_path / "index.npz"
+    run(capsys, "index", str(notes), "-o", str(store))
+    status, out, _ = run(capsys, "ask", "-s", str(store), stdin="how does a retry wait?\n")
+    assert status == 0 and "retry.md" in out
+    status, _, err = run(capsys, "chat", "-m", "claude-haiku-4-5", "hi")
+    assert status == 3 and "claude-haiku-4-5 has no provider prefix, so it goes to openai" in err
+    assert "-m anthropic:claude-haiku-4-5" in err
+    assert "c.request" not in err and "choose another model with -m (conduit models)" in err

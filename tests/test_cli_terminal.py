@@ -107,6 +107,21 @@ def test_chat_streams_token_by_token_on_a_real_terminal(term):
     term.wait_for("\nCHAT-ENDED", timeout=10)
 
 
+def test_an_empty_line_at_the_prompt_is_ignored_and_ctrl_d_leaves_cleanly(term):
+    term.type(f"{sys.executable} -m conduit chat --no-log")
+    term.wait_for("you>")
+    term.type("")  # Enter on an empty line: a new prompt, not the end of the chat
+    term.type("still here")
+    term.wait_for("assistant> still here")
+    deadline = time.monotonic() + 10
+    while term.screen().count("you>") < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)  # the prompt after the answer
+    subprocess.run([*term.tmux, "send-keys", "-t", term.name, "C-d"], check=True)
+    term.type("echo LEFT-$?")
+    screen = term.wait_for("\nLEFT-0")
+    assert "you> bash" not in screen and "you> $" not in screen  # the shell's own line
+
+
 def test_ctrl_c_stops_the_answer_not_the_chat_on_a_real_terminal(term, tmp_path):
     """Ctrl-C mid-answer returns to the prompt; the chat answers the next turn and keeps only
     whole turns; the log records the interrupted call as interrupted."""

@@ -37,6 +37,7 @@ import httpx
 from conduit._data import (
     Secret,
     is_credential,
+    mask_url,
     peek,
     reveal,
     secret_problem,
@@ -540,10 +541,14 @@ def transport_error(spec: Provider, exc: httpx.HTTPError, req: Request | None = 
             "timeout or add c.with_retry",
             data={"provider": spec.name},
         )
+    where = ""
+    if req is not None:
+        with contextlib.suppress(Exception):  # naming the server must not fail the error
+            where = f" at {mask_url(base_of(spec, req))}"
     return ConnectionError(
         redact(
-            f"could not talk to {spec.name}: {type(exc).__name__}: {exc}; check base_url and "
-            "the network, or add c.with_retry",
+            f"could not talk to {spec.name}{where}: {type(exc).__name__}: {exc}; check base_url "
+            "and the network, or add c.with_retry",
             hidden,
         ),
         data={"provider": spec.name},
