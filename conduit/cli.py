@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from conduit._data import mask_url
 from conduit.registry import PROVIDERS
 
 __all__ = ["EXIT_CODES", "UsageError", "default_model", "main"]
@@ -351,7 +352,8 @@ def cmd_chat(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) ->
         raise UsageError('chat needs a prompt: conduit chat "Hello", or pipe text in')
     if inp.isatty():
         _readline()
-        err.write("Conduit chat — /help for commands, /exit to leave.\n")
+        model = state["model"] or "mock:echo"
+        err.write(f"Conduit chat with {model} — /help for commands, /exit to leave.\n")
     prompted = inp.isatty() and inp is sys.stdin
     status = 0  # a scripted chat (input not a terminal) ends with its last turn's status
     while True:
@@ -831,14 +833,14 @@ def _caps(info: Any) -> str:
     return " ".join(have)
 
 
-def _model_line(info: Any) -> str:
+def _model_line(info: Any, width: int = 28) -> str:
     price = info.prices
     cost = f"{price['input']:>7.3f} / {price['output']:.3f}" if price else f"{'-':>7} / -    "
     cached = f"{price['cache_read']:.3f}" if price and "cache_read" in price else "-"
     ctx = f"{info.context_window:,}" if info.context_window else "-"
     out = f"{info.max_output:,}" if info.max_output else "-"
     mark = "" if info.verified else " (unverified)"
-    return f"  {info.id:<28} {cost:<17} {cached:>7} {ctx:>10} {out:>8}  {_caps(info)}{mark}\n"
+    return f"  {info.id:<{width}} {cost:<17} {cached:>7} {ctx:>10} {out:>8}  {_caps(info)}{mark}\n"
 
 
 def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -> int:
@@ -851,6 +853,11 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) 
             state = "always available (offline)"
         elif all(os.environ.get(var) for var in info.needs):
             state = "configured"
+        elif info.base_url_env and os.environ.get(info.base_url_env):
+            where = mask_url(os.environ[info.base_url_env])
+            state = f"the server at {where} ({info.base_url_env}; it may need no key)"
+        elif info.env_key is None and info.base_url:  # a local server: tried where it usually is
+            state = f"a local server at {info.base_url} (set {info.base_url_env} for another)"
         else:
             state = info.setup or f"set {' and '.join(info.needs)} to use"
         out.write(f"{info.name:<10} {state}\n    e.g. -m {info.name}:{info.default_model}\n")
@@ -859,11 +866,17 @@ def cmd_models(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) 
         "context and maximum output in tokens):\n"
     )
     known = catalog.models()
+    width = max([28, *(len(m.id) for m in known)])
     for info in PROVIDERS:
         listed = [m for m in known if m.provider == info.name]
         if listed:
             out.write(f"{info.name}\n")
-            out.writelines(_model_line(m) for m in listed)
+            out.writelines(_model_line(m, width) for m in listed)
+    if any(not m.verified for m in known):
+        out.write(
+            "\n(unverified): limits and prices not yet checked against the provider's own page "
+            "(docs/models.md); register your own with CONDUIT_MODELS\n"
+        )
     return 0
 
 

@@ -184,7 +184,9 @@ def _choose(script: MockScript, req: Request, n: int) -> Any:
         return _resolve(script.replies[-1], req)
     raise ConduitError(
         f"mock script exhausted: it has {len(script.replies)} replies and this is call "
-        f"{n + 1}; add replies to the list (or pass one reply to repeat it)",
+        f"{n + 1} (every request carrying the script counts, branches of a conversation and "
+        "re-runs included); add replies to the list, pass one reply to repeat it, or a "
+        "function of the request",
         data={"calls": n + 1},
     )
 

@@ -170,6 +170,13 @@ def test_models_lists_providers_and_prices(capsys, monkeypatch):
     assert status == 0 and "default model: anthropic:claude-haiku-4-5" in out
     assert "anthropic  configured" in out and "openai     set OPENAI_API_KEY" in out
     assert "gpt-4o-mini" in out and "0.150 / 0.600" in out
+    assert "ollama     a local server at http://localhost:11434/v1" in out
+    assert "(unverified): limits and prices not yet checked" in out
+    columns = {line.index(" / ") for line in out.splitlines() if " / " in line and "  " in line}
+    assert len(columns) == 1  # the price column lines up, long model names included
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://me:pw@localhost:8000/v1")
+    _, out, _ = run(capsys, "models")
+    assert "openai     the server at http://***@localhost:8000/v1 (OPENAI_BASE_URL" in out
 
 
 def test_provider_errors_are_one_clear_line(capsys, monkeypatch):
