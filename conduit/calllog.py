@@ -11,6 +11,7 @@ Support/conduit`` on macOS, ``%LOCALAPPDATA%\\conduit`` on Windows), or at ``CON
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -214,5 +215,20 @@ def started_now() -> float:
 
 
 def as_json(row: Mapping[str, Any], indent: int | None = 2) -> str:
-    """Return a logged call as JSON (*indent* None: one line, for JSON Lines)."""
-    return json.dumps(dict(row), indent=indent, ensure_ascii=False)
+    """Return a logged call as JSON (*indent* None: one line, for JSON Lines); the columns
+    stored as JSON text (the messages) are nested as JSON, not quoted as strings.
+
+    >>> as_json({"id": "a1", "messages": '{"messages": []}'}, None)
+    '{"id": "a1", "messages": {"messages": []}}'
+    """
+    fields = dict(row)
+    for key in _JSON_COLUMNS:
+        value = fields.get(key)
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                fields[key] = json.loads(value)
+    return json.dumps(fields, indent=indent, ensure_ascii=False)
+
+
+#: The columns the log stores as JSON text.
+_JSON_COLUMNS = ("messages",)

@@ -339,7 +339,7 @@ def test_continue_picks_up_the_last_chat_from_the_log(capsys, logged):
     assert status == 0 and out == "and now?\n"
     _, shown, _ = run(capsys, "logs", "--json", "-n", "1")
     row = json.loads(shown)
-    kept = json.loads(row["messages"])["messages"]
+    kept = row["messages"]["messages"]  # nested JSON, not a string
     assert [m["content"] for m in kept] == [
         "remember the word apricot",
         "remember the word apricot",
