@@ -680,9 +680,48 @@ def _passage(hit: Any, lines: int = 12, chars: int = 400) -> str:
         kept = [line.rstrip() for line in code.splitlines()]
         shown = textwrap.dedent("\n".join(kept[:lines] + (["..."] if len(kept) > lines else [])))
         return textwrap.indent(shown, "    ")
+    if "```" in text:  # Markdown with code: the fenced lines stay lines, the prose is wrapped
+        return _fenced(text, lines, chars)
     words = " ".join(text.split())
     short = words[:chars] + ("..." if len(words) > chars else "")
     return textwrap.fill(short, width=96, initial_indent="    ", subsequent_indent="    ")
+
+
+def _fenced(text: str, lines: int, chars: int) -> str:
+    """A Markdown passage holding fenced code: prose wrapped, code lines kept (at most *lines*
+    of them), about *chars* characters in all."""
+    import textwrap
+
+    out: list[str] = []
+    prose: list[str] = []
+    fenced, code_lines, used = False, 0, 0
+
+    def flush() -> None:
+        if prose:
+            out.append(
+                textwrap.fill(
+                    " ".join(prose), width=96, initial_indent="    ", subsequent_indent="    "
+                )
+            )
+            prose.clear()
+
+    for line in text.splitlines():
+        if used > chars or code_lines >= lines:
+            flush()
+            out.append("    ...")
+            break
+        if line.lstrip().startswith("```"):
+            flush()
+            fenced = not fenced
+            out.append("    " + line.strip())
+        elif fenced:
+            out.append("    " + line.rstrip())
+            code_lines += 1
+        else:
+            prose.extend(line.split())
+        used += len(line)
+    flush()
+    return "\n".join(out)
 
 
 def cmd_ask(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -> int:

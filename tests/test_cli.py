@@ -477,3 +477,18 @@ def test_slips_a_newcomer_makes_get_answers_not_surprises(capsys, tmp_path, note
     assert status == 3 and "claude-haiku-4-5 has no provider prefix, so it goes to openai" in err
     assert "-m anthropic:claude-haiku-4-5" in err
     assert "c.request" not in err and "choose another model with -m (conduit models)" in err
+
+
+def test_ask_keeps_the_lines_of_markdown_code_and_wraps_the_prose(capsys, tmp_path):
+    folder = tmp_path / "guide"
+    folder.mkdir()
+    (folder / "setup.md").write_text(
+        "# Setup\n\nInstall and index your notes with these two commands:\n\n"
+        "```bash\nconduit index notes/  # a folder\nconduit ask \"how do retries work?\"\n```\n"
+    )
+    store = tmp_path / "index.npz"
+    run(capsys, "index", str(folder), "-o", str(store))
+    status, out, _ = run(capsys, "ask", "-s", str(store), "index notes")
+    assert status == 0
+    assert "\n    conduit index notes/  # a folder\n    conduit ask" in out  # lines kept
+    assert "Install and index your notes with these two commands:" in out
