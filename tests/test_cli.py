@@ -484,7 +484,7 @@ def test_ask_keeps_the_lines_of_markdown_code_and_wraps_the_prose(capsys, tmp_pa
     folder.mkdir()
     (folder / "setup.md").write_text(
         "# Setup\n\nInstall and index your notes with these two commands:\n\n"
-        "```bash\nconduit index notes/  # a folder\nconduit ask \"how do retries work?\"\n```\n"
+        '```bash\nconduit index notes/  # a folder\nconduit ask "how do retries work?"\n```\n'
     )
     store = tmp_path / "index.npz"
     run(capsys, "index", str(folder), "-o", str(store))
