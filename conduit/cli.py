@@ -214,7 +214,12 @@ def _slash(text: str, state: dict[str, Any], err: TextIO, out: TextIO) -> bool |
         if not folder.is_dir():
             err.write(f"error: {folder} is not a folder (nothing was saved; try another path)\n")
             return True
-        c.save_conversation(state["history"], target, model=state["model"] or "mock:echo")
+        c.save_conversation(
+            state["history"],
+            target,
+            model=state["model"] or "mock:echo",
+            conversation=state["conversation"],
+        )
         err.write(f"(saved to {target})\n")
     elif word == "/model":
         if not rest:
@@ -277,7 +282,12 @@ def _turn(state: dict[str, Any], text: str, args: argparse.Namespace, io: Any) -
                 err.write(f"warning: the call was not logged: {_one_line(exc)}\n")
     state["history"] = [*sent, response_message(ctx["response"])]
     if args.history:  # written after every turn, atomically: a crash keeps what was answered
-        c.save_conversation(state["history"], args.history, model=state["model"] or "mock:echo")
+        c.save_conversation(
+            state["history"],
+            args.history,
+            model=state["model"] or "mock:echo",
+            conversation=state["conversation"],  # a resumed chat goes on under its log id
+        )
 
 
 def _system_of(messages: Sequence[Any]) -> str | None:
@@ -332,6 +342,8 @@ def cmd_chat(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) ->
         kept = saved.get("model")  # the chat goes on with its model, unless -m says otherwise
         if not args.model and kept and not str(kept).startswith("mock:"):
             state["model"] = kept
+        if isinstance(saved.get("conversation"), str) and not args.continue_:
+            state["conversation"] = saved["conversation"]
     if args.system and (args.continue_ or args.history):  # -s wins over the resumed prompt
         rest = [m for m in state["history"] if m["role"] != "system"]
         state["history"] = [c.system(args.system), *rest]

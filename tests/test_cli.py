@@ -492,3 +492,15 @@ def test_ask_keeps_the_lines_of_markdown_code_and_wraps_the_prose(capsys, tmp_pa
     assert status == 0
     assert "\n    conduit index notes/  # a folder\n    conduit ask" in out  # lines kept
     assert "Install and index your notes with these two commands:" in out
+
+
+def test_a_chat_resumed_from_its_history_file_goes_on_under_one_conversation(
+    capsys, tmp_path, logged
+):
+    history = tmp_path / "h.json"
+    run(capsys, "chat", "--history", str(history), "first")
+    run(capsys, "chat", "--history", str(history), "second")
+    _, shown, _ = run(capsys, "logs", "--json", "-n", "2")
+    rows = [json.loads(line) for line in shown.splitlines()]
+    assert [r["prompt"] for r in rows] == ["second", "first"]
+    assert rows[0]["conversation"] == rows[1]["conversation"]
