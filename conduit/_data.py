@@ -154,7 +154,7 @@ def is_credential(name: str) -> bool:
 #: (``api_key``, ``subscription-key``, ``accessToken``), not inside other words (``keyword``,
 #: ``--tokens``); a name ending in file, path or dir names where a secret is, not the secret.
 _SECRET_WORDS = frozenset(
-    ("key", "apikey", "token", "auth", "password", "passwd", "secret", "sig", "signature")
+    ("key", "apikey", "token", "auth", "password", "passwd", "secret", "sig", "signature", "code")
 )
 _NOT_SECRET = frozenset(("file", "path", "dir"))
 

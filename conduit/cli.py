@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
+import re
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
@@ -209,8 +211,8 @@ def _slash(text: str, state: dict[str, Any], err: TextIO, out: TextIO) -> bool |
         state["history"] = [m for m in state["history"] if m["role"] == "system"]
         err.write("(history cleared)\n")
     elif word == "/save":
-        target = rest or "conversation.json"
-        folder = Path(target).expanduser().resolve().parent
+        target = str(Path(rest or "conversation.json").expanduser())
+        folder = Path(target).resolve().parent
         if not folder.is_dir():
             err.write(f"error: {folder} is not a folder (nothing was saved; try another path)\n")
             return True
@@ -302,7 +304,10 @@ def _prefix_note(model: str, err: TextIO) -> None:
     from conduit import catalog
     from conduit.registry import split_model
 
-    info, goes = catalog.lookup(model), split_model(model)[0].name
+    provider, bare = split_model(model)
+    if bare != model or os.environ.get(provider.base_url_env or ""):
+        return  # a prefix was given, or the default provider is the user's own server
+    info, goes = catalog.lookup(model), provider.name
     if info is not None and info.provider != goes:
         err.write(
             f"(note: {model} has no provider prefix, so it goes to {goes}; "
@@ -310,9 +315,9 @@ def _prefix_note(model: str, err: TextIO) -> None:
         )
 
 
-def _stdin_text(inp: TextIO) -> str | None:
-    """Piped input (None at a terminal)."""
-    if inp.isatty():
+def _stdin_text(inp: TextIO | None) -> str | None:
+    """Piped input (None at a terminal, or with standard input closed)."""
+    if inp is None or inp.closed or inp.isatty():
         return None
     return inp.read()
 
@@ -397,6 +402,7 @@ def cmd_chat(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) ->
         except KeyboardInterrupt:  # Ctrl-C stops the answer, not the chat
             out.flush()
             err.write("\n(interrupted: the turn was not kept; Ctrl-D or /exit leaves)\n")
+            status = 130
         except c.ConduitError as exc:  # the turn failed: say so, keep the chat going
             again = "" if isinstance(exc, c.AuthenticationError) else "; try again"
             err.write(f"error: {_one_line(exc)} (the turn was not kept{again})\n")
@@ -415,23 +421,33 @@ def cmd_chat(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) ->
 _CLI_HINTS = {
     "RateLimitError": "the provider is rate limiting: wait a little, or raise --retries",
     "ServerError": "the provider kept failing: try again later, or raise --retries",
-    "ContextLengthError": "the chat is too long for the model: /clear, or start a new chat",
+    "ContextLengthError": "the chat is too long for the model: /reset, or start a new chat",
 }
 
 
 #: The library's advice in error messages, as a command-line user acts on it.
 _CLI_WORDS = (
-    ("or pass api_key=... to c.request", "or choose another model with -m (conduit models)"),
-    ("use openai with base_url", "use -m openai:MODEL with OPENAI_BASE_URL set"),
-    ("check base_url and the network, or add c.with_retry", "check the network and the URL"),
-    ("raise the request's timeout or add c.with_retry", "try again, or raise --retries"),
+    # the library's Python alternative to an environment variable: the variable is the advice
+    (re.compile(r",? or pass [^;()]*?(\([^)]*\)[^;()]*?)? to c\.request"), ""),
+    (re.compile(r"pass [^;]*? to c\.request, or "), ""),
+    (re.compile(r"use openai with base_url"), "use -m openai:MODEL with OPENAI_BASE_URL set"),
+    (re.compile(r"check base_url and the network, or add c\.with_retry"), "is the server up?"),
+    (
+        re.compile(r"raise the request's timeout or add c\.with_retry"),
+        "try again, or raise --retries",
+    ),
+    (re.compile(r"raise the timeout given to c\.with_timeout"), "raise --timeout"),
 )
 
 
 def _one_line(exc: BaseException) -> str:
+    from conduit.errors import AuthenticationError
+
     text = " ".join(str(exc).split()) or type(exc).__name__
     for library, cli in _CLI_WORDS:
-        text = text.replace(library, cli)
+        text = library.sub(cli, text)
+    if isinstance(exc, AuthenticationError) and text.startswith(("no API key", "no credentials")):
+        text += " (or choose another model with -m: conduit models lists them)"
     data = getattr(exc, "data", None)
     hint = data.get("hint") if isinstance(data, Mapping) else None
     if hint and text.endswith(f" ({hint})"):
@@ -692,7 +708,7 @@ def _passage(hit: Any, lines: int = 12, chars: int = 400) -> str:
         kept = [line.rstrip() for line in code.splitlines()]
         shown = textwrap.dedent("\n".join(kept[:lines] + (["..."] if len(kept) > lines else [])))
         return textwrap.indent(shown, "    ")
-    if "```" in text:  # Markdown with code: the fenced lines stay lines, the prose is wrapped
+    if "```" in text or "~~~" in text:  # Markdown code: fenced lines stay lines, prose wraps
         return _fenced(text, lines, chars)
     words = " ".join(text.split())
     short = words[:chars] + ("..." if len(words) > chars else "")
@@ -701,39 +717,45 @@ def _passage(hit: Any, lines: int = 12, chars: int = 400) -> str:
 
 def _fenced(text: str, lines: int, chars: int) -> str:
     """A Markdown passage holding fenced code: prose wrapped, code lines kept (at most *lines*
-    of them), about *chars* characters in all."""
+    of them), about *chars* characters in all. A passage cut from inside a code block (an odd
+    number of fences, the first one bare) starts in the code."""
     import textwrap
 
+    fences = [ln.strip() for ln in text.splitlines() if ln.lstrip().startswith(_FENCES)]
+    fenced = len(fences) % 2 == 1 and fences[0] in _FENCES
     out: list[str] = []
     prose: list[str] = []
-    fenced, code_lines, used = False, 0, 0
+    code_lines, used = 0, 0
 
     def flush() -> None:
         if prose:
-            out.append(
-                textwrap.fill(
-                    " ".join(prose), width=96, initial_indent="    ", subsequent_indent="    "
-                )
-            )
+            wrapped = textwrap.fill(" ".join(prose), 96, subsequent_indent="    ")
+            out.append("    " + wrapped)
             prose.clear()
 
     for line in text.splitlines():
-        if used > chars or code_lines >= lines:
+        left = chars - used
+        fence = line.lstrip().startswith(_FENCES)
+        if left <= 0 or (fenced and not fence and code_lines >= lines):
             flush()
             out.append("    ...")
             break
-        if line.lstrip().startswith("```"):
+        shown = line if len(line) <= left else line[:left] + "..."
+        if fence:
             flush()
             fenced = not fenced
-            out.append("    " + line.strip())
+            out.append("    " + shown.strip())
         elif fenced:
-            out.append("    " + line.rstrip())
+            out.append("    " + shown.rstrip())
             code_lines += 1
         else:
-            prose.extend(line.split())
-        used += len(line)
+            prose.extend(shown.split())
+        used += len(shown)
     flush()
     return "\n".join(out)
+
+
+_FENCES = ("```", "~~~")
 
 
 def cmd_ask(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -> int:
@@ -749,8 +771,8 @@ def cmd_ask(args: argparse.Namespace, out: TextIO, err: TextIO, inp: TextIO) -> 
         )
     meta = _settings(_meta_path(store_path))
     question = " ".join(args.question).strip()
-    if not question:
-        question = (_stdin_text(inp) or "").strip()  # echo "how do retries work?" | conduit ask
+    if not args.question:  # echo "how do retries work?" | conduit ask (an empty "" is not this)
+        question = (_stdin_text(inp) or "").strip()
     if not question:
         raise UsageError('ask needs a question: conduit ask "How do retries work?"')
     store = c.load_store(store_path)
@@ -1062,7 +1084,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = parser().parse_args(argv)
     try:
-        status: int = args.run(args, sys.stdout, sys.stderr, sys.stdin)
+        stdin = sys.stdin if sys.stdin is not None else io.StringIO()  # `<&-`: nothing to read
+        status: int = args.run(args, sys.stdout, sys.stderr, stdin)
     except KeyboardInterrupt:
         sys.stderr.write("\n")
         return 130

@@ -476,7 +476,7 @@ def test_slips_a_newcomer_makes_get_answers_not_surprises(capsys, tmp_path, note
     status, _, err = run(capsys, "chat", "-m", "claude-haiku-4-5", "hi")
     assert status == 3 and "claude-haiku-4-5 has no provider prefix, so it goes to openai" in err
     assert "-m anthropic:claude-haiku-4-5" in err
-    assert "c.request" not in err and "choose another model with -m (conduit models)" in err
+    assert "c.request" not in err and "choose another model with -m: conduit models" in err
 
 
 def test_ask_keeps_the_lines_of_markdown_code_and_wraps_the_prose(capsys, tmp_path):
@@ -504,3 +504,40 @@ def test_a_chat_resumed_from_its_history_file_goes_on_under_one_conversation(
     rows = [json.loads(line) for line in shown.splitlines()]
     assert [r["prompt"] for r in rows] == ["second", "first"]
     assert rows[0]["conversation"] == rows[1]["conversation"]
+
+
+def test_review_slips_of_the_command_line(capsys, tmp_path, monkeypatch, notes):
+    """An empty question is a usage error (a piped line is not read for it); a prefixed model
+    gets no prefix note; library advice reads as command-line advice; /save expands ~."""
+    store = tmp_path / "index.npz"
+    run(capsys, "index", str(notes), "-o", str(store))
+    with pytest.raises(cli.UsageError, match="ask needs a question"):
+        cli.cmd_ask(
+            cli.parser().parse_args(["ask", "-s", str(store), ""]),
+            io.StringIO(),
+            io.StringIO(),
+            io.StringIO("a piped line meant for the next command\n"),
+        )
+    status, _, err = run(capsys, "chat", "-m", "azure:gpt-4o-mini", "hi")
+    assert status == 3 and "no provider prefix" not in err and "c.request" not in err
+    monkeypatch.setenv("HOME", str(tmp_path))
+    status, _, err = run(capsys, "chat", "-i", stdin="hello\n/save ~/kept.json\n")
+    assert status == 0 and (tmp_path / "kept.json").exists() and "saved to" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "shown", "hidden"),
+    [
+        (
+            "step_18 = 1\nstep_19 = 2\n```\n\nAfter the block.",
+            "    step_18 = 1\n    step_19 = 2",
+            "",
+        ),
+        ("~~~\na = 1\n~~~\nprose " + "word " * 300, "    ~~~\n    a = 1\n    ~~~", "word " * 100),
+        ("```py\n" + "\n".join(f"x{i} = {i}" for i in range(12)) + "\n```", "    x11 = 11", "..."),
+    ],
+)
+def test_markdown_passages_start_in_their_code_and_stay_short(text, shown, hidden):
+    passage = cli._passage({"document": {"metadata": {"source": "a.md"}, "text": text}})
+    assert shown in passage and (not hidden or hidden not in passage)
+    assert len(passage) < 700

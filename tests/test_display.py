@@ -116,3 +116,4 @@ def test_a_url_s_query_key_is_masked_but_text_mentioning_urls_is_left_alone():
     ):
         assert masked(text) == text
     assert masked("see https://bob:pw@h/x and more") == "see https://***@h/x and more"
+    assert masked("https://fn.example/api?code=FNCODE&x=1") == "https://fn.example/api?code=***&x=1"
