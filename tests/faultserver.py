@@ -412,19 +412,21 @@ def dialect_of(path: str) -> tuple[Dialect, bool | None]:
     """Return (the wire a request path speaks, whether it asks for a stream: None when the
     body says, as in OpenAI's and the Responses API's ``"stream": true``)."""
     where = path.partition("?")[0]
-    if where.endswith(":generateContent"):
-        return DIALECTS["gemini"], False
-    if where.endswith(":streamGenerateContent"):
-        return DIALECTS["gemini"], True
-    if where.endswith("/converse"):
-        return DIALECTS["bedrock"], False
-    if where.endswith("/converse-stream"):
-        return DIALECTS["bedrock"], True
-    if where.endswith("/responses"):
-        return DIALECTS["responses"], None
-    if where.endswith("/messages"):
-        return DIALECTS["anthropic"], None
+    for ending, (name, stream) in _ENDINGS.items():
+        if where.endswith(ending):
+            return DIALECTS[name], stream
     return OPENAI, None
+
+
+#: How each wire's request path ends: (its dialect, whether it streams; None: the body says).
+_ENDINGS: dict[str, tuple[str, bool | None]] = {
+    ":generateContent": ("gemini", False),
+    ":streamGenerateContent": ("gemini", True),
+    "/converse": ("bedrock", False),
+    "/converse-stream": ("bedrock", True),
+    "/responses": ("responses", None),
+    "/messages": ("anthropic", None),
+}
 
 
 def _credential(headers: dict[str, str]) -> str:

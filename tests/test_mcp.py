@@ -4,8 +4,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,6 +13,7 @@ import pytest
 import conduit as c
 from conduit.errors import ConnectionError, ToolError, ValidationError
 from conduit.mcp import decode_result, decode_tool, server_spec, tool_name
+from tests.serving import mcp_over_http
 
 pytest.importorskip("mcp")
 
@@ -59,26 +58,8 @@ def calc():
 @pytest.fixture(scope="module")
 def http_url():
     """The test server on a loopback port with uvicorn, wanting a bearer token."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    uvicorn = [sys.executable, "-m", "uvicorn", "tests.mcp_server:app", "--host", "127.0.0.1"]
-    proc = subprocess.Popen(
-        [*uvicorn, "--port", str(port), "--log-level", "warning"],
-        cwd=HERE.parent,
-        env={**os.environ, "MCP_TEST_TOKEN": TOKEN},
-    )
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/mcp"
-    proc.terminate()
-    proc.wait(timeout=10)
+    for port in mcp_over_http(TOKEN):
+        yield f"http://127.0.0.1:{port}/mcp"
 
 
 # --- listing ---------------------------------------------------------------------------------
@@ -224,27 +205,22 @@ async def test_aagent_over_http(http_url):
     check_conversation(ctx)
 
 
-@pytest.mark.parametrize("value", [f"Bearer {TOKEN}x", f"Bearer {TOKEN}\n"])
-def test_http_headers_are_masked_in_errors(http_url, value):
-    with pytest.raises(ConnectionError) as info:
-        start(http_url, headers={"Authorization": value}, timeout=5)
-    err = info.value
-    seen = [str(err), repr(err), str(err.data)]
-    cause = err.__cause__ or err.__context__
-    while cause is not None:
-        seen.append(str(cause))
-        cause = cause.__cause__ or cause.__context__
-    assert not any(TOKEN in text for text in seen)
-    assert "check the URL and the headers" in str(err)
-
-
 def _chain_text(err: BaseException) -> list[str]:
+    """The texts an error and every error chained to it show."""
     seen = [str(err), repr(err), str(getattr(err, "data", ""))]
     cause = err.__cause__ or err.__context__
     while cause is not None:
         seen.append(str(cause))
         cause = cause.__cause__ or cause.__context__
     return seen
+
+
+@pytest.mark.parametrize("value", [f"Bearer {TOKEN}x", f"Bearer {TOKEN}\n"])
+def test_http_headers_are_masked_in_errors(http_url, value):
+    with pytest.raises(ConnectionError) as info:
+        start(http_url, headers={"Authorization": value}, timeout=5)
+    assert not any(TOKEN in text for text in _chain_text(info.value))
+    assert "check the URL and the headers" in str(info.value)
 
 
 def test_a_key_in_a_servers_command_line_or_url_query_is_masked_in_errors(http_url):

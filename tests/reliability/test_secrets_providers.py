@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
-import socket
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -43,6 +40,7 @@ from conduit.registry import PROVIDERS, lookup
 from tests.batchserver import BatchServer
 from tests.providers.helpers import raw
 from tests.reliability.test_secrets import (
+    CHAT,
     MALFORMED,
     PROBLEM,
     SENDABLE,
@@ -52,22 +50,13 @@ from tests.reliability.test_secrets import (
     _stack,
 )
 from tests.reliability.test_secrets import sinks as _sinks_fixture
-from tests.serving import serving
+from tests.serving import mcp_over_http, serving
 from tests.test_cli import run as run_cli
 
 sinks = _sinks_fixture  # the scan's fixture: every logger at DEBUG, tmp_path, stdout/stderr
 
 HAIKU = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 
-CHAT = {
-    "id": "chatcmpl-s",
-    "object": "chat.completion",
-    "model": "secret-model",
-    "choices": [
-        {"index": 0, "message": {"role": "assistant", "content": "fine"}, "finish_reason": "stop"}
-    ],
-    "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
-}
 # Each wire's answer (by how its URL ends), as a whole and streamed: recorded payloads.
 ANSWERS: dict[str, tuple[bytes, bytes, str]] = {
     "/chat/completions": (
@@ -735,10 +724,11 @@ def test_the_command_line_its_log_and_history_hold_no_credential(name, server, s
     sinks.assert_clean(*held, canary)
 
 
-def test_the_call_log_masks_every_provider_credential_variable(sinks, monkeypatch):
-    """The log masks the credentials in the environment wherever they turn up in what it
-    keeps (a prompt, an answer, an error), for every provider: Gemini's second key name,
-    Azure's Entra ID token and Bedrock's API key and AWS credentials included."""
+def _credential_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Set every provider's credential variable (not the paths to credential files) to a
+    distinct value holding a canary; return (the values, the canaries), by name."""
     names = sorted(
         {v for p in PROVIDERS for v in (p.env_key, *p.credential_env) if v and is_credential(v)}
         - {"AWS_SHARED_CREDENTIALS_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE"}
@@ -747,6 +737,15 @@ def test_the_call_log_masks_every_provider_credential_variable(sinks, monkeypatc
     values = {var: SENDABLE["quote characters"](f"{var.lower()}-{canaries[var]}") for var in names}
     for var, value in values.items():
         monkeypatch.setenv(var, value)
+    return values, canaries
+
+
+def test_the_call_log_masks_every_provider_credential_variable(sinks, monkeypatch):
+    """The log masks the credentials in the environment wherever they turn up in what it
+    keeps (a prompt, an answer, an error), for every provider: Gemini's second key name,
+    Azure's Entra ID token and Bedrock's API key and AWS credentials included."""
+    values, canaries = _credential_variables(monkeypatch)
+    names = sorted(values)
     assert {"GOOGLE_API_KEY", "AZURE_OPENAI_AD_TOKEN", "AWS_BEARER_TOKEN_BEDROCK"} <= set(names)
     said = " and ".join(values.values())
     log = calllog.open_log(sinks.folder / "logs.db")
@@ -906,26 +905,8 @@ def mcp_url() -> Iterator[tuple[str, str]]:
     """The test MCP server over streamable HTTP on a loopback port, wanting a bearer token."""
     pytest.importorskip("mcp")
     token = f"sk-{_canary()}"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    uvicorn = [sys.executable, "-m", "uvicorn", "tests.mcp_server:app", "--host", "127.0.0.1"]
-    proc = subprocess.Popen(
-        [*uvicorn, "--port", str(port), "--log-level", "warning"],
-        cwd=Path(__file__).resolve().parents[2],
-        env={**os.environ, "MCP_TEST_TOKEN": token},
-    )
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.05)
-    yield f"127.0.0.1:{port}/mcp", token
-    proc.terminate()
-    proc.wait(timeout=10)
+    for port in mcp_over_http(token):
+        yield f"127.0.0.1:{port}/mcp", token
 
 
 def test_mcp_credentials_leak_nowhere_over_http(mcp_url, sinks):
@@ -977,14 +958,7 @@ def test_requests_with_other_credentials_are_never_batched_together(provider, ba
 def test_a_batch_checkpoint_masks_every_provider_credential_variable(sinks, monkeypatch):
     """The checkpoint's last line of defence (an answer quoting a key is written masked)
     knows every provider's credential variables, not only the main key names."""
-    names = sorted(
-        {v for p in PROVIDERS for v in (p.env_key, *p.credential_env) if v and is_credential(v)}
-        - {"AWS_SHARED_CREDENTIALS_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE"}
-    )
-    canaries = {var: _canary() for var in names}
-    values = {var: SENDABLE["quote characters"](f"{var.lower()}-{canaries[var]}") for var in names}
-    for var, value in values.items():
-        monkeypatch.setenv(var, value)
+    values, canaries = _credential_variables(monkeypatch)
     said = " and ".join(values.values())
     req = c.request("mock:echo", "what is in the environment?", mock=lambda r: f"it holds {said}")
     (done,) = c.batch(c.call, [req], checkpoint=sinks.folder / "ck.jsonl", progress=False)

@@ -202,16 +202,24 @@ NAMED = {
 }
 
 
-@pytest.mark.parametrize("way", list(WAYS))
-@pytest.mark.parametrize(("wire", "name"), list(NAMED))
-def test_each_provider_s_own_error_answers(at, wire, name, way):
-    cls, status, retryable = NAMED[wire, name]
-    req, hits = at(f"named~{name}", wire)
+def _maps_to(at: Any, plan: str, wire: str, way: str, expected: tuple[Any, int, bool]) -> Any:
+    """Run *plan* on *wire* through retries; check the error is the *expected* (class, status,
+    retryable) and was retried only if retryable; return it."""
+    cls, status, retryable = expected
+    req, hits = at(plan, wire)
     with pytest.raises(cls) as caught:
         WAYS[way](pipe(req, FAST))
     err = caught.value
     assert type(err) is cls and err.status_code == status and err.provider == wire
     assert c.is_retryable(err) is retryable and hits() == (3 if retryable else 1)
+    return err
+
+
+@pytest.mark.parametrize("way", list(WAYS))
+@pytest.mark.parametrize(("wire", "name"), list(NAMED))
+def test_each_provider_s_own_error_answers(at, wire, name, way):
+    err = _maps_to(at, f"named~{name}", wire, way, NAMED[wire, name])
+    status = NAMED[wire, name][1]
     if wire == "bedrock":
         assert err.data["error_type"] == name and str(err).startswith(
             f"bedrock HTTP {status}: {name}"
@@ -246,13 +254,7 @@ FAILS = {
 def test_an_error_inside_a_stream_maps_like_its_status(at, wire, name, way):
     """Bedrock's exception frames, Gemini's error chunk, the Responses API's ``error`` event and
     ``response.failed``: sent before any event, so a retryable one is retried."""
-    cls, status, retryable = FAILS[wire, name]
-    req, hits = at(f"fail~{name}", wire)
-    with pytest.raises(cls) as caught:
-        WAYS[way](pipe(req, FAST))
-    err = caught.value
-    assert type(err) is cls and err.status_code == status and err.provider == wire
-    assert c.is_retryable(err) is retryable and hits() == (3 if retryable else 1)
+    _maps_to(at, f"fail~{name}", wire, way, FAILS[wire, name])
 
 
 @pytest.mark.parametrize("way", ["stream", "astream"])
