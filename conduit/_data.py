@@ -221,10 +221,7 @@ def mask_url(url: str) -> str:
         return url
     query, hash_, fragment = query.partition("#")
     pairs = [p.partition("=") for p in query.split("&")]
-    shown = "&".join(
-        f"{name}=***" if eq and value and is_secret_name(unquote(name)) else name + eq + value
-        for name, eq, value in pairs
-    )
+    shown = "&".join(f"{n}=***" if _secret_param(n, v) else n + eq + v for n, eq, v in pairs)
     return f"{head}?{shown}{hash_}{fragment}"
 
 
@@ -239,14 +236,16 @@ def _mask_userinfo(text: str) -> str:
     return f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}"
 
 
+def _secret_param(name: str, value: str) -> bool:
+    """Whether a query parameter ``name=value`` holds a credential (a value under a
+    credential's name)."""
+    return bool(value) and is_secret_name(unquote(name))
+
+
 def _query_values(query: str) -> list[str]:
     """The values of a URL query's credential-named parameters (``?key=...``), as written."""
-    out = []
-    for part in query.partition("#")[0].split("&"):
-        name, eq, value = part.partition("=")
-        if eq and value and is_secret_name(unquote(name)):
-            out.append(value)
-    return out
+    pairs = (part.partition("=") for part in query.partition("#")[0].split("&"))
+    return [value for name, _, value in pairs if _secret_param(name, value)]
 
 
 def split_userinfo(url: str) -> tuple[str, str | None]:

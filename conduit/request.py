@@ -424,9 +424,6 @@ def _headers(value: Any) -> PMap[str, Any]:
     return pmap(checked)
 
 
-_NO_HEADERS: PMap[str, Any] = pmap()
-
-
 def _given_connection(req: Request) -> dict[str, Any]:
     """*req*'s headers and base URL, to check again; a new ``user:password@`` in the base URL
     replaces the Basic credentials an earlier one became (they are not given twice)."""
@@ -451,7 +448,7 @@ def _unmasked(req: Request) -> bool:
     not a :class:`Secret`, or a ``user:password@`` in its ``base_url``."""
     headers = peek(req, "headers")
     if headers is not None and (
-        type(headers) is not type(_NO_HEADERS)  # a plain (mutable) map: frozen and checked
+        type(headers) is not PMap  # a plain (mutable) map: frozen and checked
         or any(
             not isinstance(k, str) or (is_credential(k) and type(v) is not Secret)
             for k, v in headers.items()
