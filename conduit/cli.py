@@ -216,12 +216,7 @@ def _slash(text: str, state: dict[str, Any], err: TextIO, out: TextIO) -> bool |
         if not folder.is_dir():
             err.write(f"error: {folder} is not a folder (nothing was saved; try another path)\n")
             return True
-        c.save_conversation(
-            state["history"],
-            target,
-            model=state["model"] or "mock:echo",
-            conversation=state["conversation"],
-        )
+        _save(state, target)
         err.write(f"(saved to {target})\n")
     elif word == "/model":
         if not rest:
@@ -284,12 +279,20 @@ def _turn(state: dict[str, Any], text: str, args: argparse.Namespace, io: Any) -
                 err.write(f"warning: the call was not logged: {_one_line(exc)}\n")
     state["history"] = [*sent, response_message(ctx["response"])]
     if args.history:  # written after every turn, atomically: a crash keeps what was answered
-        c.save_conversation(
-            state["history"],
-            args.history,
-            model=state["model"] or "mock:echo",
-            conversation=state["conversation"],  # a resumed chat goes on under its log id
-        )
+        _save(state, args.history)
+
+
+def _save(state: dict[str, Any], target: str) -> None:
+    """Write the chat to *target* with its model and conversation id (a chat resumed from the
+    file goes on under the same id in the log)."""
+    import conduit as c
+
+    c.save_conversation(
+        state["history"],
+        target,
+        model=state["model"] or "mock:echo",
+        conversation=state["conversation"],
+    )
 
 
 def _system_of(messages: Sequence[Any]) -> str | None:
@@ -711,16 +714,20 @@ def _passage(hit: Any, lines: int = 12, chars: int = 400) -> str:
     if "```" in text or "~~~" in text:  # Markdown code: fenced lines stay lines, prose wraps
         return _fenced(text, lines, chars)
     words = " ".join(text.split())
-    short = words[:chars] + ("..." if len(words) > chars else "")
-    return textwrap.fill(short, width=96, initial_indent="    ", subsequent_indent="    ")
+    return _wrapped(words[:chars] + ("..." if len(words) > chars else ""))
+
+
+def _wrapped(prose: str) -> str:
+    """Prose as ``ask`` prints it: wrapped at 96 columns, indented."""
+    import textwrap
+
+    return textwrap.fill(prose, width=96, initial_indent="    ", subsequent_indent="    ")
 
 
 def _fenced(text: str, lines: int, chars: int) -> str:
     """A Markdown passage holding fenced code: prose wrapped, code lines kept (at most *lines*
     of them), about *chars* characters in all. A passage cut from inside a code block (an odd
     number of fences, the first one bare) starts in the code."""
-    import textwrap
-
     fences = [ln.strip() for ln in text.splitlines() if ln.lstrip().startswith(_FENCES)]
     fenced = len(fences) % 2 == 1 and fences[0] in _FENCES
     out: list[str] = []
@@ -729,8 +736,7 @@ def _fenced(text: str, lines: int, chars: int) -> str:
 
     def flush() -> None:
         if prose:
-            wrapped = textwrap.fill(" ".join(prose), 96, subsequent_indent="    ")
-            out.append("    " + wrapped)
+            out.append(_wrapped(" ".join(prose)))
             prose.clear()
 
     for line in text.splitlines():
