@@ -551,17 +551,14 @@ def reasoning_details(details: Any, where: str) -> list[dict[str, Any]]:
     for i, item in enumerate(_list(details, where)):
         want(item, Mapping, f"{where}[{i}]")
         kind_ = item.get("type")
+        block: dict[str, Any] = {"type": "reasoning", "text": ""}
         if kind_ == "reasoning.encrypted":
-            data = _text(item.get("data"), f"{where}[{i}].data") or ""
-            secret = {"type": "reasoning", "text": "", "redacted": data}
-            if item.get("format"):
-                secret["format"] = _text(item["format"], f"{where}[{i}].format")
-            blocks.append(secret)
-            continue
-        text_ = item.get("text") if kind_ == "reasoning.text" else item.get("summary")
-        block: dict[str, Any] = {"type": "reasoning", "text": _text(text_, f"{where}[{i}]") or ""}
-        if item.get("signature"):
-            block["signature"] = _text(item["signature"], f"{where}[{i}].signature")
+            block["redacted"] = _text(item.get("data"), f"{where}[{i}].data") or ""
+        else:
+            text_ = item.get("text") if kind_ == "reasoning.text" else item.get("summary")
+            block["text"] = _text(text_, f"{where}[{i}]") or ""
+            if item.get("signature"):
+                block["signature"] = _text(item["signature"], f"{where}[{i}].signature")
         if item.get("format"):  # which model family wrote it: goes back with it
             block["format"] = _text(item["format"], f"{where}[{i}].format")
         blocks.append(block)
