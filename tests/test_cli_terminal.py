@@ -71,6 +71,15 @@ class Terminal:
             time.sleep(0.05)
         raise AssertionError(f"{text!r} never appeared; the screen:\n{self.screen()}")
 
+    def wait_for_prompt(self, count, timeout=30):
+        """Wait until the screen shows *count* ``you>`` prompts: the chat shows its next prompt
+        only after the turn before it is kept (the answer's last word is on screen earlier)."""
+        deadline = time.monotonic() + timeout
+        while self.screen().count("you>") < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"prompt {count} never appeared; the screen:\n{self.screen()}")
+            time.sleep(0.05)
+
     def close(self):
         subprocess.run([*self.tmux, "kill-server"], check=False)
 
@@ -113,9 +122,7 @@ def test_an_empty_line_at_the_prompt_is_ignored_and_ctrl_d_leaves_cleanly(term):
     term.type("")  # Enter on an empty line: a new prompt, not the end of the chat
     term.type("still here")
     term.wait_for("assistant> still here")
-    deadline = time.monotonic() + 10
-    while term.screen().count("you>") < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)  # the prompt after the answer
+    term.wait_for_prompt(3, timeout=10)  # the prompt after the answer
     subprocess.run([*term.tmux, "send-keys", "-t", term.name, "C-d"], check=True)
     term.type("echo LEFT-$?")
     screen = term.wait_for("\nLEFT-0")
@@ -185,6 +192,7 @@ def test_a_chat_rides_out_a_503_visibly_and_keeps_every_turn(term, server, tmp_p
     term.wait_for("you>", timeout=60)
     term.type("first question")
     term.wait_for("w19", timeout=60)
+    term.wait_for_prompt(2, timeout=60)  # the turn is saved before the next prompt
     assert [m["role"] for m in _history(history)] == ["user", "assistant"]  # kept already
     term.type("second question")
     screen = term.wait_for("retrying)", timeout=60)
@@ -215,6 +223,7 @@ def test_a_chat_killed_after_its_first_answer_keeps_that_turn(term, server, tmp_
     term.wait_for("you>", timeout=60)
     term.type("remember this")
     term.wait_for("w19", timeout=60)
+    term.wait_for_prompt(2, timeout=60)  # the answer is over and kept; killed at the prompt
     shell = subprocess.run(
         [*term.tmux, "display", "-p", "-t", term.name, "#{pane_pid}"],
         capture_output=True,
