@@ -81,11 +81,11 @@ def test_connection_reset_without_retry_is_a_connection_error(at):
 
 
 def test_read_timeout_is_retried_then_succeeds(at):
-    req, hits = at("slow~1.0,ok", timeout=0.2)
+    req, hits = at("slow~3,ok", timeout=0.2)
     start = time.monotonic()
     ctx = pipe(req, FAST, c.openai_call)
     assert ctx["attempts"] == 2 and hits() == 2
-    assert time.monotonic() - start < 1.0
+    assert time.monotonic() - start < 2  # the read timeout, not the 3 s answer
 
 
 def test_deadline_covers_all_attempts(at):
@@ -100,7 +100,7 @@ def test_deadline_covers_all_attempts(at):
         )
     elapsed = time.monotonic() - start
     assert exc.value.data.get("deadline_exceeded") is True
-    assert 0.45 <= elapsed < 0.9  # the deadline, not 10 attempts of 0.2 s
+    assert 0.45 <= elapsed < 1.5  # the deadline, not 10 attempts of 0.2 s
     assert 2 <= hits() <= 3
 
 
@@ -132,11 +132,11 @@ async def test_async_retry_and_deadline(at):
     req, hits = at("500,ok")
     ctx = await c.openai_acall(pipe(req, FAST))
     assert ctx["attempts"] == 2 and hits() == 2
-    slow, _ = at("slow~0.5")
+    slow, _ = at("slow~3")
     start = time.monotonic()
     with pytest.raises(c.TimeoutError):
         await c.openai_acall(pipe(slow, c.with_timeout(0.2), FAST))
-    assert time.monotonic() - start < 0.5
+    assert time.monotonic() - start < 1.5  # the deadline, not the 3 s answer
 
 
 async def test_async_calls_do_not_hang_under_concurrency(at):
