@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -13,13 +14,16 @@ import attrs
 from pyrsistent import PMap, PVector, pmap, pvector
 
 __all__ = [
+    "MaskedURL",
     "Secret",
     "freeze",
     "freeze_map",
+    "hide_url_secrets_in_logs",
     "is_credential",
     "mask_url",
     "masked",
     "peek",
+    "query_secrets",
     "reveal",
     "secret_problem",
     "split_userinfo",
@@ -125,6 +129,21 @@ class Secret:
 
     def __str__(self) -> str:
         return "***"
+
+
+class MaskedURL(str):
+    """A URL holding a credential in its query (``?key=...``), kept whole for sending (it is a
+    ``str``) whose ``repr`` masks the credential, as ``repr(request)`` shows it.
+
+    >>> url = MaskedURL("https://proxy.example/v1?key=sk-1&team=a")
+    >>> url, url + "/chat"
+    ('https://proxy.example/v1?key=***&team=a', 'https://proxy.example/v1?key=sk-1&team=a/chat')
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return repr(mask_url(str(self)))
 
 
 def reveal(secret: Secret | str | None) -> str | None:
@@ -267,6 +286,19 @@ def split_userinfo(url: str) -> tuple[str, str | None]:
     return f"{scheme}://{host}{slash}{path}", "Basic " + base64.b64encode(pair).decode("ascii")
 
 
+def query_secrets(url: str) -> list[str]:
+    """Return the values of a URL's credential-named query parameters (``?key=...``), as
+    written and decoded.
+
+    >>> query_secrets("https://h/mcp?api_key=sk%2B1&v=2"), query_secrets("https://h/v1?v=2")
+    (['sk%2B1', 'sk+1'], [])
+    """
+    found: list[str] = []
+    for value in _query_values(url.partition("?")[2]):
+        found += [value, unquote(value)]
+    return found
+
+
 def url_secrets(url: str) -> list[str]:
     """Return the secrets a URL holds: its ``user:password@`` (:func:`userinfo_secrets`) and
     the values of credential-named query parameters (``?key=...``), as written and decoded.
@@ -274,10 +306,7 @@ def url_secrets(url: str) -> list[str]:
     >>> url_secrets("https://h/mcp?api_key=sk%2B1&v=2")
     ['sk%2B1', 'sk+1']
     """
-    found = userinfo_secrets(url)
-    for value in _query_values(url.partition("?")[2]):
-        found += [value, unquote(value)]
-    return found
+    return userinfo_secrets(url) + query_secrets(url)
 
 
 def userinfo_secrets(url: str) -> list[str]:
@@ -321,6 +350,39 @@ def masked(value: Any) -> Any:
         # a URL, whole: its userinfo and query keys; text quoting a URL: its userinfo only
         return mask_url(value) if _URL.fullmatch(value) else _mask_userinfo(value)
     return value
+
+
+class _URLSecretsFilter(logging.Filter):
+    """Masks the credential query parameters of URLs in a library's log lines (httpx logs
+    every request's URL at INFO, as does httpx2, the MCP SDK's client; the SDK logs the
+    endpoint it connects to at DEBUG)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "?" in text and "://" in text:
+            shown = _URL.sub(lambda found: mask_url(found.group()), text)
+            if shown != text:
+                record.msg, record.args = shown, ()
+        return True
+
+
+_URL_LOGGERS = ("httpx", "httpx2", "mcp.client.sse", "mcp.client.streamable_http")
+_url_filter = _URLSecretsFilter()
+
+
+def hide_url_secrets_in_logs() -> None:
+    """Mask credential query parameters (``?key=...``) in the URLs httpx and the MCP SDK log,
+    from now on in this process. Conduit calls it the first time it is given such a URL (a
+    process that never is keeps those loggers as they are); calling it again does nothing.
+
+    >>> hide_url_secrets_in_logs(); hide_url_secrets_in_logs()
+    >>> logging.getLogger("httpx").filters.count(_url_filter)
+    1
+    """
+    for name in _URL_LOGGERS:
+        found = logging.getLogger(name)
+        if _url_filter not in found.filters:
+            found.addFilter(_url_filter)
 
 
 def _mask_field(key: Any, value: Any) -> Any:

@@ -33,9 +33,11 @@ from pyrsistent import PMap
 from conduit._data import (
     freeze,
     freeze_map,
+    hide_url_secrets_in_logs,
     is_credential,
     is_secret_name,
     mask_url,
+    query_secrets,
     split_userinfo,
     thaw,
     url_secrets,
@@ -298,6 +300,8 @@ def _http_target(spec: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
     ('https://example.com/mcp', {'Authorization': 'Basic Ym9iOnB3'})
     """
     url, basic = split_userinfo(spec["url"])
+    if query_secrets(url):  # the SDK and httpx log the URL: its key masked there
+        hide_url_secrets_in_logs()
     headers = dict(thaw(spec["headers"]))
     if basic is not None and not any(k.lower() == "authorization" for k in headers):
         headers["Authorization"] = basic

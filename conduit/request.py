@@ -12,11 +12,13 @@ from pyrsistent import PMap, PVector, pmap, pvector
 
 from conduit._content import text
 from conduit._data import (
+    MaskedURL,
     Secret,
     freeze,
     freeze_map,
     is_credential,
     peek,
+    query_secrets,
     reveal,
     secret_problem,
     split_userinfo,
@@ -456,7 +458,11 @@ def _unmasked(req: Request) -> bool:
     ):
         return True
     base = peek(req, "base_url")
-    return base is not None and (not isinstance(base, str) or split_userinfo(base)[1] is not None)
+    return base is not None and (
+        not isinstance(base, str)
+        or split_userinfo(base)[1] is not None
+        or (type(base) is not MaskedURL and bool(query_secrets(base)))
+    )
 
 
 def _base_url(value: Any, headers: PMap[str, Any]) -> tuple[str, PMap[str, Any]]:
@@ -465,8 +471,10 @@ def _base_url(value: Any, headers: PMap[str, Any]) -> tuple[str, PMap[str, Any]]
     if value != value.strip() or not value.isprintable():
         _fail("base_url", "holds whitespace or control characters", "strip it, e.g. url.strip()")
     url, basic = split_userinfo(value)
+    if query_secrets(url):  # sent whole; its repr (and so the request's) masks the key
+        url = MaskedURL(url)
     if basic is None:
-        return value, headers
+        return url, headers
     # Sent the way httpx sends URL userinfo (Basic auth), held as a Secret, never in the URL.
     if any(name.lower() == "authorization" for name in headers):
         fix = "give the credentials once: in the URL or in headers, not both"

@@ -36,9 +36,11 @@ import httpx
 
 from conduit._data import (
     Secret,
+    hide_url_secrets_in_logs,
     is_credential,
     mask_url,
     peek,
+    query_secrets,
     reveal,
     secret_problem,
     split_userinfo,
@@ -71,6 +73,7 @@ __all__ = [
     "client",
     "decode_failure",
     "embed_flow",
+    "joined_url",
     "json_body",
     "open_stream",
     "post",
@@ -165,7 +168,10 @@ def _given_base(spec: Provider, req: Request) -> str:
 
 @functools.lru_cache(maxsize=64)
 def _split_base(base: str) -> tuple[str, str | None]:
-    """:func:`split_userinfo` of a base URL, once per distinct URL (it is read on every call)."""
+    """:func:`split_userinfo` of a base URL, once per distinct URL (it is read on every call).
+    A URL with a key in its query has it masked in httpx's log lines from then on."""
+    if query_secrets(base):
+        hide_url_secrets_in_logs()
     return split_userinfo(base)
 
 
@@ -186,8 +192,22 @@ def _custom_base(spec: Provider) -> bool:
     return bool(value) and str(value).rstrip("/") != spec.base_url.rstrip("/")
 
 
-def _url(spec: Provider, req: Request, path: str, root: bool = False) -> str:
-    base = base_of(spec, req)
+def joined_url(base: str, build: Callable[[str], str]) -> str:
+    """The URL *build* makes from *base*, with a query *base* carries (a proxy's ``?team=a``)
+    kept at the end, where a query belongs, rather than before the path. (A provider's own URL
+    function calls it where the query means nothing to the provider; Azure reads its own.)
+
+    >>> joined_url("https://proxy.example/v1?team=a", lambda b: b + "/chat/completions")
+    'https://proxy.example/v1/chat/completions?team=a'
+    >>> joined_url("https://h/v1beta?key=k", lambda b: b + "/m:streamGenerateContent?alt=sse")
+    'https://h/v1beta/m:streamGenerateContent?alt=sse&key=k'
+    """
+    base, mark, query = base.partition("?")
+    url = build(base.rstrip("/"))
+    return url if not mark else f"{url}{'&' if '?' in url else '?'}{query}"
+
+
+def _url(path: str, root: bool, base: str) -> str:
     if root and base.endswith("/v1"):
         base = base[: -len("/v1")]
     return base + path
@@ -197,7 +217,7 @@ def chat_url(spec: Provider, req: Request, stream: bool) -> str:
     """The URL of a chat call (or stream) for *req*."""
     if spec.url is not None:
         return spec.url(base_of(spec, req), req, stream)
-    return _url(spec, req, spec.path)
+    return joined_url(base_of(spec, req), partial(_url, spec.path, False))
 
 
 def embed_url(spec: Provider, req: Request) -> str:
@@ -205,7 +225,7 @@ def embed_url(spec: Provider, req: Request) -> str:
     if spec.embed_url is not None:
         return spec.embed_url(base_of(spec, req), req)
     assert spec.embed_path is not None, "wire() checks this"
-    return _url(spec, req, spec.embed_path, spec.embed_at_root)
+    return joined_url(base_of(spec, req), partial(_url, spec.embed_path, spec.embed_at_root))
 
 
 def _sent(spec: Provider, req: Request, url: str, body: bytes) -> dict[str, str]:
@@ -709,7 +729,7 @@ def preview(spec: Provider, req: Request, stream: bool = False) -> dict[str, Any
         raise ValidationError(f"{spec.name} has no embeddings: there is no wire request to show")
     else:
         url, body = embed_url(spec, req), spec.encode_embed(req)
-    out: dict[str, Any] = {"provider": spec.name, "method": "POST", "url": url}
+    out: dict[str, Any] = {"provider": spec.name, "method": "POST", "url": mask_url(url)}
     try:
         headers = request_headers(spec, req)
     except AuthenticationError as exc:

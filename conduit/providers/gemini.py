@@ -702,12 +702,15 @@ def _credentials(req: Request) -> dict[str, str]:
 def _url(base: str, req: Request, stream: bool) -> str:
     model = _model_name(req["model"])
     if stream:
-        return f"{base}/models/{model}:streamGenerateContent?alt=sse"
-    return f"{base}/models/{model}:generateContent"
+        path = f"/models/{model}:streamGenerateContent?alt=sse"
+    else:
+        path = f"/models/{model}:generateContent"
+    return _http.joined_url(base, lambda root: root + path)
 
 
 def _embed_url(base: str, req: Request) -> str:
-    return f"{base}/models/{_model_name(req['model'])}:batchEmbedContents"
+    path = f"/models/{_model_name(req['model'])}:batchEmbedContents"
+    return _http.joined_url(base, lambda root: root + path)
 
 
 _INFO = lookup("gemini")

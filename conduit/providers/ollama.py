@@ -142,11 +142,11 @@ def server_root(base: str) -> str:
 
 
 def _chat_url(base: str, req: Request, stream: bool) -> str:
-    return server_root(base) + "/v1/chat/completions"
+    return _http.joined_url(base, lambda root: server_root(root) + "/v1/chat/completions")
 
 
 def _embed_url(base: str, req: Request) -> str:
-    return server_root(base) + "/api/embed"
+    return _http.joined_url(base, lambda root: server_root(root) + "/api/embed")
 
 
 OLLAMA = attrs.evolve(

@@ -28,7 +28,7 @@ import pytest
 from toolz import pipe
 
 import conduit as c
-from conduit._data import is_credential, reveal
+from conduit._data import _URL_LOGGERS, _url_filter, is_credential, reveal
 from conduit._types import Request
 from conduit.middleware import middlewares
 from conduit.request import as_request
@@ -53,7 +53,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers.get("content-length") or 0))
         _, test_id, plan, *_ = self.path.split("/")
         self.server.received.setdefault(test_id, []).append(
-            {k.lower(): v for k, v in self.headers.items()}
+            {":path": self.path, **{k.lower(): v for k, v in self.headers.items()}}
         )
         self.server.hits[test_id] += 1
         actions = plan.split(",")
@@ -207,6 +207,13 @@ def _ipython(value: Any) -> str:
         return ""
     c.display.install()
     return str(shell.display_formatter.format(value)[0]["text/plain"])
+
+
+def no_log_filter() -> None:
+    """Take Conduit's filter off the loggers that print URLs, as in a process that has not
+    been given a URL with a key yet (so a test sees the code under test install it)."""
+    for name in _URL_LOGGERS:
+        logging.getLogger(name).removeFilter(_url_filter)
 
 
 def _canary() -> str:
@@ -443,6 +450,32 @@ def test_url_userinfo_is_sent_as_basic_auth_and_leaks_nowhere(server, sinks):
     assert base64.b64decode(sent.removeprefix("Basic ")).decode() == f"{user}:{password}"
     sinks.display("context", ctx)
     sinks.assert_clean(user, password, f"{user}:{password}")
+
+
+@pytest.mark.parametrize("given", ["at the door", "set after it"])
+def test_a_key_in_the_base_urls_query_is_sent_and_leaks_nowhere(given, server, sinks):
+    """A proxy's ``?key=...`` goes to the server at the end of the URL (after the path, with
+    the proxy's other parameters) and nowhere else: not the request's repr, ``c.wire``, httpx's
+    INFO line for the request, the logging middleware or the context shown afterwards."""
+    key, first = _canary(), _id()
+    no_log_filter()
+    url = f"{server.url(first, 'ok')}?key={key}&team=blue"
+    if given == "at the door":
+        req = c.request("gpt-4o-mini", "hi", base_url=url, api_key="sk-x")
+    else:
+        req = c.request("gpt-4o-mini", "hi", api_key="sk-x").set("base_url", url)
+    sinks.display("request", as_request(req))
+    sinks.assert_clean(key)  # the request as the door keeps it
+    sent = c.wire(req)
+    assert sent["url"].endswith(f"/{first}/ok/v1/chat/completions?key=***&team=blue")
+    sinks.texts["wire"] = repr(sent)
+    ctx = c.call(pipe(req, c.with_logging))
+    assert c.content(ctx) == "fine"
+    path = server.received[first][0][":path"]
+    assert path == f"/{first}/ok/v1/chat/completions?key={key}&team=blue"  # sent whole
+    assert any(r.name == "httpx" and "key=***" in r.getMessage() for r in sinks.handler.records)
+    sinks.display("context", ctx)
+    sinks.assert_clean(key)
 
 
 @pytest.mark.parametrize("shape", ["trailing newline", "non-ASCII", "newline inside"])

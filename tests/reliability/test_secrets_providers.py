@@ -48,6 +48,7 @@ from tests.reliability.test_secrets import (
     _id,
     _Sinks,
     _stack,
+    no_log_filter,
 )
 from tests.reliability.test_secrets import sinks as _sinks_fixture
 from tests.serving import mcp_over_http, serving
@@ -914,8 +915,10 @@ def test_mcp_credentials_leak_nowhere_over_http(mcp_url, sinks):
     with c.mcp_tools(f"http://{where}", headers={"Authorization": f"Bearer {token}"}) as tools:
         add = next(t for t in tools if t["name"] == "add")
         assert add["fn"](a=2, b=3) == "5"
-    user, password, wrong = _canary(), _canary(), f"sk-{_canary()}"
+    user, password, wrong, keyed = _canary(), _canary(), f"sk-{_canary()}", _canary()
+    no_log_filter()  # as in a fresh process: the MCP client itself must mask its URL's key
     attempts = {
+        "query": lambda: c.mcp_tools(f"http://{where}?api_key={keyed}", timeout=10),
         "userinfo": lambda: c.mcp_tools(f"http://{user}:{password}@{where}", timeout=10),
         "header": lambda: c.mcp_tools(
             {"url": f"http://{where}", "headers": {"X-Api-Key": wrong}}, timeout=10
@@ -926,7 +929,8 @@ def test_mcp_credentials_leak_nowhere_over_http(mcp_url, sinks):
             pass
         sinks.error(label, caught.value)
     assert "http://***@127.0.0.1" in sinks.texts["userinfo error"]
-    sinks.assert_clean(token, user, password, f"{user}:{password}", wrong)
+    assert any("api_key=***" in r.getMessage() for r in sinks.handler.records)  # logged, masked
+    sinks.assert_clean(token, user, password, f"{user}:{password}", wrong, keyed)
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
