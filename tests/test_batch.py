@@ -128,7 +128,7 @@ KILLED_RUN = textwrap.dedent("""
     import sys, time
     import conduit as c
     path, n = sys.argv[1], int(sys.argv[2])
-    script = c.mock_script(lambda r: "done " + r["messages"][-1]["content"], delay=0.05)
+    script = c.mock_script(lambda r: "done " + r["messages"][-1]["content"], delay=0.1)
     reqs = [c.request("m", f"item {i}", mock=script) for i in range(n)]
     c.batch(c.mock_call, reqs, concurrency=4, checkpoint=path, progress=False)
     print("finished", len(script.calls), flush=True)

@@ -438,7 +438,7 @@ def test_a_failed_item_is_retried_on_a_rerun(tmp_path):
 HOLDER = """
     import sys
     import conduit as c
-    script = c.mock_script(lambda r: "done " + r["messages"][-1]["content"], delay=0.1)
+    script = c.mock_script(lambda r: "done " + r["messages"][-1]["content"], delay=0.3)
     reqs = [c.request("m", f"item {i}", mock=script) for i in range(20)]
     c.batch(c.mock_call, reqs, concurrency=2, checkpoint=sys.argv[1], progress=False)
     print("ran", len(script.calls), flush=True)
@@ -463,7 +463,8 @@ def test_a_second_run_on_a_held_checkpoint_stops_at_once(tmp_path):
         started = time.monotonic()
         with pytest.raises(c.ConduitError, match="another run is using the checkpoint") as err:
             c.batch(c.mock_call, reqs, checkpoint=path, progress=False)
-        assert time.monotonic() - started < 1 and str(path) in str(err.value)
+        # at once: the holder has about 2.7 s of its 3 s run left, waiting for it takes that
+        assert time.monotonic() - started < 1.5 and str(path) in str(err.value)
         assert not script.calls
     finally:
         out, _ = holder.communicate(timeout=60)
