@@ -524,6 +524,45 @@ def connection(settings: Mapping[str, Any]) -> PMap[str, Any]:
     return freeze_map({**rest, **_connection(top)})
 
 
+# Option names only a credential goes by. Options are sent in the request body, where a
+# provider may quote them back in an error: such a name is refused with where the credential
+# goes instead. (Names merely holding "key" or "token" are options too: prompt_cache_key,
+# stop_token_ids.)
+_CREDENTIAL_WORDS = frozenset(
+    ("secret", "password", "passwd", "apikey", "credential", "credentials")
+)
+_CREDENTIAL_NAMES = frozenset(
+    ("token", "access_token", "auth_token", "bearer_token", "id_token", "refresh_token")
+)
+
+
+def _check_options(opts: Mapping[str, Any]) -> None:
+    """Refuse an option that is a credential (its name says so), naming it, never its value.
+
+    >>> _check_options({"temperature": 0, "prompt_cache_key": "tenant-a"})
+    >>> try:
+    ...     _check_options({"aws_secret_access_key": "..."})
+    ... except Exception as exc:
+    ...     print(str(exc)[:73])
+    options: 'aws_secret_access_key' is a credential, not a model option (opt
+    """
+    for name in opts:
+        lowered = str(name).lower()
+        spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(name)).lower()
+        words = set(re.split(r"[\s_.\-]+", spaced))
+        if lowered.startswith("aws_"):
+            fix = (
+                "Bedrock signs with the AWS credentials of the environment: set AWS_ACCESS_KEY_ID"
+                " and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), or AWS_PROFILE"
+            )
+        elif words & _CREDENTIAL_WORDS or {"api", "key"} <= words or lowered in _CREDENTIAL_NAMES:
+            fix = "give a provider's key as api_key=..., any other credential as headers={...}"
+        else:
+            continue
+        what = f"{name!r} is a credential, not a model option (options are sent in the body)"
+        _fail("options", what, fix)
+
+
 def request(model: str, messages: Any = (), **options: Any) -> Request:
     """Return a new request for *model*; keyword arguments are sampling options.
 
@@ -544,6 +583,7 @@ def request(model: str, messages: Any = (), **options: Any) -> Request:
         raise ValidationError(f"model must be a non-empty string (like 'gpt-4o-mini'), got {got}")
     top = {k: v for k, v in options.items() if k in CONNECTION_KEYS and v is not None}
     opts = {k: v for k, v in options.items() if k not in CONNECTION_KEYS and v is not None}
+    _check_options(opts)
     _connection(top)
     if "mock" in top:
         from conduit.script import as_script
@@ -624,6 +664,7 @@ def set_options(options: Mapping[str, Any]) -> Transform:
     >>> pipe(request("m"), set_options({"temperature": 0}))["options"]["temperature"]
     0
     """
+    _check_options(options)
     frozen = freeze(dict(options))
 
     def set_options(req: Request) -> Request:

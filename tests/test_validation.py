@@ -414,3 +414,43 @@ def test_headers_set_past_the_door_are_frozen_checked_and_new_url_credentials_re
     new = as_request(old.set("base_url", "http://u2:p2@host/v1"))
     basic = reveal(new["headers"]["Authorization"]).split()[1]
     assert new["base_url"] == "http://host/v1" and base64.b64decode(basic) == b"u2:p2"
+
+
+CREDENTIAL_OPTIONS = [
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "client_secret",
+    "password",
+    "apiKey",
+    "x_api_key",
+    "access_token",
+    "token",
+]
+
+
+@pytest.mark.parametrize("name", CREDENTIAL_OPTIONS)
+@pytest.mark.parametrize("way", ["c.request", "plain dict", "set_options"])
+def test_a_credential_given_as_an_option_is_refused_by_name_never_echoed(name, way):
+    """Options go in the request body (a provider may quote them in an error) and in repr:
+    a credential there is refused at once, naming the option and where it belongs."""
+    secret = "CANARY-" + name
+    with pytest.raises(c.ValidationError) as caught:
+        if way == "c.request":
+            c.request("bedrock:anthropic.claude-3-haiku", "hi", **{name: secret})
+        elif way == "plain dict":
+            as_request({"model": "m", "options": {name: secret}})
+        else:
+            set_options({name: secret})
+    said = str(caught.value)
+    assert f"'{name}' is a credential" in said and secret not in said
+    assert ("AWS_PROFILE" in said) == name.startswith("aws_")
+    assert "api_key=" in said or name.startswith("aws_")
+
+
+@pytest.mark.parametrize(
+    "name", ["prompt_cache_key", "stop_token_ids", "max_tokens", "top_k", "key_words"]
+)
+def test_options_that_merely_hold_key_or_token_are_sent(name):
+    sent = c.wire(c.request("gpt-4o-mini", "hi", api_key="sk-x", **{name: "v"}))
+    assert sent["body"][name] == "v"
