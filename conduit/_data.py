@@ -352,21 +352,51 @@ def masked(value: Any) -> Any:
     return value
 
 
+# A URL inside a log line: it ends at whitespace, a quote or a bracket (``for url '...'``,
+# ``(https://...)``), which stay in the line.
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>()\[\]{}]+")
+
+
+def _mask_urls_in(text: str) -> str:
+    """*text* with the credential query parameters of the URLs it quotes masked.
+
+    >>> _mask_urls_in("for url 'https://h/v1?key=sk-1&a=2' (then retried)")
+    "for url 'https://h/v1?key=***&a=2' (then retried)"
+    """
+    if "?" not in text or "://" not in text:
+        return text
+    return _URL_IN_TEXT.sub(lambda found: mask_url(found.group()), text)
+
+
 class _URLSecretsFilter(logging.Filter):
     """Masks the credential query parameters of URLs in a library's log lines (httpx logs
     every request's URL at INFO, as does httpx2, the MCP SDK's client; the SDK logs the
-    endpoint it connects to at DEBUG)."""
+    endpoint it connects to at DEBUG, and errors with their traceback, whose text quotes the
+    URL). A record holding none is left exactly as it was."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        if "?" in text and "://" in text:
-            shown = _URL.sub(lambda found: mask_url(found.group()), text)
-            if shown != text:
-                record.msg, record.args = shown, ()
+        try:
+            text = record.getMessage()
+        except Exception:  # a malformed record: logging's own handler reports it
+            return True
+        shown = _mask_urls_in(text)
+        if shown != text:
+            record.msg, record.args = shown, ()
+        if record.exc_info and record.exc_info[1] is not None:
+            trace = record.exc_text or logging.Formatter().formatException(record.exc_info)
+            hidden = _mask_urls_in(trace)
+            if hidden != trace:  # the traceback as text, masked: the exception object is not kept
+                record.exc_text, record.exc_info = hidden, None
         return True
 
 
-_URL_LOGGERS = ("httpx", "httpx2", "mcp.client.sse", "mcp.client.streamable_http")
+_URL_LOGGERS = (
+    "httpx",
+    "httpx2",
+    "mcp.client.sse",
+    "mcp.client.streamable_http",
+    "mcp.client.auth.oauth2",
+)
 _url_filter = _URLSecretsFilter()
 
 

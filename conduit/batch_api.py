@@ -27,6 +27,7 @@ import attrs
 import httpx
 from pyrsistent import freeze
 
+from conduit._data import mask_url
 from conduit._types import Request
 from conduit.cache import tenant
 from conduit.cost import call_cost, price_for
@@ -352,9 +353,14 @@ def _base(group: _Group) -> str:
     return _http.base_of(group.spec, group.req)
 
 
+def _at(group: _Group, path: str) -> str:
+    """The URL of *path* on the group's base URL (a query the base carries goes after it)."""
+    return _http.joined_url(_base(group), lambda root: root + path)
+
+
 def _batch_url(group: _Group, batch_id: str) -> str:
     where = "/batches/" if group.spec.name == "openai" else "/messages/batches/"
-    return f"{_base(group)}{where}{batch_id}"
+    return _at(group, f"{where}{batch_id}")
 
 
 def _lines(raw: bytes, what: str, provider: str) -> list[dict[str, Any]]:
@@ -380,7 +386,7 @@ async def _openai_submit(group: _Group) -> dict[str, Any]:
     upload = await _send(
         group,
         "POST",
-        f"{_base(group)}/files",
+        _at(group, "/files"),
         data={"purpose": "batch"},
         files={"file": ("batch.jsonl", "\n".join(lines).encode() + b"\n", "application/jsonl")},
     )
@@ -390,7 +396,7 @@ async def _openai_submit(group: _Group) -> dict[str, Any]:
         "endpoint": "/v1/chat/completions",
         "completion_window": "24h",
     }
-    made = await _send(group, "POST", f"{_base(group)}/batches", json=body)
+    made = await _send(group, "POST", _at(group, "/batches"), json=body)
     found = _http.json_body(group.spec, made)
     return {"provider": "openai", "batch_id": found["id"], "input_file_id": file_id}
 
@@ -402,7 +408,7 @@ async def _openai_results(group: _Group, final: Mapping[str, Any]) -> dict[str, 
     out: dict[str, Any] = {}
     for field in ("error_file_id", "output_file_id"):  # a later output line wins
         if final.get(field):
-            raw = await _send(group, "GET", f"{_base(group)}/files/{final[field]}/content")
+            raw = await _send(group, "GET", _at(group, f"/files/{final[field]}/content"))
             out.update(
                 {str(x.get("custom_id")): x for x in _lines(raw.content, "result file", "openai")}
             )
@@ -414,9 +420,7 @@ async def _anthropic_submit(group: _Group) -> dict[str, Any]:
         {"custom_id": cid, "params": group.spec.encode(sent, False)}
         for _, cid, sent, _ in group.items
     ]
-    made = await _send(
-        group, "POST", f"{_base(group)}/messages/batches", json={"requests": requests}
-    )
+    made = await _send(group, "POST", _at(group, "/messages/batches"), json={"requests": requests})
     return {"provider": "anthropic", "batch_id": _http.json_body(group.spec, made)["id"]}
 
 
@@ -426,9 +430,13 @@ async def _anthropic_results(group: _Group, final: Mapping[str, Any]) -> dict[st
         return {}
     if urlsplit(url)[:2] != urlsplit(_base(group))[:2]:  # the key goes only where it went before
         raise ProviderError(
-            f"anthropic's results_url {url} is not on {_base(group)}: not sent the API key",
+            f"anthropic's results_url {mask_url(url)} is not on {mask_url(_base(group))}: "
+            "not sent the API key",
             provider="anthropic",
         )
+    query = _base(group).partition("?")[2]
+    if query and "?" not in url:  # a gateway's query (its key, say) goes on every request
+        url = f"{url}?{query}"
     raw = await _send(group, "GET", url)
     return {str(x.get("custom_id")): x for x in _lines(raw.content, "results", "anthropic")}
 

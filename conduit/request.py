@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import weakref
@@ -532,8 +533,46 @@ _CREDENTIAL_WORDS = frozenset(
     ("secret", "password", "passwd", "apikey", "credential", "credentials")
 )
 _CREDENTIAL_NAMES = frozenset(
-    ("token", "access_token", "auth_token", "bearer_token", "id_token", "refresh_token")
+    (
+        "token",
+        "access_token",
+        "auth_token",
+        "bearer_token",
+        "id_token",
+        "refresh_token",
+        "session_token",
+        "hf_token",
+        "private_key",
+        "authorization",
+        "cookie",
+        "bearer",
+    )
 )
+_AWS_FIX = (
+    "Bedrock signs with the AWS credentials of the environment: set AWS_ACCESS_KEY_ID and"
+    " AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), or AWS_PROFILE"
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def _credential_fix(name: str) -> str | None:
+    """Where the credential an option called *name* would be goes instead, or None when
+    *name* is no credential's (once per name: options are checked on every request).
+
+    >>> _credential_fix("temperature"), _credential_fix("prompt_cache_key")
+    (None, None)
+    >>> _credential_fix("accessToken")
+    "give a provider's key as api_key=..., any other credential as headers={...}"
+    """
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name).lower()
+    words = [w for w in re.split(r"[\s_.\-]+", spaced) if w]
+    if words[:1] == ["aws"]:
+        return _AWS_FIX
+    if set(words) & _CREDENTIAL_WORDS or {"api", "key"} <= set(words):
+        return "give a provider's key as api_key=..., any other credential as headers={...}"
+    if "_".join(words) in _CREDENTIAL_NAMES:
+        return "give a provider's key as api_key=..., any other credential as headers={...}"
+    return None
 
 
 def _check_options(opts: Mapping[str, Any]) -> None:
@@ -547,20 +586,10 @@ def _check_options(opts: Mapping[str, Any]) -> None:
     options: 'aws_secret_access_key' is a credential, not a model option (opt
     """
     for name in opts:
-        lowered = str(name).lower()
-        spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(name)).lower()
-        words = set(re.split(r"[\s_.\-]+", spaced))
-        if lowered.startswith("aws_"):
-            fix = (
-                "Bedrock signs with the AWS credentials of the environment: set AWS_ACCESS_KEY_ID"
-                " and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), or AWS_PROFILE"
-            )
-        elif words & _CREDENTIAL_WORDS or {"api", "key"} <= words or lowered in _CREDENTIAL_NAMES:
-            fix = "give a provider's key as api_key=..., any other credential as headers={...}"
-        else:
-            continue
-        what = f"{name!r} is a credential, not a model option (options are sent in the body)"
-        _fail("options", what, fix)
+        fix = _credential_fix(str(name))
+        if fix is not None:
+            what = f"{name!r} is a credential, not a model option (options are sent in the body)"
+            _fail("options", what, fix)
 
 
 def request(model: str, messages: Any = (), **options: Any) -> Request:
@@ -620,6 +649,7 @@ def as_request(req: Any) -> Request:
         frozen: Request = req
         if _CHECKED.get(id(req["messages"])) is not req["messages"]:  # set after the door
             frozen = _recheck(frozen)
+        _check_options(frozen["options"])  # options set after the door (cached by name)
         if "api_key" in frozen and type(frozen["api_key"]) is not Secret:  # set after the door
             frozen = frozen.set("api_key", _api_key(frozen["api_key"]))
         if _unmasked(frozen):  # headers or a base URL with credentials set after the door

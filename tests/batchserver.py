@@ -81,6 +81,7 @@ class BatchServer:
         self.created: Counter[str] = Counter()
         self.polls: Counter[str] = Counter()
         self.files: dict[str, bytes] = {}
+        self.queries: list[str] = []  # each request's query (a gateway's ?team=...), or ""
         self.batches: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()
         self.ids = itertools.count(1)
@@ -128,7 +129,9 @@ class BatchServer:
             return self._reply(h, 401, {"error": {"message": message, "type": "invalid_api_key"}})
         try:
             with self.lock:
-                status, answer = self._route(method, h.path, h.headers, body)
+                path, _, query = h.path.partition("?")
+                self.queries.append(query)
+                status, answer = self._route(method, path, h.headers, body)
         except (KeyError, ValueError, TypeError) as exc:
             status, answer = 400, {"error": {"message": f"bad request: {exc!r}", "type": "x"}}
         self._reply(h, status, answer)

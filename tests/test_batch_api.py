@@ -266,3 +266,16 @@ def test_the_stand_ins_speak_the_documented_formats():
         assert set(theirs) - {"archived_at"} <= set(ours)
     finally:
         s.close()
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_a_gateways_query_goes_on_every_batch_request(server, provider, tmp_path):
+    """A base URL with a query (a gateway's team, or its key) reaches every endpoint of the
+    batch API with it, after the path: the upload, the create, each poll and the results."""
+    reqs = [
+        c.request(MODELS[provider], f"q{i}", base_url=f"{server.url}?team=blue", api_key=server.key)
+        for i in range(3)
+    ]
+    out = c.batch(fast(provider), reqs, checkpoint=tmp_path / "run.jsonl", progress=False)
+    assert [c.content(ctx) for ctx in out] == [f"answer to q{i}" for i in range(3)]
+    assert len(server.queries) >= 4 and set(server.queries) == {"team=blue"}, server.queries

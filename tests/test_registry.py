@@ -265,3 +265,30 @@ def test_a_cache_hit_sends_nothing():
     c.call(req)
     shown = c.wire(req)
     assert shown["cache_hit"] and c.content(shown["response"]) == "cached answer"
+
+
+WIRES = [
+    (info.name, kind)
+    for info in registry.PROVIDERS
+    if info.name != "mock"
+    for kind in ("chat", "stream", "embeddings")
+    if kind != "embeddings" or info.embeddings
+]
+
+
+@pytest.mark.parametrize(("name", "kind"), WIRES)
+def test_a_base_urls_query_goes_after_the_path_on_every_wire(name, kind, monkeypatch):
+    """A gateway's ``?team=blue`` (or a key in the query) is sent at the end of the URL, after
+    the path the provider adds, whatever that path holds (Gemini's ``?alt=sse``)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-example")
+    base = "https://gw.example/root?team=blue&key=sk-in-the-query"
+    if kind == "embeddings":
+        req = c.embedding_request(f"{name}:some-model", ["a"], base_url=base, api_key="sk-x")
+    else:
+        req = c.request(f"{name}:some-model", "hi", base_url=base, api_key="sk-x")
+    url = c.wire(req, stream=kind == "stream")["url"]
+    head, _, query = url.partition("?")
+    assert head.startswith("https://gw.example/root/") and "team" not in head, url
+    assert query.endswith("team=blue&key=***") and url.count("?") == 1, url
+    assert "sk-in-the-query" not in repr(req) + url

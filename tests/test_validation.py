@@ -425,12 +425,18 @@ CREDENTIAL_OPTIONS = [
     "apiKey",
     "x_api_key",
     "access_token",
+    "accessToken",
+    "refreshToken",
+    "private_key",
+    "session_token",
+    "authorization",
+    "Cookie",
     "token",
 ]
 
 
 @pytest.mark.parametrize("name", CREDENTIAL_OPTIONS)
-@pytest.mark.parametrize("way", ["c.request", "plain dict", "set_options"])
+@pytest.mark.parametrize("way", ["c.request", "plain dict", "set_options", "set after the door"])
 def test_a_credential_given_as_an_option_is_refused_by_name_never_echoed(name, way):
     """Options go in the request body (a provider may quote them in an error) and in repr:
     a credential there is refused at once, naming the option and where it belongs."""
@@ -440,8 +446,10 @@ def test_a_credential_given_as_an_option_is_refused_by_name_never_echoed(name, w
             c.request("bedrock:anthropic.claude-3-haiku", "hi", **{name: secret})
         elif way == "plain dict":
             as_request({"model": "m", "options": {name: secret}})
-        else:
+        elif way == "set_options":
             set_options({name: secret})
+        else:  # refused when next used, before anything is sent
+            c.mock_call(c.request("m", "hi").set("options", freeze({name: secret})))
     said = str(caught.value)
     assert f"'{name}' is a credential" in said and secret not in said
     assert ("AWS_PROFILE" in said) == name.startswith("aws_")

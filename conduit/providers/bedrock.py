@@ -692,9 +692,8 @@ def chat_url(base: str, req: Request, stream: bool) -> str:
     'https://bedrock-runtime.us-east-1.amazonaws.com/model/us.amazon.nova-micro-v1%3A0/converse'
     """
     root = base or f"https://bedrock-runtime.{_region(req)}.amazonaws.com"
-    return (
-        f"{root}/model/{quote(req['model'], safe='')}/{'converse-stream' if stream else 'converse'}"
-    )
+    path = f"/model/{quote(req['model'], safe='')}/{'converse-stream' if stream else 'converse'}"
+    return _http.joined_url(root, lambda at: at + path)
 
 
 class _MaskToken(logging.Filter):

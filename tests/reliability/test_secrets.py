@@ -30,6 +30,7 @@ from toolz import pipe
 import conduit as c
 from conduit._data import _URL_LOGGERS, _url_filter, is_credential, reveal
 from conduit._types import Request
+from conduit.mcp import _http_target, server_spec
 from conduit.middleware import middlewares
 from conduit.request import as_request
 from tests.serving import serving
@@ -475,6 +476,27 @@ def test_a_key_in_the_base_urls_query_is_sent_and_leaks_nowhere(given, server, s
     assert path == f"/{first}/ok/v1/chat/completions?key={key}&team=blue"  # sent whole
     assert any(r.name == "httpx" and "key=***" in r.getMessage() for r in sinks.handler.records)
     sinks.display("context", ctx)
+    sinks.assert_clean(key)
+
+
+def test_a_logged_error_quoting_a_keyed_url_is_masked_with_its_traceback(sinks):
+    """The MCP SDK logs a failed GET with ``exc_info``, and httpx2's error text quotes the
+    URL: the traceback is masked too, and the punctuation around a URL is kept."""
+    key = _canary()
+    no_log_filter()
+    url = f"http://127.0.0.1:9/mcp?api_key={key}"
+
+    _http_target(server_spec(url))  # what connecting does first: the filter goes on
+    log = logging.getLogger("httpx2")
+    try:
+        raise RuntimeError(f"Client error '405 Method Not Allowed' for url '{url}'")
+    except RuntimeError:
+        log.debug("GET stream error", exc_info=True)
+    log.info("see (%s), then <%s>, retrying", url, url)
+    shown = [logging.Formatter("%(message)s").format(r) for r in sinks.handler.records]
+    assert any("for url 'http://127.0.0.1:9/mcp?api_key=***'" in s for s in shown), shown
+    masked = "http://127.0.0.1:9/mcp?api_key=***"
+    assert f"see ({masked}), then <{masked}>, retrying" in shown
     sinks.assert_clean(key)
 
 
