@@ -462,7 +462,7 @@ def _unmasked(req: Request) -> bool:
     return base is not None and (
         not isinstance(base, str)
         or split_userinfo(base)[1] is not None
-        or (type(base) is not MaskedURL and bool(query_secrets(base)))
+        or ("?" in base and type(base) is not MaskedURL and bool(query_secrets(base)))
     )
 
 

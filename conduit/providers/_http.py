@@ -202,9 +202,11 @@ def joined_url(base: str, build: Callable[[str], str]) -> str:
     >>> joined_url("https://h/v1beta?key=k", lambda b: b + "/m:streamGenerateContent?alt=sse")
     'https://h/v1beta/m:streamGenerateContent?alt=sse&key=k'
     """
-    base, mark, query = base.partition("?")
+    if "?" not in base:
+        return build(base)
+    base, _, query = base.partition("?")
     url = build(base.rstrip("/"))
-    return url if not mark else f"{url}{'&' if '?' in url else '?'}{query}"
+    return f"{url}{'&' if '?' in url else '?'}{query}"
 
 
 def _url(path: str, root: bool, base: str) -> str:
@@ -217,7 +219,8 @@ def chat_url(spec: Provider, req: Request, stream: bool) -> str:
     """The URL of a chat call (or stream) for *req*."""
     if spec.url is not None:
         return spec.url(base_of(spec, req), req, stream)
-    return joined_url(base_of(spec, req), partial(_url, spec.path, False))
+    base = base_of(spec, req)
+    return base + spec.path if "?" not in base else joined_url(base, lambda at: at + spec.path)
 
 
 def embed_url(spec: Provider, req: Request) -> str:
