@@ -8,7 +8,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import attrs
 from pyrsistent import PMap, PVector, pmap, pvector
@@ -16,6 +16,7 @@ from pyrsistent import PMap, PVector, pmap, pvector
 __all__ = [
     "MaskedURL",
     "Secret",
+    "basic_forms",
     "freeze",
     "freeze_map",
     "hide_url_secrets_in_logs",
@@ -24,6 +25,7 @@ __all__ = [
     "masked",
     "peek",
     "query_secrets",
+    "request_secrets",
     "reveal",
     "secret_problem",
     "split_userinfo",
@@ -173,7 +175,11 @@ def is_credential(name: str) -> bool:
 #: (``api_key``, ``subscription-key``, ``accessToken``), not inside other words (``keyword``,
 #: ``--tokens``); a name ending in file, path or dir names where a secret is, not the secret.
 _SECRET_WORDS = frozenset(
-    ("key", "apikey", "token", "auth", "password", "passwd", "secret", "sig", "signature", "code")
+    (
+        *("key", "keys", "apikey", "token", "auth", "authorization", "bearer", "jwt"),
+        *("password", "passwd", "passphrase", "secret", "credential", "credentials"),
+        *("session", "cookie", "sig", "signature", "code"),
+    )
 )
 _NOT_SECRET = frozenset(("file", "path", "dir"))
 
@@ -244,12 +250,36 @@ def mask_url(url: str) -> str:
     return f"{head}?{shown}{hash_}{fragment}"
 
 
+def _authority(rest: str) -> tuple[str, str, str]:
+    """*rest* (a URL after its ``scheme://``) as (authority, ``"/"`` or ``""``, path).
+
+    A password holding an unencoded ``/`` (``bob:pa/ss@host``: httpx refuses it as an invalid
+    port, quoting the password) is read as userinfo: when what precedes the first ``/`` is no
+    ``host:port``, the authority runs to the last ``@`` before the query.
+
+    >>> _authority("bob:pa/ss@host:8080/v1")
+    ('bob:pa/ss@host:8080', '/', 'v1')
+    >>> _authority("host:8080/v1/@scope/pkg")
+    ('host:8080', '/', 'v1/@scope/pkg')
+    """
+    authority, slash, path = rest.partition("/")
+    if "@" in authority or ":" not in authority or authority.startswith("["):
+        return authority, slash, path
+    port = authority.rpartition(":")[2]
+    head = re.split(r"[\s?#]", rest, maxsplit=1)[0]
+    if port.isdigit() or "@" not in head:
+        return authority, slash, path
+    cut = head.rindex("@")
+    host, slash, path = rest[cut + 1 :].partition("/")
+    return f"{rest[:cut]}@{host}", slash, path
+
+
 def _mask_userinfo(text: str) -> str:
     """*text* with the ``user:password@`` of the URL it starts with (or holds) as ``***@``."""
     scheme, sep, rest = text.partition("://")
     if not sep:
         return text
-    authority, slash, path = rest.partition("/")
+    authority, slash, path = _authority(rest)
     if "@" not in authority:
         return text
     return f"{scheme}://***@{authority.rpartition('@')[2]}{slash}{path}"
@@ -277,7 +307,7 @@ def split_userinfo(url: str) -> tuple[str, str | None]:
     ('http://localhost:11434/v1', None)
     """
     scheme, sep, rest = url.partition("://")
-    authority, slash, path = rest.partition("/")
+    authority, slash, path = _authority(rest)
     if not sep or "@" not in authority:
         return url, None
     userinfo, _, host = authority.rpartition("@")
@@ -286,17 +316,64 @@ def split_userinfo(url: str) -> tuple[str, str | None]:
     return f"{scheme}://{host}{slash}{path}", "Basic " + base64.b64encode(pair).decode("ascii")
 
 
+def request_secrets(req: Mapping[str, Any]) -> list[str]:
+    """Return the secrets *req* holds, for sinks that mask text they did not build (a batch
+    checkpoint, the call log): its key, its credential headers (a Basic value's password
+    too) and its base URL's credentials, each as given and stripped.
+
+    >>> request_secrets({"api_key": Secret("sk-1"), "base_url": "https://h/v1?key=k-2"})
+    ['sk-1', 'k-2']
+    """
+    found = [reveal(req.get("api_key"))]
+    for name, value in (req.get("headers") or {}).items():
+        if isinstance(value, Secret) or is_credential(str(name)):
+            found += [reveal(value), *_basic_password(reveal(value))]
+    found += url_secrets(str(req.get("base_url") or ""))
+    plain = [s for raw in found if isinstance(raw, str) for s in (raw, raw.strip()) if s]
+    return list(dict.fromkeys(plain))
+
+
+def _basic_password(header: Any) -> list[str]:
+    """The password inside an ``Authorization: Basic`` value (a URL's ``user:password``)."""
+    scheme, _, token = str(header).partition(" ")
+    if scheme.lower() != "basic":
+        return []
+    try:
+        return [base64.b64decode(token).decode().partition(":")[2]]
+    except ValueError:
+        return []
+
+
+def basic_forms(url: str) -> list[str]:
+    """Return the ``Authorization: Basic`` token a URL's ``user:password@`` is sent as (what a
+    server quoting the header shows), or none.
+
+    >>> basic_forms("http://bob:pw@h/v1"), basic_forms("http://h/v1")
+    (['Ym9iOnB3'], [])
+    """
+    basic = split_userinfo(url)[1]
+    return [basic.partition(" ")[2]] if basic else []
+
+
 def query_secrets(url: str) -> list[str]:
     """Return the values of a URL's credential-named query parameters (``?key=...``), as
-    written and decoded.
+    written, decoded, and percent-encoded as httpx sends them (a space as ``%20``).
 
     >>> query_secrets("https://h/mcp?api_key=sk%2B1&v=2"), query_secrets("https://h/v1?v=2")
     (['sk%2B1', 'sk+1'], [])
+    >>> query_secrets("https://h/v1?key=a b")
+    ['a b', 'a%20b']
     """
     found: list[str] = []
     for value in _query_values(url.partition("?")[2]):
-        found += [value, unquote(value)]
+        for form in (value, unquote(value), quote(value, safe=_QUERY_SAFE)):
+            if form not in found:
+                found.append(form)
     return found
+
+
+# What httpx leaves as it is in a query (RFC 3986's sub-delims, ":@/?" and a "%" already there).
+_QUERY_SAFE = "!$&'()*+,;=:@/?%"
 
 
 def url_secrets(url: str) -> list[str]:
@@ -316,7 +393,7 @@ def userinfo_secrets(url: str) -> list[str]:
     >>> userinfo_secrets("https://bob:p%40ss@h/v1"), userinfo_secrets("https://h/v1")
     (['bob:p%40ss', 'bob:p@ss', 'bob', 'p@ss', 'bob', 'p%40ss'], [])
     """
-    authority = url.partition("://")[2].partition("/")[0]
+    authority = _authority(url.partition("://")[2])[0]
     if "@" not in authority:
         return []
     raw = authority.rpartition("@")[0]

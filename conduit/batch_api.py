@@ -335,7 +335,7 @@ async def _send(group: _Group, method: str, url: str, **kwargs: Any) -> httpx.Re
         headers.pop("Content-Type")  # httpx writes the multipart boundary
     try:
         r = await (await _http.aclient()).request(method, url, headers=headers, **kwargs)
-    except httpx.HTTPError as exc:
+    except _http.TRANSPORT_ERRORS as exc:
         raise _http.transport_error(spec, exc, req) from exc
     if r.status_code >= 400:
         raise _http.status_error(spec, req, r.status_code, r.headers, r.content, r.request.headers)

@@ -14,7 +14,6 @@ records one item as usual and ``note(record)`` appends a ``{"batch": record}`` l
 
 from __future__ import annotations
 
-import base64
 import concurrent.futures
 import inspect
 import json
@@ -24,11 +23,10 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any, TextIO
-from urllib.parse import urlsplit
 
 from pyrsistent import PVector, pvector
 
-from conduit._data import Secret, freeze_map, is_credential, reveal, thaw
+from conduit._data import freeze_map, request_secrets, thaw
 from conduit._files import append_line, corrupt, open_append, read_jsonl
 from conduit._types import Request
 from conduit.cache import cache_key
@@ -123,25 +121,8 @@ def _secrets(req: Request) -> list[str]:
     """The secrets a checkpoint line must not hold: the request's key, credential headers and
     URL password, and the providers' keys in the environment (what a call without ``api_key``
     sends). Errors should never hold them; this is the last line of defence."""
-    found = [reveal(req.get("api_key"))]
-    for name, value in (req.get("headers") or {}).items():
-        if isinstance(value, Secret) or is_credential(str(name)):
-            found += [reveal(value), *_basic_password(reveal(value))]
-    found.append(urlsplit(str(req.get("base_url") or "")).password)
-    found += secret_values()
-    plain = {s for raw in found if isinstance(raw, str) for s in (raw, raw.strip())}
-    return sorted((s for s in plain if len(s) >= 8), key=len, reverse=True)
-
-
-def _basic_password(header: Any) -> list[str]:
-    """The password inside an ``Authorization: Basic`` value (a URL's ``user:password``)."""
-    scheme, _, token = str(header).partition(" ")
-    if scheme.lower() != "basic":
-        return []
-    try:
-        return [base64.b64decode(token).decode().partition(":")[2]]
-    except ValueError:
-        return []
+    found = {*request_secrets(req), *secret_values()}
+    return sorted((s for s in found if len(s) >= 8), key=len, reverse=True)
 
 
 def _scrub(line: str, secrets: list[str]) -> str:

@@ -75,6 +75,14 @@ def default_path(environ: Mapping[str, str] | None = None) -> Path | None:
     return base / "conduit" / "logs.db"
 
 
+def _held(ctx: Mapping[str, Any] | None) -> list[str]:
+    """The credentials a call's context holds, longest first (short ones are left alone)."""
+    from conduit._data import request_secrets
+
+    found = request_secrets(ctx) if ctx is not None else []
+    return sorted((s for s in found if len(s) >= 6), key=len, reverse=True)
+
+
 def _secrets(environ: Mapping[str, str], extra: Iterable[str]) -> list[str]:
     from conduit.registry import secret_values
 
@@ -97,10 +105,10 @@ class Log:
     def close(self) -> None:
         self._db.close()
 
-    def _mask(self, text: str | None) -> str | None:
+    def _mask(self, text: str | None, more: Sequence[str] = ()) -> str | None:
         if text is None:
             return None
-        for secret in self._secrets:  # as given, and as the messages' JSON escapes it
+        for secret in [*more, *self._secrets]:  # as given, and as the messages' JSON escapes it
             for form in (secret, json.dumps(secret)[1:-1]):
                 text = text.replace(form, "***")
         return text
@@ -124,6 +132,11 @@ class Log:
         from conduit.request import content
 
         resp = ctx.get("response") if ctx is not None else None
+        held = _held(ctx)  # the call's own credentials (a base URL's key, say), besides the env's
+
+        def mask(text: str | None) -> str | None:
+            return self._mask(text, held)
+
         usage = (resp or {}).get("usage") or {}
         row = {
             "id": uuid.uuid4().hex[:12],
@@ -131,16 +144,16 @@ class Log:
             "started": started,
             "command": command,
             "model": model,
-            "system": self._mask(system),
-            "prompt": self._mask(prompt) or "",
-            "messages": self._mask(conversation_to_json(list(messages))) or "[]",
-            "answer": self._mask(content(resp)) if resp is not None else None,
+            "system": mask(system),
+            "prompt": mask(prompt) or "",
+            "messages": mask(conversation_to_json(list(messages))) or "[]",
+            "answer": mask(content(resp)) if resp is not None else None,
             "input_tokens": usage.get("input_tokens"),
             "output_tokens": usage.get("output_tokens"),
             "cost": ctx.get("cost") if ctx is not None else None,
             "latency_ms": round(latency * 1000),
             "attempts": ctx.get("attempts") if ctx is not None else None,
-            "error": self._mask(_one_line(error)) if error is not None else None,
+            "error": mask(_one_line(error)) if error is not None else None,
         }
         keys = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)

@@ -151,7 +151,7 @@ def _arg_secrets(args: Sequence[str]) -> list[str]:
     "Authorization: Bearer ..."``), and what URLs in it hold (``?key=``, ``user:pw@``).
 
     >>> _arg_secrets(["server.py", "--api-key", "sk-1", "--token=t2", "-v", "https://h/?key=k3"])
-    ['sk-1', 't2', 'k3', 'k3']
+    ['sk-1', 't2', 'k3']
     >>> _arg_secrets(["-e", "GITHUB_TOKEN=ghp_1", "--header", "Authorization: Bearer b2"])
     ['ghp_1', 'Bearer b2', 'b2']
     >>> _arg_secrets(["--tokens", "4096", "--auth-file", "a.json", "--keyword", "x"])

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import attrs
 
-from conduit._data import is_credential
+from conduit._data import basic_forms, is_credential, url_secrets
 from conduit.errors import ValidationError
 
 __all__ = [
@@ -286,14 +286,23 @@ def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
     """Return the values of the environment variables that hold provider credentials, for the
     sinks that mask them in text they did not build (the call log, a batch checkpoint): every
     provider's key variable and the credentials among its other variables (a second key name,
-    AWS's keys and tokens; not a profile's name nor a file's path), longest first.
+    AWS's keys and tokens; not a profile's name nor a file's path), and the credentials in its
+    base URL variable (``user:password@``, with its Basic form, and ``?key=...``), longest first.
 
     >>> secret_values({"GOOGLE_API_KEY": "AIza-1234", "AWS_PROFILE": "dev", "HOME": "/h"})
     ['AIza-1234']
+    >>> secret_values({"MISTRAL_BASE_URL": "https://gw.example/v1?key=k-1234"})
+    ['k-1234']
     """
     env = os.environ if environ is None else environ
     found = {env[n] for n in _SECRET_VARIABLES if env.get(n)}
+    for name in _BASE_URL_VARIABLES:
+        if env.get(name):
+            found.update(url_secrets(env[name]), basic_forms(env[name]))
     return sorted(found, key=len, reverse=True)
+
+
+_BASE_URL_VARIABLES = tuple(sorted({p.base_url_env for p in PROVIDERS if p.base_url_env}))
 
 
 _SECRET_VARIABLES = tuple(

@@ -23,6 +23,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import threading
 import time
 import weakref
@@ -63,6 +64,7 @@ from conduit.errors import (
 from conduit.providers._wire import Decoder, Framer, Wire
 
 __all__ = [
+    "TRANSPORT_ERRORS",
     "Provider",
     "aclient",
     "aopen_stream",
@@ -550,11 +552,27 @@ async def aclient() -> httpx.AsyncClient:
     return found
 
 
-def transport_error(spec: Provider, exc: httpx.HTTPError, req: Request | None = None) -> Exception:
+#: What the transport shells catch: httpx's errors, and a URL httpx cannot parse (raised
+#: before any request, and not an ``httpx.HTTPError``).
+TRANSPORT_ERRORS = (httpx.HTTPError, httpx.InvalidURL)
+
+
+def transport_error(
+    spec: Provider, exc: httpx.HTTPError | httpx.InvalidURL, req: Request | None = None
+) -> Exception:
     """Return the Conduit error for a transport failure; the request's secrets are masked in it
     and in *exc*'s chain (h11 puts an illegal header's value in its message)."""
     hidden = secrets(spec, req) if req is not None else []
     redact_error(exc, hidden)
+    if isinstance(exc, httpx.InvalidURL):  # its text quotes the part it choked on: not shown
+        where = mask_url(base_of(spec, req)) if req is not None else "the URL"
+        variable = f" or {spec.base_url_env}" if spec.base_url_env else ""
+        return ValidationError(
+            f"{spec.name}: {where} is not a URL httpx can send ({_reason(exc)}); check base_url"
+            f"{variable}, and percent-encode reserved characters in a password "
+            "(urllib.parse.quote(password, safe=''))",
+            data={"provider": spec.name},
+        )
     late = overdue(req, slack=0.01) if req is not None else None
     if isinstance(exc, httpx.TimeoutException) and late is not None:
         return late
@@ -576,6 +594,15 @@ def transport_error(spec: Provider, exc: httpx.HTTPError, req: Request | None = 
         ),
         data={"provider": spec.name},
     )
+
+
+def _reason(exc: Exception) -> str:
+    """httpx's reason with what it quotes left out (``Invalid port: '...'`` -> ``Invalid port``).
+
+    >>> _reason(httpx.InvalidURL("Invalid port: 'pa'"))
+    'Invalid port'
+    """
+    return re.sub(r"\s*:?\s*'[^']*'", "", str(exc)).strip() or type(exc).__name__
 
 
 def _sent_credentials(sent: httpx.Headers | None) -> list[str]:
@@ -628,7 +655,7 @@ def post(spec: Provider, req: Request, url: str, headers: dict[str, str], body: 
     """POST *body* for *req* and return the response (the sync effect shell)."""
     try:
         return client().post(_parsed(url), content=body, headers=headers, timeout=_timeout(req))
-    except httpx.HTTPError as exc:
+    except TRANSPORT_ERRORS as exc:
         raise transport_error(spec, exc, req) from exc
 
 
@@ -640,7 +667,7 @@ async def apost(
         return await (await aclient()).post(
             _parsed(url), content=body, headers=headers, timeout=_timeout(req)
         )
-    except httpx.HTTPError as exc:
+    except TRANSPORT_ERRORS as exc:
         raise transport_error(spec, exc, req) from exc
 
 
@@ -691,7 +718,7 @@ def open_stream(spec: Provider, req: Request) -> Iterator[bytes]:
             if r.status_code >= 400:
                 raise status_error(spec, req, r.status_code, r.headers, r.read(), r.request.headers)
             yield from r.iter_bytes()
-    except httpx.HTTPError as exc:
+    except TRANSPORT_ERRORS as exc:
         raise transport_error(spec, exc, req) from exc
 
 
@@ -708,7 +735,7 @@ async def aopen_stream(spec: Provider, req: Request) -> AsyncIterator[bytes]:
                 )
             async for chunk in r.aiter_bytes():
                 yield chunk
-    except httpx.HTTPError as exc:
+    except TRANSPORT_ERRORS as exc:
         raise transport_error(spec, exc, req) from exc
 
 

@@ -16,6 +16,7 @@ import base64
 import functools
 import json
 import logging
+import time
 import traceback
 import uuid
 from collections import Counter
@@ -23,11 +24,13 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from toolz import pipe
 
 import conduit as c
+from conduit import calllog
 from conduit._data import _URL_LOGGERS, _url_filter, is_credential, reveal
 from conduit._types import Request
 from conduit.mcp import _http_target, server_spec
@@ -63,11 +66,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, CHAT)
         elif action == "503":
             self._send(503, {"error": {"message": "overloaded, try later"}})
+        elif action == "echoanswer":  # an answer quoting what was sent: the URL, credentials
+            said = "; ".join(
+                f"{k}: {_plain(k, v)}" for k, v in self.headers.items() if is_credential(k)
+            )
+            answer = json.loads(json.dumps(CHAT))
+            answer["choices"][0]["message"]["content"] = f"you sent {self.path} with {said}"
+            self._send(200, answer)
         else:  # echo401: what OpenAI does with a wrong key, for every credential received
             said = "; ".join(
                 f"{k}: {_plain(k, v)}" for k, v in self.headers.items() if is_credential(k)
             )
-            message = f"Incorrect API key provided: {said}. You can find your API key at ..."
+            message = (
+                f"Incorrect API key provided: {said} (to {self.path}). You can find your API "
+                "key at ..."
+            )
             body = {
                 "error": {
                     "message": message,
@@ -498,6 +511,78 @@ def test_a_logged_error_quoting_a_keyed_url_is_masked_with_its_traceback(sinks):
     masked = "http://127.0.0.1:9/mcp?api_key=***"
     assert f"see ({masked}), then <{masked}>, retrying" in shown
     sinks.assert_clean(key)
+
+
+URL_SECRETS = {  # how a credential can sit in a base URL, each with its canary
+    "query key": lambda s: ("", f"?key={s}"),
+    "query key with a space": lambda s: ("", f"?api_key={s}%20tail"),
+    "query key httpx encodes": lambda s: ("", f"?key={s} <tail>"),
+    "authorization parameter": lambda s: ("", f"?authorization={s}&team=blue"),
+    "passphrase parameter": lambda s: ("", f"?passphrase={s}"),
+    "password with a slash": lambda s: (f"bob:{s}/x@", ""),
+    "password with an at sign": lambda s: (f"bob:{s}@x@", ""),
+}
+
+
+@pytest.mark.parametrize("shape", list(URL_SECRETS))
+@pytest.mark.parametrize("given", ["base_url", "OPENAI_BASE_URL"])
+def test_a_credential_in_the_url_leaks_nowhere_when_the_server_quotes_it(
+    shape, given, server, sinks, monkeypatch
+):
+    """A base URL's credential (given to the request, or in the provider's variable) reaches
+    the server, which quotes it back in a 401 and in an answer: the error, the logs, the
+    displays, the batch checkpoint and the call log hold it masked."""
+    canary, first, second = _canary(), _id(), _id()
+    userinfo, query = URL_SECRETS[shape](canary)
+
+    def url(test_id: str, plan: str) -> str:
+        return server.url(test_id, plan, userinfo) + query
+
+    def request(test_id: str, plan: str) -> Request:
+        if given == "base_url":
+            return c.request("gpt-4o-mini", "hi", base_url=url(test_id, plan), api_key="sk-x")
+        monkeypatch.setenv("OPENAI_BASE_URL", url(test_id, plan))
+        return c.request("gpt-4o-mini", "hi", api_key="sk-x")
+
+    req = request(first, "echo401")
+    sinks.display("request", req)
+    sinks.texts["wire"] = repr(c.wire(req))
+    with pytest.raises(c.AuthenticationError) as caught:
+        c.call(pipe(req, c.with_logging))
+    sent = server.received[first][0]
+    assert canary in unquote(sent[":path"]) + _plain("authorization", sent["authorization"])
+    sinks.error("echo401", caught.value)
+    answered = request(second, "echoanswer")
+    out = c.batch(c.call, [answered], checkpoint=sinks.folder / "ck.jsonl", progress=False)
+    assert "you sent" in c.content(out[0])  # the answer, quoting it, is the user's to see
+    log = calllog.open_log(sinks.folder / "logs.db")
+    assert log is not None
+    try:
+        log.record(
+            conversation="c1",
+            command="chat",
+            model="openai:gpt-4o-mini",
+            prompt="hi",
+            messages=[c.user("hi"), c.assistant(c.content(out[0]))],
+            ctx=out[0],
+            started=time.time(),
+            latency=0.1,
+        )
+    finally:
+        log.close()
+    pairs = [f"bob:{canary}/x", f"bob:{canary}@x"]  # as the Basic header carries them
+    sinks.assert_clean(canary, *(base64.b64encode(p.encode()).decode() for p in pairs))
+
+
+def test_a_url_httpx_cannot_parse_is_a_clear_error_that_quotes_nothing(sinks):
+    canary = _canary()
+    req = c.request("gpt-4o-mini", "hi", base_url=f"http://127.0.0.1:{canary}/v1", api_key="k-1")
+    with pytest.raises(c.ValidationError, match=r"is not a URL httpx can send \(Invalid port\)"):
+        c.call(req)
+    with pytest.raises(c.ValidationError) as caught:
+        list(c.openai_stream(req))
+    sinks.error("invalid", caught.value)
+    assert "percent-encode" in str(caught.value)
 
 
 @pytest.mark.parametrize("shape", ["trailing newline", "non-ASCII", "newline inside"])
