@@ -103,14 +103,20 @@ def schema_flow(
         ctx: Request = yield sent
         _refused(ctx)
         text = content(ctx)
-        via_tool = [t for t in tool_calls(ctx) if t["name"] == _safe(name)]
-        if via_tool:  # Anthropic answers through a forced tool call
+        calls = tool_calls(ctx)
+        via_tool = [t for t in calls if t["name"] == _safe(name)]
+        if calls and not via_tool:  # the model uses the caller's tools first: not an answer yet
+            return ctx
+        if via_tool:  # Anthropic and Bedrock answer through the answer tool
             value, error = thaw(via_tool[0]["arguments"]), via_tool[0].get("arguments_error")
         else:
             value, error = parse_json(text)
         problems = [error] if error else validate(schema, value)
         if not problems:
-            done: Request = ctx.update({"parsed": build(value), "schema_attempts": attempt + 1})
+            answered = _as_text(ctx, via_tool[0], value) if via_tool else ctx
+            done: Request = answered.update(
+                {"parsed": build(value), "schema_attempts": attempt + 1}
+            )
             return done
         feedback = (
             "Your answer did not match the required JSON schema: "
@@ -126,6 +132,39 @@ def schema_flow(
         + "; ".join(problems),
         data={"content": text, "problems": problems},
     )
+
+
+def _as_text(ctx: Request, call: Mapping[str, Any], value: Any) -> Request:
+    """*ctx* with an answer given through the answer tool recorded as the JSON text it stands
+    for: the tool is the middleware's way of asking, not part of the conversation (a tool call
+    without its result is refused on the next turn), and the next turn may go to a provider
+    that never saw the tool.
+
+    >>> from conduit.response import make_response, make_tool_call
+    >>> call = make_tool_call("t1", "city", {"name": "Paris"})
+    >>> ctx = freeze({"response": make_response(tool_calls=[call])})
+    >>> resp = _as_text(ctx, call, {"name": "Paris"})["response"]
+    >>> resp["content"], len(resp["tool_calls"]), resp["stop_reason"]
+    ('{"name": "Paris"}', 0, 'end_turn')
+    """
+    resp = ctx["response"]
+    rest = [t for t in resp.get("tool_calls") or () if t.get("id") != call.get("id")]
+    answer = json.dumps(value, ensure_ascii=False)
+    before = resp.get("content") or ""
+    if isinstance(before, str):
+        text: Any = f"{before}\n\n{answer}" if before.strip() else answer
+    else:  # blocks (reasoning before the answer): the answer as one more text block
+        text = [*before, {"type": "text", "text": answer}]
+    stop = resp.get("stop_reason")
+    changed = resp.update(
+        {
+            "content": freeze(text),
+            "tool_calls": freeze(rest),
+            "stop_reason": "end_turn" if stop == "tool_use" and not rest else stop,
+        }
+    )
+    updated: Request = ctx.set("response", changed)
+    return updated
 
 
 def _refused(ctx: Request) -> None:

@@ -323,3 +323,23 @@ def test_structured_output_over_anthropic_uses_a_forced_tool_and_recovers():
         answer["is_error"] is True and "missing required property 'population'" in answer["content"]
     )
     assert ctx["parsed"] == City("Paris", 2100000) and ctx["schema_attempts"] == 2
+
+
+def test_an_agent_runs_its_tools_before_the_schema_answer():
+    """A turn that calls the caller's tools is not a wrong answer to re-ask: with_schema lets
+    it through, the agent runs the tool, and the answer after it is parsed."""
+    ran = []
+
+    def weather(city: str) -> str:
+        """The weather in a city."""
+        ran.append(city)
+        return "21C"
+
+    schema = {"type": "object", "properties": {"temp": {"type": "number"}}, "required": ["temp"]}
+    script = c.mock_script(
+        [{"tool_calls": [{"name": "weather", "arguments": {"city": "Paris"}}]}, '{"temp": 21}']
+    )
+    req = pipe(c.request("m", "Temperature in Paris?", mock=script), c.with_schema(schema))
+    ctx = c.agent(c.mock_call, [weather])(req)
+    assert ran == ["Paris"] and ctx["parsed"] == {"temp": 21} and ctx["iterations"] == 2
+    assert [m["role"] for m in script.calls[1]["messages"]] == ["user", "assistant", "tool"]

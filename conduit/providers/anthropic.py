@@ -300,9 +300,13 @@ def encode_chat(req: Request, stream: bool = False) -> dict[str, Any]:
         else:
             body[RENAMED.get(key, key)] = thaw(value)
     if answer_tool is not None:
+        own = bool(body.get("tools")) and body.get("tool_choice") != {"type": "none"}
         body["tools"] = [*body.get("tools", []), answer_tool]
         if _thinking(body):  # the API refuses a forced tool call while thinking is on
             body["tool_choice"] = {"type": "auto"}
+            body["system"] = _with_instruction(body.get("system"), answer_tool["name"])
+        elif own:  # the caller's tools first (an agent), then the answer: some tool each turn
+            body["tool_choice"] = {"type": "any"}
             body["system"] = _with_instruction(body.get("system"), answer_tool["name"])
         else:  # forced, whatever tool_choice said
             body["tool_choice"] = {"type": "tool", "name": answer_tool["name"]}

@@ -393,11 +393,15 @@ def encode_chat(req: Request, stream: bool = False) -> dict[str, Any]:
         tools = []  # "none": Converse needs the tools only to read past tool turns
     if "response_format" in options:
         answer = encode_response_format(options["response_format"])
+        own = bool(tools) and options.get("tool_choice") != "none"
         tools = [*tools, answer]
         name = answer["toolSpec"]["name"]
+        note = f"Give your final answer by calling the {name} tool with it, and nothing else."
         if _thinking(extra):  # a forced tool call is refused while thinking is on
             choice = {"auto": {}}
-            note = f"Give your final answer by calling the {name} tool with it, and nothing else."
+            body["system"] = [*system, {"text": note}]
+        elif own:  # the caller's tools first (an agent), then the answer: some tool each turn
+            choice = {"any": {}}
             body["system"] = [*system, {"text": note}]
         else:
             choice = {"tool": {"name": name}}

@@ -296,6 +296,58 @@ def test_with_schema_under_thinking_reads_json_text_too():
     assert ctx["parsed"] == {"name": "Paris"}
 
 
+def test_a_schema_answer_goes_into_the_conversation_as_json_text():
+    """The answer tool is how the middleware asks; the conversation records the answer as the
+    JSON text it stands for, so the next turn sends no tool_use without its tool_result (a
+    400 on Anthropic) and can go to any provider."""
+    answers = iter(
+        [_answer("Here it is.", {"name": "Paris"}), _answer("", {"name": "Lyon"}, "tool_use")]
+    )
+    with respx.mock:
+        route = respx.post(URL).mock(side_effect=lambda r: httpx.Response(200, json=next(answers)))
+        req = c.with_schema(CITY)(c.request("claude", "Capital of France?", api_key="k"))
+        ctx = c.anthropic_call(req)
+        assert ctx["parsed"] == {"name": "Paris"} and not c.tool_calls(ctx)
+        assert ctx["response"]["stop_reason"] == "end_turn"
+        assert [b["type"] for b in ctx["response"]["content"]] == ["reasoning", "text", "text"]
+        assert c.content(ctx).endswith('{"name": "Paris"}')
+        second = c.anthropic_call(c.reply(ctx, "And the second city?"))
+    assert second["parsed"] == {"name": "Lyon"} and c.content(second) == '{"name": "Lyon"}'
+    sent = json.loads(route.calls[1].request.content)["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    kept = sent[1]["content"]
+    assert all(b["type"] != "tool_use" for b in kept), kept
+    assert kept[-1] == {"type": "text", "text": '{"name": "Paris"}'}
+    assert second["messages"] == c.reply(ctx, "And the second city?")["messages"]
+
+
+def test_an_agent_with_its_own_tools_and_a_schema_runs_them_then_answers():
+    """With the caller's tools beside the answer tool, the model may call either (tool_choice
+    any, the answer tool named in the system prompt); a turn calling the caller's tools is not
+    an invalid answer: the agent runs them, and the next turn answers."""
+
+    def weather(city: str) -> str:
+        """The weather in a city."""
+        return f"sunny in {city}"
+
+    use = {"type": "tool_use", "id": "toolu_w", "name": "weather", "input": {"city": "Paris"}}
+    answers = iter(
+        [
+            {**_answer(""), "content": [use], "stop_reason": "tool_use"},
+            _answer("", {"name": "Paris"}),
+        ]
+    )
+    with respx.mock:
+        route = respx.post(URL).mock(side_effect=lambda r: httpx.Response(200, json=next(answers)))
+        req = c.with_schema(CITY)(c.request("claude", "Where is it sunny?", api_key="k"))
+        ctx = c.agent(c.anthropic_call, [weather])(req)
+    assert ctx["parsed"] == {"name": "Paris"} and ctx["iterations"] == 2
+    first, second = (json.loads(call.request.content) for call in route.calls)
+    assert first["tool_choice"] == {"type": "any"} and "city tool" in first["system"]
+    assert [t["name"] for t in first["tools"]] == ["weather", "city"]
+    assert second["messages"][-1]["content"][0]["content"] == "sunny in Paris"  # the tool ran
+
+
 def test_with_schema_reports_a_refusal_and_does_not_retry():
     req = c.request("claude", "Something bad", api_key="k")
     with respx.mock:

@@ -468,6 +468,11 @@ def test_response_format_is_a_forced_tool_and_auto_while_thinking():
     assert "city tool" in body["system"][-1]["text"]
     with pytest.raises(c.ValidationError, match="no response_format"):
         bedrock.encode_chat(c.request(MODEL, "hi", response_format={"type": "json_object"}))
+    tool = {"name": "weather", "description": "d", "parameters": {"type": "object"}}
+    body = encoded(c.request(MODEL, "hi", response_format=fmt, tools=[tool]))
+    assert body["toolConfig"]["toolChoice"] == {"any": {}}  # the caller's tools, or the answer
+    assert [t["toolSpec"]["name"] for t in body["toolConfig"]["tools"]] == ["weather", "city"]
+    assert "city tool" in body["system"][-1]["text"]
 
 
 def test_blocks_bedrock_cannot_take_fail_before_any_call():
