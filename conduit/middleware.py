@@ -127,11 +127,37 @@ def middleware(
 
 def _stacked(req: Mapping[str, Any]) -> list[Middleware]:
     """The recorded middleware, outermost first: the outermost-flagged ones, then the others in
-    the order recorded, then the innermost-flagged ones."""
+    the order recorded (a cache inside the schema and retrieval, :func:`_cache_inside`), then
+    the innermost-flagged ones."""
     mws = middlewares(req)
     first = [m for m in mws if m.outermost]
     last = [m for m in mws if m.innermost and not m.outermost]
-    return first + [m for m in mws if not (m.outermost or m.innermost)] + last
+    middle = [m for m in mws if not (m.outermost or m.innermost)]
+    return first + _cache_inside(middle) + last
+
+
+#: Middleware whose result keys come from the answer (``parsed``, ``sources``) and whose
+#: changes on the way in decide it (a schema format, retrieved passages).
+_ANSWER_SHAPING = frozenset(("schema", "retrieval"))
+
+
+def _cache_inside(mws: list[Middleware]) -> list[Middleware]:
+    """*mws* with any cache recorded outside a schema or retrieval moved just inside the last
+    of them: the cache keys the request the model would see (its schema format, its retrieved
+    passages), and a hit goes back out through them (parsed, given its sources) like an answer.
+
+    >>> names = lambda ms: [m.name for m in ms]
+    >>> cache, schema, retry = (Middleware(flow=None, name=n) for n in ("cache", "schema", "retry"))
+    >>> names(_cache_inside([cache, retry, schema])), names(_cache_inside([retry, cache]))
+    (['retry', 'schema', 'cache'], ['retry', 'cache'])
+    """
+    last = max((i for i, m in enumerate(mws) if m.name in _ANSWER_SHAPING), default=-1)
+    early = [i for i, m in enumerate(mws[:last]) if m.name == "cache"]
+    if not early:
+        return mws
+    moved = [m for i, m in enumerate(mws) if i not in early]
+    at = last + 1 - len(early)  # just after the last schema or retrieval (all moved were before)
+    return moved[:at] + [mws[i] for i in early] + moved[at:]
 
 
 def middlewares(req: Mapping[str, Any]) -> PVector[Middleware]:

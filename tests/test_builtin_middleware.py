@@ -225,3 +225,38 @@ def test_timeout_through_the_mock_sync_and_async():
         asyncio.run(c.mock_acall(c.with_timeout(0.05)(req)))
     with pytest.raises(c.TimeoutError):
         list(pipe(req, c.with_timeout(0.05), c.mock_stream))
+
+
+CACHED_SCHEMA = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
+
+
+def test_a_cache_recorded_outside_a_schema_and_retrieval_sits_inside_them():
+    """Recorded first (outermost), a cache still keys the request the model sees and answers
+    inside with_schema and with_retrieval: a hit is parsed and has its sources, and a plain
+    answer cached for the same words is not served to a request asking for a schema."""
+    embed = c.hash_embedder(64)
+    docs = c.add_documents(c.memory_store(), [c.document("Cats purr.", id="d")], embed)
+    ask = compose_left(
+        c.with_cache(c.MemoryCache()),
+        c.with_retrieval(c.retriever(embed, docs, k=1)),
+        c.with_schema(CACHED_SCHEMA),
+    )
+    script = c.mock_script(['{"a": "1"}'])
+    first, again = (
+        c.mock_call(ask(c.request("m", "Do cats purr?", mock=script))) for _ in range(2)
+    )
+    assert len(script.calls) == 1 and (first["cache_hit"], again["cache_hit"]) == (False, True)
+    assert again["parsed"] == first["parsed"] == {"a": "1"}
+    assert [s["document"]["id"] for s in again["sources"]] == ["d"]
+    assert again["sources"] == first["sources"]
+    assert again["messages"] == first["messages"] == [c.user("Do cats purr?")]
+    store = c.MemoryCache()
+    c.mock_call(pipe(c.request("m", "Name a colour", mock="Blue."), c.with_cache(store)))
+    typed = c.mock_call(
+        pipe(
+            c.request("m", "Name a colour", mock='{"a": "blue"}'),
+            c.with_cache(store),
+            c.with_schema(CACHED_SCHEMA),
+        )
+    )
+    assert typed["cache_hit"] is False and typed["parsed"] == {"a": "blue"}
