@@ -15,11 +15,11 @@ from typing import Any
 
 from pyrsistent import pvector
 
-from conduit._drive import Done, Effect, Emit, adrive, adrive_stream, drive, drive_stream
+from conduit._drive import Effect, Emit, adrive, adrive_stream, drive, drive_stream
 from conduit._event import Event
 from conduit._types import AsyncHandler, Flow, Handler, Request
 from conduit.errors import MaxIterationsError, ValidationError
-from conduit.middleware import scoped
+from conduit.middleware import AsyncStream, Stream, scoped
 from conduit.request import as_request, response_message, tool_calls
 from conduit.tools import arun_tool_calls, run_tool_calls, tool, with_tools
 
@@ -178,9 +178,11 @@ def aagent(
 
 def agent_stream(
     stream: Callable[[Request], Iterator[Any]], tools: Iterable[Any], *, max_iterations: int = 10
-) -> Callable[[Any], Iterator[Event]]:
+) -> Callable[[Any], Stream]:
     """Return a function yielding an agent's events as they happen: the model's stream events
-    (text deltas, tool calls) and a ``tool_result`` event for each tool run.
+    (text deltas, tool calls) and a ``tool_result`` event for each tool run. What it returns is
+    a :class:`~conduit.middleware.Stream`: once read, its ``ctx`` is the agent's final context,
+    as ``c.agent`` returns it (``c.reply(stream.ctx, ...)`` continues after the tool turns).
 
     >>> import conduit as c
     >>> def now() -> str:
@@ -195,15 +197,14 @@ def agent_stream(
     _check(max_iterations)
     specs = tuple(tool(t) for t in tools)
 
-    def run(req: Any) -> Iterator[Event]:
+    def run(req: Any) -> Stream:
         history = with_tools(specs)(as_request(req))
         flow = agent_flow(
             history, tools=specs, max_iterations=max_iterations, report=_stream_report
         )
         flow = scoped("agent", history, flow)
-        for item in drive_stream("agent_stream", flow, stream, turns=True):
-            if not isinstance(item, Done):
-                yield item
+        items = drive_stream("agent_stream", flow, stream, turns=True)
+        return Stream(items, partial(_own_tools, req))
 
     run.__name__ = run.__qualname__ = "agent_stream"
     return run
@@ -214,20 +215,19 @@ def aagent_stream(
     tools: Iterable[Any],
     *,
     max_iterations: int = 10,
-) -> Callable[[Any], AsyncIterator[Event]]:
+) -> Callable[[Any], AsyncStream]:
     """The async twin of :func:`agent_stream` (tool calls of a turn run concurrently)."""
     _check(max_iterations)
     specs = tuple(tool(t) for t in tools)
 
-    async def run(req: Any) -> AsyncIterator[Event]:
+    def run(req: Any) -> AsyncStream:
         history = with_tools(specs)(as_request(req))
         flow = agent_flow(
             history, tools=specs, max_iterations=max_iterations, report=_stream_report
         )
         flow = scoped("agent", history, flow)
-        async for item in adrive_stream("aagent_stream", flow, stream, turns=True):
-            if not isinstance(item, Done):
-                yield item
+        items = adrive_stream("aagent_stream", flow, stream, turns=True)
+        return AsyncStream(items, partial(_own_tools, req))
 
     run.__name__ = run.__qualname__ = "aagent_stream"
     return run

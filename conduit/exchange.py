@@ -20,7 +20,15 @@ from conduit._drive import arun_effects, run_effects
 from conduit._types import Request
 from conduit.embeddings import as_embeddings, embedding_request
 from conduit.errors import ValidationError
-from conduit.middleware import acall_with, astream_with, call_with, stream_with
+from conduit.middleware import (
+    AsyncStream,
+    Stream,
+    acall_with,
+    astream_with,
+    call_with,
+    stream_context,
+    stream_with,
+)
 from conduit.providers._wire import Wire
 from conduit.registry import PROVIDERS, lookup, split_model
 from conduit.request import as_request
@@ -192,6 +200,10 @@ async def aexchange_stream(default: str, req: Request, done: bool = True) -> Asy
         yield event
 
 
+def _same(ctx: Request) -> Request:
+    return ctx
+
+
 def _named(fn: Any, name: str, doc: str) -> Any:
     fn.__name__ = fn.__qualname__ = name
     fn.__module__ = __name__
@@ -211,8 +223,8 @@ def handlers(
 ) -> tuple[
     Callable[[Any], Request],
     Callable[[Any], Awaitable[Request]],
-    Callable[[Any], Iterator[Any]],
-    Callable[[Any], AsyncIterator[Any]],
+    Callable[[Any], Stream],
+    Callable[[Any], AsyncStream],
 ]:
     """Return *provider*'s call, acall, stream and astream handlers, named ``<prefix>_<kind>``.
 
@@ -239,22 +251,27 @@ def handlers(
             return await aexchange(provider, "call", caller)
         return await acall_with(abase, caller)
 
-    def stream_(req: Any) -> Iterator[Any]:
+    def stream_(req: Any) -> Stream:
         caller = as_request(req)
         if "middleware" not in caller:  # nothing to stack: the exchange's events, as they come
-            return exchange_stream(provider, caller, done=False)
-        return stream_with(sbase, caller)
+            return Stream(exchange_stream(provider, caller), _same)
+        return Stream(stream_with(sbase, caller, keep_done=True), stream_context(caller))
 
-    def astream_(req: Any) -> AsyncIterator[Any]:
+    def astream_(req: Any) -> AsyncStream:
         caller = as_request(req)
         if "middleware" not in caller:
-            return aexchange_stream(provider, caller, done=False)
-        return astream_with(asbase, caller)
+            return AsyncStream(aexchange_stream(provider, caller), _same)
+        return AsyncStream(astream_with(asbase, caller, keep_done=True), stream_context(caller))
 
     return (
         _named(call_, stem + "call", f"Call {title} for *req*, inside its middleware.{note}"),
         _named(acall_, stem + "acall", f"Call {title} for *req* (async), inside its middleware."),
-        _named(stream_, stem + "stream", f"Stream the answer of {title} to *req* as events."),
+        _named(
+            stream_,
+            stem + "stream",
+            f"Stream the answer of {title} to *req* as events (a :class:`Stream`: once read, "
+            "its ``ctx`` is the final context).",
+        ),
         _named(astream_, stem + "astream", f"Stream {title}'s answer to *req* (async)."),
     )
 

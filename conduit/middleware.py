@@ -8,7 +8,7 @@ before yielding terminates, and yielding again re-enters (retries) the inner han
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -32,7 +32,9 @@ __all__ = [
     "HISTORY",
     "OBSERVER",
     "REQUEST_KEYS",
+    "AsyncStream",
     "Middleware",
+    "Stream",
     "acall_with",
     "add_middleware",
     "astream_with",
@@ -45,6 +47,7 @@ __all__ = [
     "recorder",
     "restore",
     "scoped",
+    "stream_context",
     "stream_with",
     "with_middleware",
 ]
@@ -379,6 +382,97 @@ async def acall_with(base: AsyncHandler, req: Any) -> Request:
     return _finish(caller, await _stack(base, caller, Middleware.awrap)(caller))
 
 
+class Stream:
+    """The events of a streamed call, as they come (iterate it as any stream); once all are
+    read, :attr:`ctx` is the context the call ends with, as ``c.call`` returns it: the
+    response, what the middleware added, a history ``with_summary`` condensed, an agent's
+    whole loop. ``c.reply(stream.ctx, "next")`` continues the conversation.
+
+    >>> import conduit as c
+    >>> stream = c.mock_stream(c.request("m", "hi", mock="Hello"))
+    >>> "".join(e.get("text", "") for e in stream), c.content(stream.ctx)
+    ('Hello', 'Hello')
+    """
+
+    __slots__ = ("_done", "_events", "_finish")
+
+    def __init__(self, items: Iterator[Any], finish: Callable[[Request], Request]) -> None:
+        self._done: Done | None = None
+        self._finish = finish
+        self._events = self._run(items)
+
+    def _run(self, items: Iterator[Any]) -> Generator[Any, None, None]:
+        for item in items:
+            if type(item) is Done:
+                self._done = item  # its context is built when asked for: most never are
+            else:
+                yield item
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._events
+
+    def __next__(self) -> Any:
+        return next(self._events)
+
+    def close(self) -> None:
+        """Stop reading: the call is abandoned (its connection closed)."""
+        self._events.close()
+
+    @property
+    def ctx(self) -> Request:
+        """The final context, once every event was read."""
+        if self._done is None:
+            raise ValidationError(
+                "the stream has not ended: read all its events first (for event in stream: "
+                "...), then stream.ctx"
+            )
+        return self._finish(self._done.ctx)
+
+
+class AsyncStream:
+    """The async twin of :class:`Stream` (``async for``; then ``.ctx``)."""
+
+    __slots__ = ("_done", "_events", "_finish")
+
+    def __init__(self, items: AsyncIterator[Any], finish: Callable[[Request], Request]) -> None:
+        self._done: Done | None = None
+        self._finish = finish
+        self._events = self._run(items)
+
+    async def _run(self, items: AsyncIterator[Any]) -> AsyncGenerator[Any, None]:
+        async for item in items:
+            if type(item) is Done:
+                self._done = item
+            else:
+                yield item
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._events
+
+    async def __anext__(self) -> Any:
+        return await self._events.__anext__()
+
+    async def aclose(self) -> None:
+        """Stop reading: the call is abandoned (its connection closed)."""
+        await self._events.aclose()
+
+    @property
+    def ctx(self) -> Request:
+        """The final context, once every event was read."""
+        if self._done is None:
+            raise ValidationError(
+                "the stream has not ended: read all its events first (async for event in "
+                "stream: ...), then stream.ctx"
+            )
+        return self._finish(self._done.ctx)
+
+
+def stream_context(caller: Request) -> Callable[[Request], Request]:
+    """What a stream's final context becomes for *caller*: :func:`restore`'s, with a history
+    rewritten by the middleware adopted (as :func:`call_with` hands it back)."""
+    return functools.partial(_finish, caller)
+
+
 def stream_with(base: StreamFn, req: Any, keep_done: bool = False) -> Iterator[Any]:
     """Iterate the events of *base* for *req*, inside the middleware recorded on *req*.
 
@@ -420,9 +514,11 @@ async def _arun_stream_layer(
         yield _restored(req, item) if type(item) is Done else item
 
 
-async def astream_with(base: AsyncStreamFn, req: Any) -> AsyncIterator[Any]:
+async def astream_with(
+    base: AsyncStreamFn, req: Any, keep_done: bool = False
+) -> AsyncIterator[Any]:
     """The async twin of :func:`stream_with`."""
     caller = as_request(req)
     async for item in _stack(base, caller, _astream_layer)(caller):
-        if not isinstance(item, Done):
+        if keep_done or not isinstance(item, Done):
             yield item

@@ -10,6 +10,7 @@ from pyrsistent import PMap, pmap, pvector
 
 from conduit._data import freeze, thaw
 from conduit._event import Event, event
+from conduit.errors import ValidationError
 from conduit.request import text
 from conduit.response import make_response, make_tool_call, make_usage
 
@@ -97,6 +98,14 @@ class _Blocks:
             self.parts, self.open, self.format = [], False, None
 
 
+_TURNS = (
+    "c.collect folds the events of one model answer, and these hold several (an agent's tool "
+    "turns): to go on, read the stream to its end and use its ctx, the agent's final context "
+    "(stream = c.agent_stream(call, tools)(req); for event in stream: ...; "
+    "c.reply(stream.ctx, 'next'))"
+)
+
+
 def collect(events: Iterable[Mapping[str, Any]]) -> PMap[str, Any]:
     """Return the response that a sequence of stream events describes (one linear pass).
 
@@ -141,6 +150,8 @@ def collect(events: Iterable[Mapping[str, Any]]) -> PMap[str, Any]:
             call = calls.setdefault(e["index"], {"id": "", "name": "", "args": []})
             call.update(id=e.get("id") or call["id"], name=e.get("name") or call["name"])
         elif kind == "message_start":
+            if stop_reason is not None:  # a second answer after one ended: an agent's turns
+                raise ValidationError(_TURNS)
             model = e.get("model") or model
             rid = e.get("id") if e.get("id") is not None else rid
         elif kind == "message_end":
@@ -149,6 +160,8 @@ def collect(events: Iterable[Mapping[str, Any]]) -> PMap[str, Any]:
         elif kind == "refusal_delta":
             refusal = refusal or []
             refusal.append(e.get("text") or "")
+        elif kind == "tool_result":
+            raise ValidationError(_TURNS)
     content: Any = "".join(text_parts)
     if blocks is not None:
         blocks.text(text_parts)

@@ -1,3 +1,4 @@
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -68,3 +69,80 @@ def test_collect_of_nothing_is_an_empty_response():
 
 def test_unknown_events_are_ignored():
     assert c.collect([{"type": "ping"}, {"type": "content_delta", "text": "a"}])["content"] == "a"
+
+
+# --- a stream's final context: the next turn from a streamed one ---------------------------
+
+
+def test_a_streams_ctx_is_what_a_call_returns_and_the_next_turn_goes_on_from_it():
+    from toolz import pipe
+
+    script = c.mock_script(["Hello there", "Again"])
+    req = pipe(c.request("m", "hi", mock=script), c.with_cost)
+    stream = c.mock_stream(req)
+    with pytest.raises(c.ValidationError, match="has not ended"):
+        stream.ctx  # noqa: B018
+    assert "".join(e.get("text", "") for e in stream) == "Hello there"
+    ctx = stream.ctx
+    assert c.content(ctx) == "Hello there" and "cost" in ctx and ctx["messages"] == req["messages"]
+    second = c.mock_call(c.reply(ctx, "more"))
+    assert [m["content"] for m in script.calls[1]["messages"]] == ["hi", "Hello there", "more"]
+    assert c.content(second) == "Again"
+
+
+async def test_an_async_streams_ctx_is_its_final_context():
+    stream = c.mock_astream(c.request("m", "hi", mock="Hello"))
+    assert "".join([e.get("text", "") async for e in stream]) == "Hello"
+    assert c.content(stream.ctx) == "Hello" and stream.ctx["messages"] == [c.user("hi")]
+
+
+def test_a_streamed_agent_goes_on_after_its_tool_turns():
+    """The events of an agent's stream hold several answers: c.collect says so (its fold
+    would join them into one tool call without a result); the stream's ctx goes on."""
+
+    def now() -> str:
+        "The time."
+        return "noon"
+
+    script = c.mock_script([{"tool_calls": [{"name": "now"}]}, "It is noon.", "You asked."])
+    stream = c.agent_stream(c.mock_stream, [now])(c.request("m", "time?", mock=script))
+    events = list(stream)
+    with pytest.raises(c.ValidationError, match="several"):
+        c.collect(events)
+    assert stream.ctx["iterations"] == 2 and c.content(stream.ctx) == "It is noon."
+    c.mock_call(c.reply(stream.ctx, "what did I ask?"))
+    sent = [(m["role"], len(m.get("tool_calls") or ())) for m in script.calls[2]["messages"]]
+    assert sent == [("user", 0), ("assistant", 1), ("tool", 0), ("assistant", 0), ("user", 0)]
+
+
+def test_a_streamed_chat_with_a_summary_goes_on_from_the_condensed_history():
+    """with_summary condenses the caller's conversation; a streamed turn hands the condensed
+    history back through ctx, so the next turn does not summarise it all again."""
+    from toolz import pipe
+
+    summaries = []
+
+    def summarizer(req):
+        summaries.append(len(req["messages"]))
+        return req.set("response", c.make_response("the summary"))
+
+    script = c.mock_script(lambda r: "ok")
+    msgs = [c.system("sys")]
+    for i in range(4):
+        msgs += [c.user(f"q{i}"), c.assistant(f"a{i}")]
+    summary = c.with_summary(summarizer, keep=2, max_messages=6)
+    ends = []
+    for streamed in (True, False):
+        req = pipe(c.request("m", [*msgs, c.user("q4")], mock=script), summary)
+        for turn in range(5, 8):
+            if streamed:
+                stream = c.mock_stream(req)
+                list(stream)
+                ctx = stream.ctx
+            else:
+                ctx = c.mock_call(req)
+            req = c.reply(ctx, f"q{turn}")
+        ends.append(req["messages"])
+    assert len(summaries) == 2, summaries  # once in each conversation, not at every turn
+    assert ends[0] == ends[1]  # a streamed chat goes on exactly as a called one
+    assert "summary" in ends[0][1]["content"] and len(ends[0]) < len(msgs) + 7
