@@ -327,7 +327,8 @@ def drive_stream(name: str, flow: Flow, inner: StreamFn, *, turns: bool = False)
             seen: list[Any] = []
             this_turn = False
             try:
-                for event in inner(req):
+                events = inner(req)
+                for event in events:
                     if isinstance(event, Done):
                         out = event.ctx
                     else:
@@ -335,6 +336,8 @@ def drive_stream(name: str, flow: Flow, inner: StreamFn, *, turns: bool = False)
                         if turns:
                             seen.append(event)
                         yield event
+                if out is None:  # a Stream keeps its final context (what its middleware added)
+                    out = getattr(events, "ended", None)
             except Exception as exc:
                 item = flow.throw(exc)
                 if this_turn and not isinstance(item, Effect | Emit):
@@ -378,7 +381,8 @@ async def adrive_stream(
             seen: list[Any] = []
             this_turn = False
             try:
-                async for event in inner(req):
+                aevents = inner(req)
+                async for event in aevents:
                     if isinstance(event, Done):
                         out = event.ctx
                     else:
@@ -386,6 +390,8 @@ async def adrive_stream(
                         if turns:
                             seen.append(event)
                         yield event
+                if out is None:
+                    out = getattr(aevents, "ended", None)
             except Exception as exc:
                 item = flow.throw(exc)
                 if this_turn and not isinstance(item, Effect | Emit):

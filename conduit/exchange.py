@@ -200,10 +200,6 @@ async def aexchange_stream(default: str, req: Request, done: bool = True) -> Asy
         yield event
 
 
-def _same(ctx: Request) -> Request:
-    return ctx
-
-
 def _named(fn: Any, name: str, doc: str) -> Any:
     fn.__name__ = fn.__qualname__ = name
     fn.__module__ = __name__
@@ -254,13 +250,13 @@ def handlers(
     def stream_(req: Any) -> Stream:
         caller = as_request(req)
         if "middleware" not in caller:  # nothing to stack: the exchange's events, as they come
-            return Stream(exchange_stream(provider, caller), _same)
+            return Stream(exchange_stream(provider, caller), stream_context(caller))
         return Stream(stream_with(sbase, caller, keep_done=True), stream_context(caller))
 
     def astream_(req: Any) -> AsyncStream:
         caller = as_request(req)
         if "middleware" not in caller:
-            return AsyncStream(aexchange_stream(provider, caller), _same)
+            return AsyncStream(aexchange_stream(provider, caller), stream_context(caller))
         return AsyncStream(astream_with(asbase, caller, keep_done=True), stream_context(caller))
 
     return (

@@ -386,7 +386,8 @@ class Stream:
     """The events of a streamed call, as they come (iterate it as any stream); once all are
     read, :attr:`ctx` is the context the call ends with, as ``c.call`` returns it: the
     response, what the middleware added, a history ``with_summary`` condensed, an agent's
-    whole loop. ``c.reply(stream.ctx, "next")`` continues the conversation.
+    whole loop. ``c.reply(stream.ctx, "next")`` continues the conversation. Closing it (or
+    dropping it) abandons the call.
 
     >>> import conduit as c
     >>> stream = c.mock_stream(c.request("m", "hi", mock="Hello"))
@@ -394,19 +395,15 @@ class Stream:
     ('Hello', 'Hello')
     """
 
-    __slots__ = ("_done", "_events", "_finish")
+    __slots__ = ("_box", "_events", "_finish")
 
     def __init__(self, items: Iterator[Any], finish: Callable[[Request], Request]) -> None:
-        self._done: Done | None = None
+        # The final Done goes into a box the events' generator holds, not into self: a
+        # generator holding its Stream would make a cycle, and a stream dropped mid-way would
+        # stay open (its connection, its spans) until the cycle collector ran.
+        self._box: list[Done] = []
         self._finish = finish
-        self._events = self._run(items)
-
-    def _run(self, items: Iterator[Any]) -> Generator[Any, None, None]:
-        for item in items:
-            if type(item) is Done:
-                self._done = item  # its context is built when asked for: most never are
-            else:
-                yield item
+        self._events = _events(items, self._box)
 
     def __iter__(self) -> Iterator[Any]:
         return self._events
@@ -419,32 +416,47 @@ class Stream:
         self._events.close()
 
     @property
+    def ended(self) -> Request | None:
+        """The final context, or None before the last event was read."""
+        return self._finish(self._box[0].ctx) if self._box else None
+
+    @property
     def ctx(self) -> Request:
         """The final context, once every event was read."""
-        if self._done is None:
-            raise ValidationError(
-                "the stream has not ended: read all its events first (for event in stream: "
-                "...), then stream.ctx"
-            )
-        return self._finish(self._done.ctx)
+        found = self.ended
+        if found is None:
+            raise ValidationError(_NOT_ENDED.format(loop="for event in stream: ..."))
+        return found
+
+
+_NOT_ENDED = (
+    "the stream has not ended: its ctx is there once every event was read ({loop}); a stream "
+    "closed, or failed, before its last event has none"
+)
+
+
+def _events(items: Iterator[Any], box: list[Done]) -> Generator[Any, None, None]:
+    try:
+        for item in items:
+            if type(item) is Done:
+                box.append(item)  # its context is built when asked for: most never are
+            else:
+                yield item
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:  # abandoned: the call under it is closed now, not at collection
+            close()
 
 
 class AsyncStream:
     """The async twin of :class:`Stream` (``async for``; then ``.ctx``)."""
 
-    __slots__ = ("_done", "_events", "_finish")
+    __slots__ = ("_box", "_events", "_finish")
 
     def __init__(self, items: AsyncIterator[Any], finish: Callable[[Request], Request]) -> None:
-        self._done: Done | None = None
+        self._box: list[Done] = []
         self._finish = finish
-        self._events = self._run(items)
-
-    async def _run(self, items: AsyncIterator[Any]) -> AsyncGenerator[Any, None]:
-        async for item in items:
-            if type(item) is Done:
-                self._done = item
-            else:
-                yield item
+        self._events = _aevents(items, self._box)
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self._events
@@ -457,14 +469,30 @@ class AsyncStream:
         await self._events.aclose()
 
     @property
+    def ended(self) -> Request | None:
+        """The final context, or None before the last event was read."""
+        return self._finish(self._box[0].ctx) if self._box else None
+
+    @property
     def ctx(self) -> Request:
         """The final context, once every event was read."""
-        if self._done is None:
-            raise ValidationError(
-                "the stream has not ended: read all its events first (async for event in "
-                "stream: ...), then stream.ctx"
-            )
-        return self._finish(self._done.ctx)
+        found = self.ended
+        if found is None:
+            raise ValidationError(_NOT_ENDED.format(loop="async for event in stream: ..."))
+        return found
+
+
+async def _aevents(items: AsyncIterator[Any], box: list[Done]) -> AsyncGenerator[Any, None]:
+    try:
+        async for item in items:
+            if type(item) is Done:
+                box.append(item)
+            else:
+                yield item
+    finally:
+        aclose = getattr(items, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def stream_context(caller: Request) -> Callable[[Request], Request]:

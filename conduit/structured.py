@@ -113,7 +113,7 @@ def schema_flow(
             value, error = parse_json(text)
         problems = [error] if error else validate(schema, value)
         if not problems:
-            answered = _as_text(ctx, via_tool[0], value) if via_tool else ctx
+            answered = _as_text(ctx, value) if via_tool else ctx
             done: Request = answered.update(
                 {"parsed": build(value), "schema_attempts": attempt + 1}
             )
@@ -125,8 +125,12 @@ def schema_flow(
         )
         answer = tool_result(via_tool[0]["id"], feedback, is_error=True) if via_tool else feedback
         # the re-ask continues the wire conversation, and keeps what the request carried
-        # inside the stack (its deadline, say), which reply() would leave behind
-        sent = sent.set("messages", reply(ctx, answer)["messages"])
+        # inside the stack (its deadline, say), which reply() would leave behind; a tool called
+        # beside the answer tool gets a result too (a tool call without one is refused)
+        unrun = [
+            tool_result(t["id"], _NOT_RUN, is_error=True) for t in calls if t not in via_tool[:1]
+        ]
+        sent = sent.set("messages", reply(ctx, answer)["messages"].extend(unrun))
     raise ValidationError(
         f"the model's answer did not match the schema after {max_retries + 1} tries: "
         + "; ".join(problems),
@@ -134,7 +138,13 @@ def schema_flow(
     )
 
 
-def _as_text(ctx: Request, call: Mapping[str, Any], value: Any) -> Request:
+_NOT_RUN = (
+    "Not run: it was called in the same turn as the answer. Call the tools you need first, "
+    "then give the answer alone."
+)
+
+
+def _as_text(ctx: Request, value: Any) -> Request:
     """*ctx* with an answer given through the answer tool recorded as the JSON text it stands
     for: the tool is the middleware's way of asking, not part of the conversation (a tool call
     without its result is refused on the next turn), and the next turn may go to a provider
@@ -143,12 +153,11 @@ def _as_text(ctx: Request, call: Mapping[str, Any], value: Any) -> Request:
     >>> from conduit.response import make_response, make_tool_call
     >>> call = make_tool_call("t1", "city", {"name": "Paris"})
     >>> ctx = freeze({"response": make_response(tool_calls=[call])})
-    >>> resp = _as_text(ctx, call, {"name": "Paris"})["response"]
+    >>> resp = _as_text(ctx, {"name": "Paris"})["response"]
     >>> resp["content"], len(resp["tool_calls"]), resp["stop_reason"]
     ('{"name": "Paris"}', 0, 'end_turn')
     """
     resp = ctx["response"]
-    rest = [t for t in resp.get("tool_calls") or () if t.get("id") != call.get("id")]
     answer = json.dumps(value, ensure_ascii=False)
     before = resp.get("content") or ""
     if isinstance(before, str):
@@ -156,11 +165,11 @@ def _as_text(ctx: Request, call: Mapping[str, Any], value: Any) -> Request:
     else:  # blocks (reasoning before the answer): the answer as one more text block
         text = [*before, {"type": "text", "text": answer}]
     stop = resp.get("stop_reason")
-    changed = resp.update(
+    changed = resp.update(  # the answer ends the turn: a tool called beside it is not run
         {
             "content": freeze(text),
-            "tool_calls": freeze(rest),
-            "stop_reason": "end_turn" if stop == "tool_use" and not rest else stop,
+            "tool_calls": freeze([]),
+            "stop_reason": "end_turn" if stop == "tool_use" else stop,
         }
     )
     updated: Request = ctx.set("response", changed)

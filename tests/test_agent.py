@@ -343,3 +343,28 @@ def test_an_agent_runs_its_tools_before_the_schema_answer():
     ctx = c.agent(c.mock_call, [weather])(req)
     assert ran == ["Paris"] and ctx["parsed"] == {"temp": 21} and ctx["iterations"] == 2
     assert [m["role"] for m in script.calls[1]["messages"]] == ["user", "assistant", "tool"]
+
+
+def test_a_wrong_answer_beside_another_tool_call_is_re_asked_with_a_result_for_each():
+    """With tool_choice any, a model may call a tool and the answer tool in one turn: when
+    the answer is wrong, the re-ask gives every call of that turn a result (a tool call left
+    without one is a 400 on Anthropic), and a right answer ends the turn."""
+    schema = {
+        "title": "city",
+        "type": "object",
+        "properties": {"name": {"type": "string"}},
+        "required": ["name"],
+    }
+    both = [
+        {"name": "weather", "arguments": {"city": "Paris"}, "id": "call_w"},
+        {"name": "city", "arguments": {"nom": "Paris"}, "id": "call_a"},
+    ]
+    script = c.mock_script(
+        [{"tool_calls": both}, {"tool_calls": [{"name": "city", "arguments": {"name": "Paris"}}]}]
+    )
+    ctx = c.mock_call(c.with_schema(schema)(c.request("m", "Which city?", mock=script)))
+    assert ctx["parsed"] == {"name": "Paris"} and ctx["schema_attempts"] == 2
+    assert not c.tool_calls(ctx) and ctx["response"]["stop_reason"] == "end_turn"
+    answered = [m for m in script.calls[1]["messages"] if m["role"] == "tool"]
+    assert sorted(m["tool_call_id"] for m in answered) == ["call_a", "call_w"]
+    assert all(m.get("is_error") for m in answered)

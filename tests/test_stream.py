@@ -146,3 +146,50 @@ def test_a_streamed_chat_with_a_summary_goes_on_from_the_condensed_history():
     assert len(summaries) == 2, summaries  # once in each conversation, not at every turn
     assert ends[0] == ends[1]  # a streamed chat goes on exactly as a called one
     assert "summary" in ends[0][1]["content"] and len(ends[0]) < len(msgs) + 7
+
+
+def test_a_stream_dropped_mid_way_closes_its_call_at_once():
+    """No reference cycle keeps an abandoned stream (its connection, its spans) open until the
+    cycle collector runs: the call under it closes when the loop leaves it."""
+    import gc
+
+    closed = []
+
+    def watch(req):
+        try:
+            return (yield req)
+        finally:
+            closed.append("closed")
+
+    req = c.with_middleware(watch)(c.request("m", "hi", mock="one two three four"))
+    gc.disable()
+    try:
+        for _event in c.mock_stream(req):
+            break
+        assert closed == ["closed"]
+    finally:
+        gc.enable()
+
+
+def test_a_stream_without_middleware_hands_back_the_callers_keys_only():
+    stream = c.mock_stream(c.request("m", "hi", mock="Hello"))
+    list(stream)
+    assert sorted(stream.ctx) == sorted(c.mock_call(c.request("m", "hi", mock="Hello")))
+
+
+def test_a_streamed_agent_keeps_what_each_calls_middleware_added():
+    from toolz import pipe
+
+    def now() -> str:
+        "The time."
+        return "noon"
+
+    schema = {"type": "object", "properties": {"t": {"type": "string"}}, "required": ["t"]}
+    replies = [{"tool_calls": [{"name": "now"}]}, '{"t": "noon"}']
+    ask = c.request("gpt-4o-mini", "time?", mock=c.mock_script(replies))
+    stream = c.agent_stream(c.mock_stream, [now])(pipe(ask, c.with_schema(schema), c.with_cost))
+    list(stream)
+    again = ask.set("mock", c.mock_script(replies))
+    called = c.agent(c.mock_call, [now])(pipe(again, c.with_schema(schema), c.with_cost))
+    for key in ("parsed", "schema_attempts", "cost", "iterations"):
+        assert stream.ctx[key] == called[key], key
