@@ -382,7 +382,37 @@ async def acall_with(base: AsyncHandler, req: Any) -> Request:
     return _finish(caller, await _stack(base, caller, Middleware.awrap)(caller))
 
 
-class Stream:
+class _Ended:
+    """What :class:`Stream` and :class:`AsyncStream` share: the final context, once read."""
+
+    __slots__ = ("_box", "_finish")
+    _loop = "for event in stream: ..."
+
+    def __init__(self, finish: Callable[[Request], Request]) -> None:
+        # The final Done goes into a box the events' generator holds, not into self: a
+        # generator holding its stream would make a cycle, and a stream dropped mid-way would
+        # stay open (its connection, its spans) until the cycle collector ran.
+        self._box: list[Done] = []
+        self._finish = finish
+
+    @property
+    def ended(self) -> Request | None:
+        """The final context, or None before the last event was read."""
+        return self._finish(self._box[0].ctx) if self._box else None
+
+    @property
+    def ctx(self) -> Request:
+        """The final context, once every event was read."""
+        found = self.ended
+        if found is None:
+            raise ValidationError(
+                f"the stream has not ended: its ctx is there once every event was read "
+                f"({self._loop}); a stream closed, or failed, before its last event has none"
+            )
+        return found
+
+
+class Stream(_Ended):
     """The events of a streamed call, as they come (iterate it as any stream); once all are
     read, :attr:`ctx` is the context the call ends with, as ``c.call`` returns it: the
     response, what the middleware added, a history ``with_summary`` condensed, an agent's
@@ -395,14 +425,10 @@ class Stream:
     ('Hello', 'Hello')
     """
 
-    __slots__ = ("_box", "_events", "_finish")
+    __slots__ = ("_events",)
 
     def __init__(self, items: Iterator[Any], finish: Callable[[Request], Request]) -> None:
-        # The final Done goes into a box the events' generator holds, not into self: a
-        # generator holding its Stream would make a cycle, and a stream dropped mid-way would
-        # stay open (its connection, its spans) until the cycle collector ran.
-        self._box: list[Done] = []
-        self._finish = finish
+        super().__init__(finish)
         self._events = _events(items, self._box)
 
     def __iter__(self) -> Iterator[Any]:
@@ -414,25 +440,6 @@ class Stream:
     def close(self) -> None:
         """Stop reading: the call is abandoned (its connection closed)."""
         self._events.close()
-
-    @property
-    def ended(self) -> Request | None:
-        """The final context, or None before the last event was read."""
-        return self._finish(self._box[0].ctx) if self._box else None
-
-    @property
-    def ctx(self) -> Request:
-        """The final context, once every event was read."""
-        found = self.ended
-        if found is None:
-            raise ValidationError(_NOT_ENDED.format(loop="for event in stream: ..."))
-        return found
-
-
-_NOT_ENDED = (
-    "the stream has not ended: its ctx is there once every event was read ({loop}); a stream "
-    "closed, or failed, before its last event has none"
-)
 
 
 def _events(items: Iterator[Any], box: list[Done]) -> Generator[Any, None, None]:
@@ -448,14 +455,14 @@ def _events(items: Iterator[Any], box: list[Done]) -> Generator[Any, None, None]
             close()
 
 
-class AsyncStream:
+class AsyncStream(_Ended):
     """The async twin of :class:`Stream` (``async for``; then ``.ctx``)."""
 
-    __slots__ = ("_box", "_events", "_finish")
+    __slots__ = ("_events",)
+    _loop = "async for event in stream: ..."
 
     def __init__(self, items: AsyncIterator[Any], finish: Callable[[Request], Request]) -> None:
-        self._box: list[Done] = []
-        self._finish = finish
+        super().__init__(finish)
         self._events = _aevents(items, self._box)
 
     def __aiter__(self) -> AsyncIterator[Any]:
@@ -467,19 +474,6 @@ class AsyncStream:
     async def aclose(self) -> None:
         """Stop reading: the call is abandoned (its connection closed)."""
         await self._events.aclose()
-
-    @property
-    def ended(self) -> Request | None:
-        """The final context, or None before the last event was read."""
-        return self._finish(self._box[0].ctx) if self._box else None
-
-    @property
-    def ctx(self) -> Request:
-        """The final context, once every event was read."""
-        found = self.ended
-        if found is None:
-            raise ValidationError(_NOT_ENDED.format(loop="async for event in stream: ..."))
-        return found
 
 
 async def _aevents(items: AsyncIterator[Any], box: list[Done]) -> AsyncGenerator[Any, None]:

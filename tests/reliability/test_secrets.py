@@ -223,6 +223,20 @@ def _ipython(value: Any) -> str:
     return str(shell.display_formatter.format(value)[0]["text/plain"])
 
 
+def logged(folder: Path, *calls: dict[str, Any]) -> list[dict[str, Any]]:
+    """Write *calls* (``log.record`` fields) to a call log in *folder*, as the CLI does, and
+    return its rows: what the log keeps."""
+    log = calllog.open_log(folder / "logs.db")
+    assert log is not None
+    try:
+        for call in calls:
+            fields = {"conversation": "c1", "command": "chat", "started": time.time()}
+            log.record(**{**fields, "latency": 0.1, **call})
+        return log.recent()
+    finally:
+        log.close()
+
+
 def no_log_filter() -> None:
     """Take Conduit's filter off the loggers that print URLs, as in a process that has not
     been given a URL with a key yet (so a test sees the code under test install it)."""
@@ -555,21 +569,11 @@ def test_a_credential_in_the_url_leaks_nowhere_when_the_server_quotes_it(
     answered = request(second, "echoanswer")
     out = c.batch(c.call, [answered], checkpoint=sinks.folder / "ck.jsonl", progress=False)
     assert "you sent" in c.content(out[0])  # the answer, quoting it, is the user's to see
-    log = calllog.open_log(sinks.folder / "logs.db")
-    assert log is not None
-    try:
-        log.record(
-            conversation="c1",
-            command="chat",
-            model="openai:gpt-4o-mini",
-            prompt="hi",
-            messages=[c.user("hi"), c.assistant(c.content(out[0]))],
-            ctx=out[0],
-            started=time.time(),
-            latency=0.1,
-        )
-    finally:
-        log.close()
+    answer = [c.user("hi"), c.assistant(c.content(out[0]))]
+    logged(
+        sinks.folder,
+        {"model": "openai:gpt-4o-mini", "prompt": "hi", "messages": answer, "ctx": out[0]},
+    )
     pairs = [f"bob:{canary}/x", f"bob:{canary}@x"]  # as the Basic header carries them
     sinks.assert_clean(canary, *(base64.b64encode(p.encode()).decode() for p in pairs))
 

@@ -31,7 +31,6 @@ import pytest
 from toolz import pipe
 
 import conduit as c
-from conduit import calllog
 from conduit._data import is_credential
 from conduit.middleware import middlewares
 from conduit.providers import azure
@@ -48,6 +47,7 @@ from tests.reliability.test_secrets import (
     _id,
     _Sinks,
     _stack,
+    logged,
     no_log_filter,
 )
 from tests.reliability.test_secrets import sinks as _sinks_fixture
@@ -749,33 +749,24 @@ def test_the_call_log_masks_every_provider_credential_variable(sinks, monkeypatc
     names = sorted(values)
     assert {"GOOGLE_API_KEY", "AZURE_OPENAI_AD_TOKEN", "AWS_BEARER_TOKEN_BEDROCK"} <= set(names)
     said = " and ".join(values.values())
-    log = calllog.open_log(sinks.folder / "logs.db")
-    assert log is not None
-    try:
-        log.record(
-            conversation="c1",
-            command="chat",
-            model="gemini:gemini-2.5-flash",
-            prompt=f"keys: {said}",
-            messages=[c.user(f"keys: {said}"), c.assistant(f"you sent {said}")],
-            ctx={"response": {"role": "assistant", "content": f"you sent {said}"}},
-            started=time.time(),
-            latency=0.1,
-            system=f"system {said}",
-        )
-        log.record(
-            conversation="c1",
-            command="chat",
-            model="bedrock:m",
-            prompt="hi",
-            messages=[c.user("hi")],
-            error=c.AuthenticationError(f"refused {said}"),
-            started=time.time(),
-            latency=0.1,
-        )
-        sinks.texts["rows"] = json.dumps(log.recent())
-    finally:
-        log.close()
+    rows = logged(
+        sinks.folder,
+        {
+            "model": "gemini:gemini-2.5-flash",
+            "prompt": f"keys: {said}",
+            "messages": [c.user(f"keys: {said}"), c.assistant(f"you sent {said}")],
+            "ctx": {"response": {"role": "assistant", "content": f"you sent {said}"}},
+            "system": f"system {said}",
+        },
+        {
+            "model": "bedrock:m",
+            "prompt": "hi",
+            "messages": [c.user("hi")],
+            "error": c.AuthenticationError(f"refused {said}"),
+        },
+    )
+    assert len(rows) == 2
+    sinks.texts["rows"] = json.dumps(rows)
     sinks.assert_clean(*values.values(), *canaries.values())
 
 
