@@ -66,16 +66,18 @@ def agent_flow(
     This is the one agent loop: ``agent``, ``aagent`` and the streaming agents all drive it.
     """
     made: list[Any] = []
+    costs: list[Any] = []  # each model call's ctx["cost"] (with_cost), to total the run
     history = req
     for iteration in range(1, max_iterations + 1):
         ctx: Request = yield history
+        costs.append(ctx.get("cost"))
         events = [Event(type="model_response", response=ctx["response"], iteration=iteration)]
         calls = tool_calls(ctx)
         events.extend(Event(type="tool_call", tool_call=call) for call in calls)
         yield from _reported(report, events)
         if not calls:
             done: Request = ctx.update({"iterations": iteration, "tool_calls_made": pvector(made)})
-            return done
+            return done.set("cost", _total(costs)) if "cost" in ctx else done
         results = yield Effect(
             partial(run_tool_calls, ctx, tools), partial(arun_tool_calls, ctx, tools)
         )
@@ -83,6 +85,15 @@ def agent_flow(
         made.extend(calls)
         history = _next_turn(ctx, results)
     raise _too_many(max_iterations, history.set("response", ctx["response"]))
+
+
+def _total(costs: list[Any]) -> float | None:
+    """The cost of an agent's run: every model call's, or None when one had no price.
+
+    >>> _total([0.25, 0.0, 0.5]), _total([0.25, None])
+    (0.75, None)
+    """
+    return None if any(cost is None for cost in costs) else float(sum(costs))
 
 
 def _reported(report: Report | None, events: list[Event]) -> Iterator[Any]:

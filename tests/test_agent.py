@@ -368,3 +368,29 @@ def test_a_wrong_answer_beside_another_tool_call_is_re_asked_with_a_result_for_e
     answered = [m for m in script.calls[1]["messages"] if m["role"] == "tool"]
     assert sorted(m["tool_call_id"] for m in answered) == ["call_a", "call_w"]
     assert all(m.get("is_error") for m in answered)
+
+
+def test_an_agents_cost_is_every_model_call_it_made():
+    """with_cost prices each model call; the agent's context totals them (it held the last
+    call's only), streamed or not."""
+
+    def add(a: int, b: int) -> int:
+        "Add."
+        return a + b
+
+    usage = {"input_tokens": 1_000_000, "output_tokens": 0, "total_tokens": 1_000_000}
+    replies = [
+        {"tool_calls": [{"name": "add", "arguments": {"a": 2, "b": 3}}], "usage": usage},
+        {"content": "5", "usage": usage},
+    ]
+    priced = c.with_cost(prices={"m": {"input": 1.0, "output": 1.0}})
+    ctx = c.agent(c.mock_call, [add])(priced(c.request("m", "2+3?", mock=c.mock_script(replies))))
+    assert ctx["iterations"] == 2 and ctx["cost"] == pytest.approx(2.0)
+    stream = c.agent_stream(c.mock_stream, [add])(
+        priced(c.request("m", "2+3?", mock=c.mock_script(replies)))
+    )
+    list(stream)
+    assert stream.ctx["cost"] == pytest.approx(2.0)
+    unpriced = c.with_cost(prices={"other": {"input": 1.0, "output": 1.0}})
+    ctx = c.agent(c.mock_call, [add])(unpriced(c.request("m", "2+3?", mock=c.mock_script(replies))))
+    assert ctx["cost"] is None  # one call without a price: the total is unknown, not too low
