@@ -23,6 +23,7 @@ __all__ = [
     "is_credential",
     "mask_url",
     "masked",
+    "name_words",
     "peek",
     "query_secrets",
     "request_secrets",
@@ -192,9 +193,19 @@ def is_secret_name(name: str) -> bool:
     >>> [is_secret_name(n) for n in ("keyword", "tokens", "auth-file", "page")]
     [False, False, False, False]
     """
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name.strip("-"))
-    words = [w for w in re.split(r"[\s_.\-]+", spaced.lower()) if w]
+    words = name_words(name)
     return bool(words) and any(w in _SECRET_WORDS for w in words) and words[-1] not in _NOT_SECRET
+
+
+def name_words(name: str) -> list[str]:
+    """The lower-case words of a name, however it is written (``--api-key``, ``accessToken``,
+    ``X-Goog-Api-Key``).
+
+    >>> name_words("--api-key"), name_words("accessToken")
+    (['api', 'key'], ['access', 'token'])
+    """
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name.strip("-"))
+    return [w for w in re.split(r"[\s_.\-]+", spaced.lower()) if w]
 
 
 def secret_problem(value: str, name: str = "api_key") -> str | None:

@@ -18,6 +18,7 @@ from conduit._data import (
     freeze,
     freeze_map,
     is_credential,
+    name_words,
     peek,
     query_secrets,
     reveal,
@@ -564,13 +565,11 @@ def _credential_fix(name: str) -> str | None:
     >>> _credential_fix("accessToken")
     "give a provider's key as api_key=..., any other credential as headers={...}"
     """
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name).lower()
-    words = [w for w in re.split(r"[\s_.\-]+", spaced) if w]
+    words = name_words(name)
     if words[:1] == ["aws"]:
         return _AWS_FIX
-    if set(words) & _CREDENTIAL_WORDS or {"api", "key"} <= set(words):
-        return "give a provider's key as api_key=..., any other credential as headers={...}"
-    if "_".join(words) in _CREDENTIAL_NAMES:
+    named = set(words) & _CREDENTIAL_WORDS or {"api", "key"} <= set(words)
+    if named or "_".join(words) in _CREDENTIAL_NAMES:
         return "give a provider's key as api_key=..., any other credential as headers={...}"
     return None
 
