@@ -500,7 +500,7 @@ def _build(*, store: CacheStore | None = None, ttl: float | None = None) -> Midd
         kinds = "c.MemoryCache(), c.SQLiteCache(path) or c.RedisCache(url)"
         raise ValidationError(f"with_cache(store) needs a store such as {kinds}, not {store!r:.40}")
     seconds = number("with_cache", "ttl", ttl, optional=True)
-    return middleware(cache_flow, name="cache", store=store, ttl=seconds)
+    return middleware(cache_flow, name="cache", replays=True, store=store, ttl=seconds)
 
 
 _SPEC = Builder(

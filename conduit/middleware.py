@@ -69,6 +69,11 @@ class Middleware:
     options: PMap[str, Any] = attrs.field(factory=pmap)
     innermost: bool = False  # stacked next to the exchange itself, whatever order it was added
     outermost: bool = False  # stacked first (it sees the caller's request), whatever the order
+    #: it changes what the model is asked and reads the answer back (a schema, retrieval)
+    shapes: bool = False
+    #: it may answer from a store without the layers inside it (a cache): recorded outside a
+    #: ``shapes`` middleware, it is stacked just inside the last one (:func:`_replays_inside`)
+    replays: bool = False
     #: ``scope(kind, req, flow, **options) -> flow``: wraps composite work run for a request
     #: (an agent's loop), as :func:`scoped` applies it; None for most middleware
     scope: Callable[..., Flow] | None = None
@@ -100,6 +105,8 @@ def middleware(
     name: str | None = None,
     innermost: bool = False,
     outermost: bool = False,
+    shapes: bool = False,
+    replays: bool = False,
     scope: Callable[..., Flow] | None = None,
     **options: Any,
 ) -> Middleware:
@@ -124,38 +131,38 @@ def middleware(
         options=frozen,
         innermost=innermost,
         outermost=outermost,
+        shapes=shapes,
+        replays=replays,
         scope=scope,
     )
 
 
 def _stacked(req: Mapping[str, Any]) -> list[Middleware]:
     """The recorded middleware, outermost first: the outermost-flagged ones, then the others in
-    the order recorded (a cache inside the schema and retrieval, :func:`_cache_inside`), then
+    the order recorded (a cache inside the schema and retrieval, :func:`_replays_inside`), then
     the innermost-flagged ones."""
     mws = middlewares(req)
     first = [m for m in mws if m.outermost]
     last = [m for m in mws if m.innermost and not m.outermost]
     middle = [m for m in mws if not (m.outermost or m.innermost)]
-    return first + _cache_inside(middle) + last
+    return first + _replays_inside(middle) + last
 
 
-#: Middleware whose result keys come from the answer (``parsed``, ``sources``) and whose
-#: changes on the way in decide it (a schema format, retrieved passages).
-_ANSWER_SHAPING = frozenset(("schema", "retrieval"))
-
-
-def _cache_inside(mws: list[Middleware]) -> list[Middleware]:
-    """*mws* with any cache recorded outside a schema or retrieval moved just inside the last
-    of them: the cache keys the request the model would see (its schema format, its retrieved
-    passages), and a hit goes back out through them (parsed, given its sources) like an answer.
+def _replays_inside(mws: list[Middleware]) -> list[Middleware]:
+    """*mws* with any middleware that ``replays`` (a cache) recorded outside one that
+    ``shapes`` (a schema, retrieval) moved just inside the last of those: the cache keys the
+    request the model would see (its schema format, its retrieved passages), and a hit goes
+    back out through them (parsed, given its sources) like an answer.
 
     >>> names = lambda ms: [m.name for m in ms]
-    >>> cache, schema, retry = (Middleware(flow=None, name=n) for n in ("cache", "schema", "retry"))
-    >>> names(_cache_inside([cache, retry, schema])), names(_cache_inside([retry, cache]))
+    >>> cache = Middleware(flow=None, name="cache", replays=True)
+    >>> schema = Middleware(flow=None, name="schema", shapes=True)
+    >>> retry = Middleware(flow=None, name="retry")
+    >>> names(_replays_inside([cache, retry, schema])), names(_replays_inside([retry, cache]))
     (['retry', 'schema', 'cache'], ['retry', 'cache'])
     """
-    last = max((i for i, m in enumerate(mws) if m.name in _ANSWER_SHAPING), default=-1)
-    early = [i for i, m in enumerate(mws[:last]) if m.name == "cache"]
+    last = max((i for i, m in enumerate(mws) if m.shapes), default=-1)
+    early = [i for i, m in enumerate(mws[:last]) if m.replays]
     if not early:
         return mws
     moved = [m for i, m in enumerate(mws) if i not in early]

@@ -223,7 +223,7 @@ def _build_middleware(
         "max_retries": retries,
         "strict": strict,
     }
-    return Middleware(flow=schema_flow, name="schema", options=freeze_map(options))
+    return Middleware(flow=schema_flow, name="schema", options=freeze_map(options), shapes=True)
 
 
 _SPEC = Builder(

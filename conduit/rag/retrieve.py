@@ -394,7 +394,9 @@ def _build(*, retrieve: Retriever | None = None, template: str = DEFAULT_TEMPLAT
     except (KeyError, IndexError, ValueError) as exc:
         msg = f"with_retrieval's template may hold only {{context}} (double other braces): {exc}"
         raise ValidationError(msg) from None
-    return middleware(retrieval_flow, name="retrieval", retrieve=retrieve, template=template)
+    return middleware(
+        retrieval_flow, name="retrieval", shapes=True, retrieve=retrieve, template=template
+    )
 
 
 _SPEC = Builder(
