@@ -76,18 +76,22 @@ def default_path(environ: Mapping[str, str] | None = None) -> Path | None:
 
 
 def _held(ctx: Mapping[str, Any] | None) -> list[str]:
-    """The credentials a call's context holds, longest first (short ones are left alone)."""
+    """The credentials a call's context holds (a base URL's key, say)."""
     from conduit._data import request_secrets
 
-    found = request_secrets(ctx) if ctx is not None else []
-    return sorted((s for s in found if len(s) >= 6), key=len, reverse=True)
+    return request_secrets(ctx) if ctx is not None else []
 
 
 def _secrets(environ: Mapping[str, str], extra: Iterable[str]) -> list[str]:
     from conduit.registry import secret_values
 
-    found = secret_values(environ)
-    return sorted({s for s in [*found, *extra] if s and len(s) >= 6}, key=len, reverse=True)
+    return _longest_first([*secret_values(environ), *extra])
+
+
+def _longest_first(secrets: Iterable[str]) -> list[str]:
+    """*secrets* to mask, longest first (a shorter one inside a longer one would leave the
+    longer one's rest in clear), short ones left alone."""
+    return sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
 
 
 class Log:
@@ -108,7 +112,8 @@ class Log:
     def _mask(self, text: str | None, more: Sequence[str] = ()) -> str | None:
         if text is None:
             return None
-        for secret in [*more, *self._secrets]:  # as given, and as the messages' JSON escapes it
+        secrets = _longest_first([*more, *self._secrets]) if more else self._secrets
+        for secret in secrets:  # as given, and as the messages' JSON escapes it
             for form in (secret, json.dumps(secret)[1:-1]):
                 text = text.replace(form, "***")
         return text
