@@ -302,11 +302,11 @@ def encode_chat(req: Request, stream: bool = False) -> dict[str, Any]:
     if answer_tool is not None:
         own = bool(body.get("tools")) and body.get("tool_choice") != {"type": "none"}
         body["tools"] = [*body.get("tools", []), answer_tool]
-        if _thinking(body):  # the API refuses a forced tool call while thinking is on
-            body["tool_choice"] = {"type": "auto"}
-            body["system"] = _with_instruction(body.get("system"), answer_tool["name"])
-        elif own:  # the caller's tools first (an agent), then the answer: some tool each turn
-            body["tool_choice"] = {"type": "any"}
+        # offered, not forced, while thinking is on (the API refuses a forced tool call) or
+        # beside the caller's tools (an agent: they come first, then the answer, some tool
+        # each turn); the system prompt names the answer tool
+        if _thinking(body) or own:
+            body["tool_choice"] = {"type": "auto" if _thinking(body) else "any"}
             body["system"] = _with_instruction(body.get("system"), answer_tool["name"])
         else:  # forced, whatever tool_choice said
             body["tool_choice"] = {"type": "tool", "name": answer_tool["name"]}

@@ -396,12 +396,9 @@ def encode_chat(req: Request, stream: bool = False) -> dict[str, Any]:
         own = bool(tools) and options.get("tool_choice") != "none"
         tools = [*tools, answer]
         name = answer["toolSpec"]["name"]
-        note = f"Give your final answer by calling the {name} tool with it, and nothing else."
-        if _thinking(extra):  # a forced tool call is refused while thinking is on
-            choice = {"auto": {}}
-            body["system"] = [*system, {"text": note}]
-        elif own:  # the caller's tools first (an agent), then the answer: some tool each turn
-            choice = {"any": {}}
+        if _thinking(extra) or own:  # offered, not forced: as on Anthropic (encode_chat there)
+            choice = {"auto": {}} if _thinking(extra) else {"any": {}}
+            note = f"Give your final answer by calling the {name} tool with it, and nothing else."
             body["system"] = [*system, {"text": note}]
         else:
             choice = {"tool": {"name": name}}
